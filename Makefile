@@ -1,0 +1,102 @@
+# officenet: photos -> dataset -> trained run -> int8 bundle -> server / Android APK.
+# `make help` lists the targets; variables below can be overridden: make train RUN=artifacts/r2
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON     ?= python3.11
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+DATA       ?= data/office20
+RUN        ?= artifacts/run
+BUNDLE     ?= artifacts/bundle
+APK        ?= artifacts/officenet-demo.apk
+HOST       ?= 127.0.0.1
+PORT       ?= 8000
+GPU        ?= 0
+# `make data` runs `python -m training.data $(DATA_SOURCE) --out $(DATA) $(DATA_ARGS)`;
+# e.g. DATA_SOURCE=import DATA_ARGS="--from ~/imagenet/train --classes office20-imagenet"
+DATA_SOURCE ?= fetch
+DATA_ARGS  ?=
+TRAIN_ARGS ?=
+EXPORT_ARGS ?=
+BENCH_ARGS ?=
+TEST_ARGS  ?=
+
+# tfmot needs Keras 2: every TensorFlow import in this project must see tf_keras.
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONPATH := $(CURDIR)
+
+STAMP := $(VENV)/.officenet-setup-$(GPU)
+
+.PHONY: help setup setup-serve setup-android data train export serve apk bench test test-fast clean
+
+help:
+	@echo "make setup             create $(VENV) with the pinned stack (GPU=1: CUDA build of TensorFlow)"
+	@echo "make data              build the dataset at DATA=$(DATA) (default source: Tiny ImageNet office20)"
+	@echo "make train             train into RUN=$(RUN)            (TRAIN_ARGS='--epochs 30 ...')"
+	@echo "make export            prune, int8, parity gate, publish BUNDLE=$(BUNDLE)"
+	@echo "make serve             HTTP classifier on HOST=$(HOST) PORT=$(PORT)"
+	@echo "make apk               signed Android demo APK at $(APK)"
+	@echo "make bench             benchmarks, results in bench/results/"
+	@echo "make test              the whole test suite (what CI runs); make test-fast skips slow tests"
+
+setup: $(STAMP)
+
+$(STAMP): requirements/serve.txt requirements/train.txt requirements/dev.txt requirements/constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; officenet needs Python 3.11 (set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements/dev.txt -c requirements/constraints.txt
+ifeq ($(GPU),1)
+	$(PY) -m pip install -q "tensorflow[and-cuda]==2.21.0"
+endif
+	touch $@
+
+# A serving-only environment (no TensorFlow): for a machine that only runs `make serve`.
+setup-serve:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements/serve.txt -c requirements/constraints.txt
+
+# System tools for the APK build and the browser tests (apt + npm, idempotent).
+setup-android:
+	bash android_demo/setup.sh
+
+data: setup
+	$(PY) -m training.data $(DATA_SOURCE) --out $(DATA) $(DATA_ARGS)
+
+# The default dataset is made on demand so that `make setup train export` works on a fresh
+# machine; a dataset somewhere else must be made explicitly.
+$(DATA)/dataset.json:
+	@if [ "$(DATA)" != "data/office20" ]; then \
+	  echo "error: no dataset at $(DATA) (missing $(DATA)/dataset.json)."; \
+	  echo "  make one with: make data DATA=$(DATA) DATA_SOURCE=import DATA_ARGS='--from /path/to/images'"; exit 1; fi
+	$(MAKE) data
+
+train: setup $(DATA)/dataset.json
+	$(PY) -m training.train --data $(DATA) --out $(RUN) $(TRAIN_ARGS)
+
+export: setup
+	@test -f $(RUN)/model.keras || { echo "error: no trained run at $(RUN) (missing $(RUN)/model.keras). Make one with: make train RUN=$(RUN)"; exit 1; }
+	$(PY) -m export --run $(RUN) --out $(BUNDLE) $(EXPORT_ARGS)
+
+serve:
+	@test -x $(PY) || { echo "error: no $(VENV). Run: make setup (or make setup-serve for a serving-only machine)"; exit 1; }
+	@test -f $(BUNDLE)/manifest.json || { echo "error: no bundle at $(BUNDLE) (missing $(BUNDLE)/manifest.json). Make one with: make train export"; exit 1; }
+	$(PY) -m server --bundle $(BUNDLE) --host $(HOST) --port $(PORT)
+
+apk: setup setup-android
+	@test -f $(BUNDLE)/manifest.json || { echo "error: no bundle at $(BUNDLE) (missing $(BUNDLE)/manifest.json). Make one with: make train export"; exit 1; }
+	$(PY) -m android_demo.build --bundle $(BUNDLE) --out $(APK)
+
+bench: setup setup-android
+	$(PY) -m bench --data $(DATA) --run $(RUN) --bundle $(BUNDLE) $(BENCH_ARGS)
+
+test: setup setup-android
+	$(PY) -m pytest $(TEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(TEST_ARGS)
+
+clean:
+	rm -rf artifacts .pytest_cache
