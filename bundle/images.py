@@ -27,7 +27,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 50_000_000
-FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO")
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+# Leading bytes of the supported formats: bytes that start like an image but don't parse are a
+# corrupt image (400), anything else is not an image at all (415).
+SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 
 
 class ImageError(ValueError):
@@ -48,6 +51,8 @@ def decode_image(data: bytes, target_size: int | None = None,
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
+        if data.startswith(SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+            raise ImageError("corrupt_image", "the file starts like an image but its header is corrupt")
         raise ImageError("unsupported_format",
                          "not an image, or not a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

@@ -1,0 +1,68 @@
+"""Session fixtures: one tiny real dataset -> trained run -> exported bundle, shared by all tests.
+
+Each fixture calls the stage's own CLI entry point in-process, exactly as `make data train export`
+does, on real photos from ../shared/datasets, at tiny settings so the chain takes about a minute
+on 2 cores. Tests that need a model depend on ``tiny_run`` or ``tiny_bundle`` and are marked slow.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("OFFICENET_SHARED", REPO.parent / "shared")) / "datasets"
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """../shared/datasets (real ImageNet photos); tests needing it skip outside this workplace."""
+    if not (SHARED / "tiny-imagenet-office20").is_dir():
+        pytest.skip(f"real photos not found at {SHARED} (set OFFICENET_SHARED to the shared/ folder)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def sample_photos(shared_datasets) -> list[Path]:
+    """Full-size golden ImageNet photos, one per class (imagenet-samples/images)."""
+    return sorted((shared_datasets / "imagenet-samples" / "images").glob("*.JPEG"))
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(shared_datasets, tmp_path_factory) -> Path:
+    """20 office classes x 60 real Tiny ImageNet photos, imported by the data stage's CLI."""
+    from training.data.cli import main
+
+    root = tmp_path_factory.mktemp("data") / "office20"
+    rc = main(["import", "--from", str(shared_datasets / "tiny-imagenet-office20"),
+               "--out", str(root), "--per-class", "60"])
+    assert rc == 0 and (root / "dataset.json").is_file()
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
+    """A real model trained for a few epochs at 32 px by the trainer's CLI."""
+    from training.train import main
+
+    run = tmp_path_factory.mktemp("run") / "run"
+    rc = main(["--data", str(tiny_dataset), "--out", str(run), "--image-size", "32",
+               "--epochs", "4", "--seed", "0"])
+    assert rc == 0 and (run / "model.keras").is_file()
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
+    """The tiny run pruned, int8-quantized, parity-gated and published by export's CLI."""
+    from export.cli import main
+
+    bundle = tmp_path_factory.mktemp("bundle") / "bundle"
+    rc = main(["--run", str(tiny_run), "--out", str(bundle), "--prune-epochs", "1",
+               "--calibration-images", "100"])
+    assert rc == 0 and (bundle / "manifest.json").is_file()
+    return bundle
