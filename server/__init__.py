@@ -1,0 +1,37 @@
+"""officenet's HTTP classifier: the bundle's int8 model behind ``POST /classify`` (no TensorFlow).
+
+Modules: ``app`` (FastAPI routes, lifespan), ``inference`` (interpreter pool), ``upload``
+(multipart or raw body), ``limits`` (streaming body cap), ``errors`` (the one error shape),
+``schemas`` (response models), ``settings`` (typed knobs), ``cli`` (``python -m server``),
+``static/index.html`` (the phone page at ``/``).
+
+Running it
+----------
+One process::
+
+    python -m server --bundle artifacts/bundle --host 0.0.0.0 --port 8000
+    curl -F file=@mug.jpg 'http://127.0.0.1:8000/classify?top_k=3'
+    curl --data-binary @mug.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8000/classify
+
+One process already uses every core: it runs one LiteRT interpreter per core on its own
+threads (Pillow and LiteRT release the GIL), while the event loop only does HTTP. When the HTTP
+side becomes the bottleneck (many small images), run several worker processes; each gets
+``cores / workers`` interpreters unless ``--interpreters`` says otherwise::
+
+    python -m server --bundle artifacts/bundle --workers 2
+    # the same with plain uvicorn (settings from OFFICENET_* variables, see server.settings):
+    OFFICENET_BUNDLE=artifacts/bundle OFFICENET_WORKERS=2 \\
+        uvicorn --factory server.app:from_env --workers 2 --host 0.0.0.0 --port 8000
+
+Scaling out
+-----------
+The server is stateless: no sessions, no caches keyed by client, no files written; every
+request carries its image and gets its whole answer. Each process reads the bundle directory
+once at startup and never again. So N machines each running ``python -m server`` on a copy of
+the same bundle (check ``GET /model`` -> ``model.sha256`` agrees) can sit behind any HTTP load
+balancer with round-robin or least-connections and no stickiness. Point the balancer's health
+check at ``GET /readyz`` (200 only once the model is loaded and warmed up, 503 otherwise) and
+liveness at ``GET /healthz``. Limit request bodies at the balancer too (``--max-bytes`` here,
+default 10 MB). To roll out a new model, publish the bundle next to the old one and restart the
+machines one at a time; ``/model`` says which model each one serves.
+"""

@@ -1,0 +1,62 @@
+"""Serving knobs: one typed dataclass with working defaults, filled from the CLI or the environment.
+
+The CLI (``python -m server``) and a bare ``uvicorn --factory server.app:from_env`` share one
+source of truth: the CLI writes the resolved settings into ``OFFICENET_*`` environment variables
+and every uvicorn worker process rebuilds them with ``ServerSettings.from_env()``.
+
+    from server.settings import ServerSettings
+    s = ServerSettings(max_bytes=5_000_000, interpreters=2)
+    s.to_env()   # {"OFFICENET_MAX_BYTES": "5000000", ...}
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+
+from bundle.images import DEFAULT_MAX_PIXELS
+
+ENV_PREFIX = "OFFICENET_"
+ENV_BUNDLE = ENV_PREFIX + "BUNDLE"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    # Request bodies over this many bytes get 413, counted while the body streams in.
+    max_bytes: int = 10 * 1024 * 1024
+    # Images whose header declares more pixels are refused before any decoding (bombs).
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    # LiteRT interpreters in this process; 0 = one per CPU core divided among `workers`.
+    interpreters: int = 0
+    # Threads each interpreter may use inside one inference (1 keeps cores free for other requests).
+    threads: int = 1
+    # uvicorn worker processes sharing the machine (only used to size the interpreter pool).
+    workers: int = 1
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            low = 0 if f.name == "interpreters" else 1
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"{f.name} must be an integer >= {low}, got {value!r}")
+
+    @property
+    def pool_size(self) -> int:
+        """Interpreters (and CPU worker threads) this process runs."""
+        if self.interpreters:
+            return self.interpreters
+        return max(1, (os.cpu_count() or 1) // self.workers)
+
+    def to_env(self) -> dict[str, str]:
+        return {ENV_PREFIX + k.upper(): str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> "ServerSettings":
+        values = {}
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                try:
+                    values[f.name] = int(raw)
+                except ValueError:
+                    raise ValueError(f"{ENV_PREFIX + f.name.upper()}={raw!r} is not an integer")
+        return cls(**values)
