@@ -1,0 +1,191 @@
+"""The export, step by step: run -> pruned model -> int8 TFLite -> parity gate -> published bundle.
+
+    from export.pipeline import export
+    result = export(cfg)        # ExportConfig; returns ExportResult(published=..., failures=[...])
+
+Nothing touches ``cfg.out`` until the gate has passed: the bundle is built in a staging
+directory beside it, sealed (hashed + validated by ``bundle.manifest.load_bundle``) and renamed
+into place by ``bundle.publish``. A refused model leaves its evidence in ``OUT.parity-failure/``
+and the published bundle byte-identical. The float TFLite of the pruned model, for comparison,
+goes to ``OUT.float.tflite`` (kept out of the bundle, which phones download).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from bundle.atomic import write_bytes_atomic, write_json_atomic
+from bundle.manifest import SCHEMA_VERSION, file_digest
+from bundle.publish import publish, seal, staging_dir
+from export.config import ExportConfig
+from export.debug import layer_errors
+from export.golden import write_golden
+from export.inputs import load_pixels, load_run, split_arrays
+from export.litert import LiteRTModel
+from export.parity import drifted_classes, gate, measure
+from export.prune import overall_sparsity, prune_model
+from export.quantize import calibration_items, check_int8_graph, graph_ops, to_tflite
+from export.report import render_report
+
+MODEL_FILE = "model.tflite"
+PLOTS = ("curves.png", "confusion.png", "filters.png")
+DEBUG_IMAGES = 50  # enough test images for stable per-layer error, cheap enough on 2 cores
+
+
+@dataclass
+class ExportResult:
+    published: Path | None
+    failures: list[str] = field(default_factory=list)
+    drifted: list[dict] = field(default_factory=list)
+    failure_dir: Path | None = None
+    manifest: dict | None = None
+
+
+def log(msg: str) -> None:
+    print(f"[export {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def sidecar(out: Path, suffix: str) -> Path:
+    """A path next to the bundle (never inside it): OUT.float.tflite, OUT.parity-failure."""
+    return out.parent / f"{out.name}.{suffix}"
+
+
+def git_revision() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "export", "bundle", "training"],
+                               cwd=here.parent, capture_output=True, text=True).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def predict_keras(model, pixels: np.ndarray) -> np.ndarray:
+    return model.predict(pixels.astype(np.float32), batch_size=64, verbose=0).astype(np.float32)
+
+
+def export(cfg: ExportConfig) -> ExportResult:
+    log(f"loading run {cfg.run}")
+    run = load_run(cfg.run, cfg.data)
+    spec, dataset = run.spec, run.dataset
+    names = [c.label for c in dataset.classes]
+    x_test, y_test = split_arrays(dataset, "test", spec)
+    run_float_accuracy = float((predict_keras(run.model, x_test).argmax(1) == y_test).mean())
+
+    log(f"pruning Conv2D/Dense kernels to {cfg.prune.target_sparsity:.0%} sparsity, "
+        f"{cfg.prune.epochs} fine-tuning epochs")
+    x_train, y_train = split_arrays(dataset, "train", spec)
+    model, sparsity = prune_model(run.model, x_train, y_train, cfg.prune)
+    del x_train, y_train
+    log(f"kernel sparsity {overall_sparsity(sparsity):.4f}")
+
+    calib_items = calibration_items(dataset, cfg.quantize.calibration_images, cfg.quantize.seed)
+    log(f"converting: float TFLite, and int8 calibrated on {len(calib_items)} train images")
+    x_calib = load_pixels([p for p, _ in calib_items], spec)
+    float_tflite = to_tflite(model, spec.size)
+    int8_tflite = to_tflite(model, spec.size, x_calib)
+    write_bytes_atomic(sidecar(cfg.out, "float.tflite"), float_tflite)
+    sidecar(cfg.out, "float.tflite").chmod(0o644)
+    ops = graph_ops(int8_tflite)
+    problems = check_int8_graph(int8_tflite, model)
+
+    log(f"parity on {len(y_test)} test images (LiteRT)")
+    int8_model = LiteRTModel(int8_tflite)
+    figures = measure(predict_keras(model, x_test), LiteRTModel(float_tflite).probabilities(x_test),
+                      int8_model.probabilities(x_test), y_test, names)
+    failures = problems + gate(figures, cfg.gate)
+
+    # Pruned weights are stored densely, so the float file has the unpruned size (gzip differs).
+    sizes = {"float_tflite": file_digest(sidecar(cfg.out, "float.tflite"))}
+    in_scale, in_zp = int8_model.input_quant
+    out_scale, out_zp = int8_model.output_quant
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "model": {"name": cfg.model.name, "version": cfg.model.version,
+                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "git_revision": git_revision(), "file": MODEL_FILE, "run": str(Path(cfg.run).resolve())},
+        "classes": [{"index": i, "wnid": c.wnid, "label": c.label} for i, c in enumerate(dataset.classes)],
+        "input": {"shape": [1, spec.size, spec.size, 3], "dtype": int8_model.input_dtype,
+                  "quantization": {"scale": float(in_scale), "zero_point": int(in_zp)},
+                  "preprocess": spec.to_dict()},
+        "output": {"shape": [1, len(names)], "dtype": np.dtype(int8_model.output["dtype"]).name,
+                   "quantization": {"scale": float(out_scale), "zero_point": int(out_zp)},
+                   "kind": "probabilities"},
+        "dataset": {"id": dataset.id, "sha256": dataset.sha256, "catalog": dataset.meta.get("catalog")},
+        "metrics": {"run_float_accuracy": round(run_float_accuracy, 4),
+                    "float_accuracy": figures["float_accuracy"], "int8_accuracy": figures["int8_accuracy"],
+                    "test_images": figures["images"], "sizes": sizes,  # + int8_tflite once written
+                    "sparsity": {"target": cfg.prune.target_sparsity,
+                                 "overall": round(overall_sparsity(sparsity), 4), "layers": sparsity},
+                    "ops": dict(sorted({op["op"]: sum(o["op"] == op["op"] for o in ops) for op in ops}.items()))},
+        "parity": {k: v for k, v in figures.items() if k != "per_class"},
+    }
+    plots = [p for p in PLOTS if (run.path / p).is_file()]
+
+    if failures:
+        return _refuse(cfg, run, model, x_calib, x_test, manifest, figures, sparsity, ops, int8_tflite,
+                       failures, plots)
+
+    log(f"gate passed: agreement {figures['agreement']:.2%}, int8 top-1 {figures['int8_accuracy']:.2%} "
+        f"(float {figures['float_accuracy']:.2%}); publishing {cfg.out}")
+    with staging_dir(cfg.out) as tmp:
+        (tmp / MODEL_FILE).write_bytes(int8_tflite)
+        sizes["int8_tflite"] = file_digest(tmp / MODEL_FILE)
+        (tmp / "labels.txt").write_text("".join(f"{n}\n" for n in names))
+        manifest["golden"] = write_golden(tmp, dataset.items("test"), spec, int8_model, cfg.model.golden_images)
+        write_json_atomic(tmp / "parity.json", figures)
+        write_json_atomic(tmp / "export_config.json", cfg.to_dict())
+        _copy_plots(run.path, tmp, plots)
+        (tmp / "REPORT.md").write_text(render_report(manifest, figures, sparsity, ops,
+                                                     [f"plots/{p}" for p in plots]))
+        manifest = seal(tmp, manifest)
+        _world_readable(tmp)
+        publish(tmp, cfg.out)
+    shutil.rmtree(sidecar(cfg.out, "parity-failure"), ignore_errors=True)
+    log(f"published {cfg.out} ({sizes['int8_tflite']['bytes']} bytes int8 model)")
+    return ExportResult(published=Path(cfg.out), manifest=manifest)
+
+
+def _refuse(cfg, run, model, x_calib, x_test, manifest, figures, sparsity, ops, int8_tflite,
+            failures, plots) -> ExportResult:
+    """Write the evidence of a refused model beside the bundle; the bundle itself is not touched."""
+    log("gate FAILED: " + "; ".join(failures))
+    drifted = drifted_classes(figures, cfg.gate)
+    log("per-layer quantization error (QuantizationDebugger)")
+    errors = layer_errors(model, run.spec.size, x_calib, x_test[:DEBUG_IMAGES])
+    folder = sidecar(cfg.out, "parity-failure")
+    with staging_dir(folder) as tmp:
+        (tmp / MODEL_FILE).write_bytes(int8_tflite)
+        manifest["metrics"]["sizes"]["int8_tflite"] = file_digest(tmp / MODEL_FILE)
+        write_json_atomic(tmp / "parity.json", {**figures, "failures": failures, "drifted": drifted})
+        write_json_atomic(tmp / "layer_errors.json", errors)
+        write_json_atomic(tmp / "manifest.draft.json", manifest)
+        write_json_atomic(tmp / "export_config.json", cfg.to_dict())
+        (tmp / "REPORT.md").write_text(render_report(manifest, figures, sparsity, ops, (), failures, errors))
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    return ExportResult(published=None, failures=failures, drifted=drifted, failure_dir=folder,
+                        manifest=manifest)
+
+
+def _world_readable(folder: Path) -> None:
+    """mkdtemp/mkstemp create 0700/0600 entries; a server running as another user must read them."""
+    folder.chmod(0o755)
+    for p in folder.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def _copy_plots(run: Path, dest: Path, plots: list[str]) -> None:
+    if plots:
+        (dest / "plots").mkdir()
+        for p in plots:
+            shutil.copyfile(run / p, dest / "plots" / p)

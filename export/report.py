@@ -1,0 +1,69 @@
+"""REPORT.md: the human summary of one export (or of a refused one), as markdown tables.
+
+    from export.report import render_report
+    text = render_report(manifest, parity_figures, sparsity_rows, ops, plots=["plots/curves.png"])
+    failure = render_report(..., failures=["int8 top-1 agrees ..."], layer_errors=rows)
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def render_report(manifest: dict, parity: dict, sparsity: list[dict], ops: list[dict],
+                  plots: list[str] = (), failures: list[str] = (), layer_errors: list[dict] = ()) -> str:
+    m, metrics = manifest["model"], manifest["metrics"]
+    status = "REFUSED by the parity gate" if failures else "published"
+    out = [f"# {m['name']} {m['version']}: int8 export ({status})", "",
+           f"Created {m['created']} from git {m['git_revision']}; dataset `{manifest['dataset']['id']}` "
+           f"(dataset.json sha256 `{manifest['dataset']['sha256'][:16]}...`).", ""]
+    if failures:
+        out += ["## Why the gate refused it", ""] + [f"- {f}" for f in failures] + [""]
+    out += ["## Summary", "", _table(["figure", "value"], [
+        ["test images", parity["images"]],
+        ["float Keras top-1 (before pruning)", _pct(metrics.get("run_float_accuracy"))],
+        ["float Keras top-1 (pruned)", _pct(parity["float_accuracy"])],
+        ["int8 LiteRT top-1", _pct(parity["int8_accuracy"])],
+        ["accuracy drop int8 vs float", f"{parity['accuracy_drop_points']:.2f} points"],
+        ["top-1 agreement int8 vs float", _pct(parity["agreement"])],
+        ["mean / max abs probability diff", f"{parity['mean_abs_prob_diff']:.4f} / {parity['max_abs_prob_diff']:.4f}"],
+        ["float TFLite vs Keras max abs diff", f"{parity['float_tflite_max_abs_diff']:.2e}"],
+        ["kernel sparsity (Conv2D + Dense)", _pct(metrics["sparsity"]["overall"])],
+        ["input quantization (scale, zero point)",
+         f"{manifest['input']['quantization']['scale']}, {manifest['input']['quantization']['zero_point']}"],
+    ]), ""]
+    sizes = metrics["sizes"]
+    out += ["## Sizes", "", _table(["model", "bytes", "gzip bytes"],
+                                   [[name, s["bytes"], s["gzip_bytes"]] for name, s in sizes.items()]), ""]
+    out += ["## Sparsity per layer", "", _table(
+        ["layer", "kind", "weights", "zeros", "sparsity"],
+        [[r["layer"], r["kind"], r["weights"], r["zeros"], _pct(r["sparsity"])] for r in sparsity]), ""]
+    counts = Counter(op["op"] for op in ops)
+    out += ["## Ops in model.tflite", "",
+            "Every op computes in int8 (int32 biases); only the QUANTIZE ops at the edges touch uint8.", "",
+            _table(["op", "count", "tensor dtypes"],
+                   [[name, n, ", ".join(sorted({t for op in ops if op["op"] == name
+                                               for t in op["inputs"] + op["outputs"]}))]
+                    for name, n in counts.items()]), ""]
+    out += ["## Per class (test split)", "", _table(
+        ["class", "label", "images", "float top-1", "int8 top-1", "change (points)", "agreement"],
+        [[c["index"], c["label"], c["images"], _pct(c["float_accuracy"]), _pct(c["int8_accuracy"]),
+          c["change_points"], _pct(c["agreement"])] for c in parity["per_class"]]), ""]
+    if layer_errors:
+        out += ["## Per-layer quantization error (QuantizationDebugger)", "", _table(
+            ["op", "tensor", "scale", "rmse / scale", "max abs error"],
+            [[r["op_name"], r["tensor_name"][:60], f"{r['scale']:.4g}",
+              "" if r["rmse/scale"] is None else f"{r['rmse/scale']:.3f}", f"{r['max_abs_error']:.4g}"]
+             for r in layer_errors]), ""]
+    if plots:
+        out += ["## Training", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    return "\n".join(out)
