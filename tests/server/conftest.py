@@ -1,0 +1,86 @@
+"""Server test fixtures: the session's real tiny bundle served in-process, and awkward real photos.
+
+    def test_x(client, bundle_dir, photo_bytes): client.post("/classify", ...)
+
+``client`` is a Starlette TestClient around ``create_app(tiny_bundle)`` (lifespan run, model
+warmed up); ``classify_all`` posts a photo and returns every class's score; ``reference`` is the
+export stage's desktop LiteRT run of the same bundle on the reference image path, what every
+server answer is compared with.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from bundle.images import decode_image
+from bundle.manifest import load_bundle
+from bundle.preprocess import preprocess
+from server.app import create_app
+from server.settings import ServerSettings
+
+# A small limit keeps the over-limit tests cheap; real photos here are far below it.
+TEST_MAX_BYTES = 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(tiny_bundle) -> Path:
+    return tiny_bundle
+
+
+@pytest.fixture(scope="session")
+def client(bundle_dir):
+    with TestClient(create_app(bundle_dir, ServerSettings(max_bytes=TEST_MAX_BYTES))) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def photo(sample_photos) -> Image.Image:
+    """A real landscape photo (not square, so a wrong rotation changes the centre crop)."""
+    for path in sample_photos:
+        img = Image.open(path)
+        if img.width > 1.2 * img.height:
+            return img.convert("RGB")
+    pytest.skip("no landscape photo among the samples")
+
+
+@pytest.fixture(scope="session")
+def photo_bytes(photo) -> bytes:
+    buf = io.BytesIO()
+    photo.save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def reference(bundle_dir):
+    """image bytes -> (pixels, probabilities) on the reference path with export's LiteRT runner."""
+    from export.litert import LiteRTModel
+
+    bundle = load_bundle(bundle_dir)
+    model = LiteRTModel(bundle.model_path.read_bytes(), threads=1)
+    spec = bundle.preprocess
+
+    def run(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+        pixels = preprocess(decode_image(data, target_size=spec.size), spec)
+        return pixels, model.probabilities(pixels[None])[0]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def classify_all(client, bundle_dir):
+    """image bytes -> (answer JSON, probabilities in class order) from /classify with top_k=N."""
+    wnids = load_bundle(bundle_dir, verify_hashes=False).wnids
+
+    def run(data: bytes) -> tuple[dict, np.ndarray]:
+        r = client.post(f"/classify?top_k={len(wnids)}", files={"file": ("photo", data)})
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        by_wnid = {p["wnid"]: p["score"] for p in answer["predictions"]}
+        return answer, np.array([by_wnid[w] for w in wnids], dtype=np.float32)
+
+    return run

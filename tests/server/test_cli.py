@@ -1,0 +1,145 @@
+"""``python -m server``: refuses bad bundles with exit 2, and serves over a real socket.
+
+The socket test starts real uvicorn on 127.0.0.1 on a free port in a subprocess, exactly as
+``make serve`` does, and checks that the serving process never imported TensorFlow.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import image_variants as iv
+from server.cli import main
+from server.settings import ServerSettings
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def test_missing_bundle_exits_2(tmp_path, capsys):
+    assert main(["--bundle", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json is missing" in err and "Traceback" not in err
+
+
+def test_bad_settings_exit_2(tmp_path, capsys):
+    assert main(["--bundle", str(tmp_path), "--max-bytes", "0"]) == 2
+    assert "max_bytes" in capsys.readouterr().err
+
+
+def test_help_reads_well(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--bundle", "--host", "--port", "--workers", "--interpreters", "--threads",
+                 "--max-bytes", "--max-pixels"):
+        assert flag in out
+
+
+def test_settings_travel_to_workers_through_the_environment():
+    s = ServerSettings(max_bytes=123, max_pixels=456, interpreters=3, threads=2, workers=4)
+    assert ServerSettings.from_env(s.to_env()) == s
+    assert ServerSettings(workers=2).pool_size == max(1, (os.cpu_count() or 1) // 2)
+    with pytest.raises(ValueError, match="OFFICENET_THREADS"):
+        ServerSettings.from_env({"OFFICENET_THREADS": "two"})
+
+
+def test_server_package_never_imports_tensorflow():
+    code = ("import sys, server.app, server.cli, server.inference\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('tensorflow', 'tf_keras', 'keras', 'training', 'export'))\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env=ENV, cwd=REPO)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["tampered_model", "missing_labels", "broken_manifest"])
+def test_damaged_bundle_exits_2(bundle_dir, tmp_path, capsys, damage):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, bundle)
+    if damage == "tampered_model":
+        data = bytearray((bundle / "model.tflite").read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (bundle / "model.tflite").write_bytes(bytes(data))
+        expect = "sha256"
+    elif damage == "missing_labels":
+        (bundle / "labels.txt").unlink()
+        expect = "labels.txt is missing"
+    else:
+        (bundle / "manifest.json").write_text("{not json")
+        expect = "not readable JSON"
+    assert main(["--bundle", str(bundle)]) == 2
+    err = capsys.readouterr().err
+    assert expect in err and "Traceback" not in err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+def test_real_uvicorn_over_a_socket(bundle_dir, photo, photo_bytes):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--bundle", str(bundle_dir), "--port", str(port),
+         "--max-bytes", "1000000", "--log-level", "warning"],
+        env=ENV, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=10) as http:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, proc.stdout.read()
+                try:
+                    if http.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "server did not become ready in 60 s"
+                time.sleep(0.2)
+            r = http.post("/classify", files={"file": ("mug.jpg", photo_bytes, "image/jpeg")})
+            assert r.status_code == 200 and len(r.json()["predictions"]) == 3
+            raw = http.post("/classify?top_k=1", content=photo_bytes,
+                            headers={"content-type": "image/jpeg"})
+            assert raw.json()["predictions"] == r.json()["predictions"][:1]
+            assert http.get("/").status_code == 200
+            # over the limit, declared and chunked: 413, and the connection stays usable
+            big = b"\0" * 3_000_000
+            assert http.post("/classify", content=big,
+                             headers={"content-type": "image/jpeg"}).status_code == 413
+            chunked = http.post("/classify", content=iter([big[:500_000]] * 6),
+                                headers={"content-type": "image/jpeg"})
+            assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "body_too_large"
+            # a flood of bad requests leaves the server's memory flat
+            bad = [b"", iv.HTML, iv.truncated_jpeg(photo), iv.bomb_png(), big[:900_000]]
+            for data in bad * 4:  # first round allocates what the steady state needs
+                http.post("/classify", files={"file": ("x", data)})
+            before = rss_kb(proc.pid)
+            for i in range(300):
+                assert 400 <= http.post("/classify", files={"file": ("x", bad[i % 5])}).status_code < 500
+            assert rss_kb(proc.pid) < before * 1.10
+            assert http.post("/classify", files={"file": ("x", photo_bytes)}).json() \
+                ["predictions"] == r.json()["predictions"]
+            # the serving process never loaded TensorFlow's libraries
+            assert "site-packages/tensorflow/" not in Path(f"/proc/{proc.pid}/maps").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
