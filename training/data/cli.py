@@ -16,6 +16,7 @@ import sys
 
 from training.data.catalog import DEFAULT_CATALOG, catalog_names
 from training.data.dataset import DatasetError
+from training.data.download import DEFAULT_PLACEHOLDERS, REPORT_FILE, DownloadConfig, download
 from training.data.errors import SourceError
 from training.data.importer import ImportConfig, import_images
 
@@ -23,6 +24,15 @@ EPILOG = """\
 Every source writes ROOT/<wnid>/<photo> and ROOT/dataset.json (classes in model order,
 a deterministic train/val/test split, train-only mean/std, sha256 of every file).
 Run `python -m training.data SUBCOMMAND --help` for the flags of each source."""
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" only where there is a default worth showing."""
+
+    def _get_help_string(self, action):
+        if action.required or action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _positive(text: str) -> int:
@@ -46,7 +56,7 @@ def _add_import(sub) -> None:
                     "ImageNet (train/<wnid>/images + val/val_annotations.txt, both used), an ImageNet "
                     "train tree (<wnid>/*.JPEG), or any <class>/<images> folder named by wnid or label. "
                     "ROOT's class folders end up holding exactly this import; re-running is a no-op.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_Help)
     io = p.add_argument_group("input and output")
     io.add_argument("--from", dest="source", required=True, metavar="DIR", help="folder to read")
     io.add_argument("--out", required=True, metavar="ROOT", help="dataset folder to write")
@@ -70,6 +80,54 @@ def _run_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_download(sub) -> None:
+    d = DownloadConfig(urls="", out="")
+    p = sub.add_parser(
+        "download", help="download photos from a wnid<TAB>url list (ImageNet's URL lists)",
+        description="Download the photos of a 'wnid<TAB>url' list (ImageNet's 'n02769748_1234<TAB>url' "
+                    "lines work too) for the catalog's classes, with bounded concurrency, a per-host "
+                    "limit, timeouts and retries with backoff. A photo is kept only if it is HTTP 200, "
+                    "image/*, not a placeholder, big enough, fully decodable and not a duplicate; "
+                    f"ROOT/{REPORT_FILE} counts the rest by reason, overall and per class. Resumable: "
+                    "re-run the same command after a crash or Ctrl-C (files are written atomically).",
+        formatter_class=_Help)
+    io = p.add_argument_group("input and output")
+    io.add_argument("--urls", required=True, metavar="FILE", help="the wnid<TAB>url list")
+    io.add_argument("--out", required=True, metavar="ROOT", help="dataset folder to write")
+    _add_classes(io)
+    io.add_argument("--seed", type=int, default=d.seed, help="seed of the train/val/test split")
+    net = p.add_argument_group("network")
+    net.add_argument("--workers", type=_positive, default=d.workers, help="concurrent downloads in all")
+    net.add_argument("--per-host", type=_positive, default=d.per_host, metavar="N",
+                     help="concurrent downloads per host (politeness)")
+    net.add_argument("--timeout", type=float, default=d.timeout, metavar="SECONDS",
+                     help="limit for one attempt, from connecting to the last byte")
+    net.add_argument("--retries", type=int, default=d.retries, metavar="N",
+                     help="extra attempts after a transient failure (5xx, 429, timeout, reset)")
+    net.add_argument("--backoff", type=float, default=d.backoff, metavar="SECONDS",
+                     help="wait before the first retry, doubled for each next one (or the server's Retry-After)")
+    keep = p.add_argument_group("what is kept")
+    keep.add_argument("--min-bytes", type=_positive, default=d.min_bytes, metavar="N",
+                      help="smaller files are rejected as too_small")
+    keep.add_argument("--max-bytes", type=_positive, default=d.max_bytes, metavar="N",
+                      help="larger responses are abandoned")
+    keep.add_argument("--placeholders", default=str(DEFAULT_PLACEHOLDERS), metavar="FILE",
+                      help="JSON with sha256, url_markers and sizes ([w, h]) of 'photo unavailable' images")
+    p.set_defaults(run=_run_download)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    cfg = DownloadConfig(urls=args.urls, out=args.out, classes=args.classes, workers=args.workers,
+                         per_host=args.per_host, timeout=args.timeout, retries=args.retries,
+                         backoff=args.backoff, min_bytes=args.min_bytes, max_bytes=args.max_bytes,
+                         placeholders=args.placeholders, seed=args.seed)
+    ds = download(cfg)
+    counts = ds.meta["source"]["counts"]
+    print("download: " + ", ".join(f"{reason} {n}" for reason, n in counts.items()))
+    _print_summary(ds)
+    return 0
+
+
 def _print_summary(ds) -> None:
     counts = ds.meta["counts"]
     total = {s: sum(counts[s].values()) for s in counts}
@@ -86,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(title="sources and tools", metavar="SUBCOMMAND", required=True)
     _add_import(sub)
+    _add_download(sub)
     return parser
 
 
