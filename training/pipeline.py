@@ -1,0 +1,133 @@
+"""The tf.data input pipeline: files -> decoded, cropped, resized uint8 images -> (augmented) batches.
+
+Preprocessing follows ``bundle.preprocess`` (the rule the manifest records for inference):
+decode (JPEG with ``dct_method="INTEGER_ACCURATE"``, libjpeg's ISLOW DCT, which is what Pillow
+uses, so the decoded pixels are the same; grayscale becomes RGB), centre-crop a square of side
+``round(min(W, H) * crop_fraction)``, resize to ``size x size`` with antialiased bilinear, round to
+uint8. When no resize is needed (64 px Tiny ImageNet photos at 64 px) the pixels are exactly the
+reference's. When resizing, TF's antialiased bilinear is close to Pillow's BILINEAR but not
+bit-identical (a few units of 255 on edges); export's parity check measures what that costs.
+TF does not apply EXIF orientation: the dataset importer stores upright images.
+
+Decoded images are cached in memory (uint8) when they fit, so only the first epoch reads files.
+Augmentation runs here, per image, on the CPU, with stateless random ops seeded by
+``(seed, epoch, position)``: an epoch's batches are the same whether or not the run was resumed.
+It never runs for evaluation. Kept out of the model because XLA can't compile
+``ImageProjectiveTransformV3`` and because the exported model must not carry it.
+
+    from training.pipeline import Pipeline
+    pipe = Pipeline(ds, cfg.data, image_size=64, num_classes=20, batch_size=128, seed=0)
+    for x, y in pipe.train(epoch=0): ...       # x float32 [B, 64, 64, 3] in 0..255, y one-hot
+    pipe.evaluation("val")                      # unaugmented, in file order
+"""
+from __future__ import annotations
+
+from training.config import DataConfig
+from training.data.dataset import Dataset
+from training.tfenv import tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def decode(data: tf.Tensor) -> tf.Tensor:
+    """Encoded bytes -> uint8 RGB [H, W, 3]; JPEG decoded like Pillow, other formats via decode_image."""
+    return tf.cond(
+        tf.io.is_jpeg(data),
+        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
+
+
+def crop_and_resize(image: tf.Tensor, size: int, crop_fraction: float) -> tf.Tensor:
+    """bundle.preprocess's rule in TF: centre square of round(min side * fraction), then resize."""
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+    # tf.round and Python's round both round half to even.
+    side = tf.maximum(1, tf.cast(tf.round(tf.cast(tf.minimum(h, w), tf.float64) * crop_fraction), tf.int32))
+    top, left = (h - side) // 2, (w - side) // 2
+    image = image[top:top + side, left:left + side]
+
+    def resize():
+        out = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+
+    return tf.cond(tf.equal(side, size), lambda: image, resize)
+
+
+def augment(image: tf.Tensor, seed: tf.Tensor, cfg: DataConfig, size: int) -> tf.Tensor:
+    """One training image (float32 0..255) -> a random variant; ``seed`` is a stateless [2] seed."""
+    seeds = tf.random.experimental.stateless_split(seed, num=5)
+    if cfg.crop_scale > 0:
+        begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.shape(image), bounding_boxes=tf.zeros([1, 0, 4]), seed=seeds[0],
+            area_range=(cfg.crop_scale, 1.0), aspect_ratio_range=(3 / 4, 4 / 3),
+            min_object_covered=0.0, use_image_if_no_bounding_boxes=True)
+        image = tf.slice(image, begin, crop_size)
+        image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
+    elif cfg.translate > 0:
+        pad = max(1, round(cfg.translate * size))
+        image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+        image = tf.image.stateless_random_crop(image, (size, size, 3), seed=seeds[0])
+    if cfg.flip:
+        image = tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
+    if cfg.brightness > 0:
+        image = tf.image.stateless_random_brightness(image, cfg.brightness * 255.0, seed=seeds[2])
+    if cfg.contrast > 0:
+        image = tf.image.stateless_random_contrast(image, 1 - cfg.contrast, 1 + cfg.contrast, seed=seeds[3])
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+class Pipeline:
+    """The train and evaluation datasets of one run; decoded images are shared by all epochs."""
+
+    def __init__(self, dataset: Dataset, cfg: DataConfig, image_size: int, num_classes: int,
+                 batch_size: int, seed: int = 0):
+        self.cfg, self.size, self.num_classes = cfg, image_size, num_classes
+        self.batch_size, self.seed = batch_size, seed
+        self.items = {split: dataset.items(split) for split in ("train", "val", "test")}
+        bytes_needed = sum(len(v) for v in self.items.values()) * image_size * image_size * 3
+        self.cached = cfg.cache and bytes_needed <= cfg.cache_limit_mb * 2**20
+        self.parallel = cfg.workers or AUTOTUNE
+        self._images = {split: self._decoded(split) for split in self.items}
+
+    def count(self, split: str) -> int:
+        return len(self.items[split])
+
+    def _decoded(self, split: str) -> tf.data.Dataset:
+        """(uint8 image, label) in file order, cached in memory when it fits."""
+        items = self.items[split]
+        paths = tf.constant([str(p) for p, _ in items], tf.string)
+        labels = tf.constant([label for _, label in items], tf.int32)
+        size, fraction = self.size, self.cfg.crop_fraction
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels)).map(
+            lambda path, label: (crop_and_resize(decode(tf.io.read_file(path)), size, fraction), label),
+            num_parallel_calls=self.parallel)
+        return ds.cache() if self.cached else ds
+
+    def _to_model(self, image, label):
+        image = tf.ensure_shape(tf.cast(image, tf.float32), (self.size, self.size, 3))
+        return image, tf.one_hot(label, self.num_classes)
+
+    def train(self, epoch: int, augment_images: bool | None = None) -> tf.data.Dataset:
+        """Epoch ``epoch``'s shuffled (and augmented) batches; the same for the same seed and epoch."""
+        do_augment = self.cfg.augment if augment_images is None else augment_images
+        n = self.count("train")
+        ds = self._images["train"].shuffle(n, seed=self.seed * 100_003 + epoch, reshuffle_each_iteration=False)
+        ds = ds.enumerate().map(lambda i, pair: (i, *self._to_model(*pair)), num_parallel_calls=self.parallel)
+        if do_augment:
+            cfg, size, seed, epoch_ = self.cfg, self.size, self.seed, epoch
+
+            def random_variant(i, image, label):
+                return augment(image, tf.stack([tf.cast(seed, tf.int64) * 1_000_003 + epoch_, i]), cfg, size), label
+
+            ds = ds.map(random_variant, num_parallel_calls=self.parallel)
+        else:
+            ds = ds.map(lambda i, image, label: (image, label))
+        return ds.batch(self.batch_size, drop_remainder=False).prefetch(AUTOTUNE)
+
+    def evaluation(self, split: str, batch_size: int | None = None) -> tf.data.Dataset:
+        """Unaugmented batches of one split, in the dataset's file order."""
+        ds = self._images[split].map(self._to_model, num_parallel_calls=self.parallel)
+        return ds.batch(batch_size or self.batch_size).prefetch(AUTOTUNE)
+
+    def labels(self, split: str) -> list[int]:
+        return [label for _, label in self.items[split]]
