@@ -18,6 +18,7 @@ from training.data.catalog import DEFAULT_CATALOG, catalog_names
 from training.data.dataset import DatasetError
 from training.data.download import DEFAULT_PLACEHOLDERS, REPORT_FILE, DownloadConfig, download
 from training.data.errors import SourceError
+from training.data.fetch import DEFAULT_LOCAL, LOCAL_ENV, FetchConfig, fetch
 from training.data.importer import ImportConfig, import_images
 
 EPILOG = """\
@@ -30,7 +31,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
     """Shows "(default: X)" only where there is a default worth showing."""
 
     def _get_help_string(self, action):
-        if action.required or action.default is None or action.default is False:
+        if action.required or action.default is None or isinstance(action.default, bool):
             return action.help
         return super()._get_help_string(action)
 
@@ -128,6 +129,46 @@ def _run_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_fetch(sub) -> None:
+    d = FetchConfig(out="")
+    p = sub.add_parser(
+        "fetch", help="the default dataset: Tiny ImageNet's office classes (local copy, else the public zip)",
+        description="Build the default dataset (what `make data` runs). If a local Tiny ImageNet copy "
+                    f"exists (--local, else ${LOCAL_ENV}, else {DEFAULT_LOCAL}) it is imported; "
+                    "otherwise the public Tiny ImageNet zip is downloaded into the cache, its checksum "
+                    "verified, and only the catalog's classes extracted and imported. Offline, it "
+                    "says how to import a local folder instead.",
+        formatter_class=_Help)
+    io = p.add_argument_group("output and classes")
+    io.add_argument("--out", required=True, metavar="ROOT", help="dataset folder to write")
+    _add_classes(io)
+    io.add_argument("--per-class", type=_positive, default=None, metavar="N",
+                    help="keep a deterministic subset of N photos per class (default: all)")
+    io.add_argument("--seed", type=int, default=d.seed, help="seed of the subset and of the split")
+    src = p.add_argument_group("where from")
+    src.add_argument("--local", metavar="DIR", default=None,
+                     help=f"a local Tiny ImageNet folder (default: ${LOCAL_ENV}, else the shared copy if present)")
+    src.add_argument("--no-local", dest="use_local", action="store_false",
+                     help="ignore local copies: always use the archive")
+    src.add_argument("--url", default=d.url, help="the archive to download")
+    src.add_argument("--checksum", default=d.checksum, metavar="ALGO:HEX",
+                     help="expected md5:... or sha256:... of the archive")
+    src.add_argument("--cache", default=d.cache, metavar="DIR",
+                     help="where the archive and the extracted classes are kept ($OFFICENET_CACHE)")
+    src.add_argument("--timeout", type=float, default=d.timeout, metavar="SECONDS",
+                     help="how long a stalled download may wait for data")
+    src.add_argument("--retries", type=int, default=d.retries, metavar="N", help="download retries")
+    p.set_defaults(run=_run_fetch)
+
+
+def _run_fetch(args: argparse.Namespace) -> int:
+    cfg = FetchConfig(out=args.out, classes=args.classes, local=args.local, use_local=args.use_local,
+                      url=args.url, checksum=args.checksum, cache=args.cache, per_class=args.per_class,
+                      seed=args.seed, timeout=args.timeout, retries=args.retries)
+    _print_summary(fetch(cfg))
+    return 0
+
+
 def _print_summary(ds) -> None:
     counts = ds.meta["counts"]
     total = {s: sum(counts[s].values()) for s in counts}
@@ -143,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m training.data", description="Build an officenet dataset from one source.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(title="sources and tools", metavar="SUBCOMMAND", required=True)
+    _add_fetch(sub)
     _add_import(sub)
     _add_download(sub)
     return parser
