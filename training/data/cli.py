@@ -15,11 +15,12 @@ import argparse
 import sys
 
 from training.data.catalog import DEFAULT_CATALOG, catalog_names
-from training.data.dataset import DatasetError
+from training.data.dataset import SPLITS, DatasetError, load_dataset
 from training.data.download import DEFAULT_PLACEHOLDERS, REPORT_FILE, DownloadConfig, download
 from training.data.errors import SourceError
 from training.data.fetch import DEFAULT_LOCAL, LOCAL_ENV, FetchConfig, fetch
 from training.data.importer import ImportConfig, import_images
+from training.data.stats import StatsConfig, contact_sheet, describe
 
 EPILOG = """\
 Every source writes ROOT/<wnid>/<photo> and ROOT/dataset.json (classes in model order,
@@ -169,6 +170,34 @@ def _run_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_stats(sub) -> None:
+    d = StatsConfig(root="")
+    p = sub.add_parser(
+        "stats", help="per-class/per-split counts, train mean/std, and a contact sheet PNG",
+        description="Print what a dataset holds (counts per class and split, the train-only mean/std "
+                    "from dataset.json, image sizes) and draw a contact sheet: one row of sample "
+                    "photos per class.",
+        formatter_class=_Help)
+    p.add_argument("root", metavar="ROOT", help="dataset folder (with dataset.json)")
+    sheet = p.add_argument_group("contact sheet")
+    sheet.add_argument("--sheet", metavar="FILE", default=None, help="PNG to write (default: ROOT/contact_sheet.png)")
+    sheet.add_argument("--no-sheet", action="store_true", help="print the table only")
+    sheet.add_argument("--samples", type=_positive, default=d.samples, metavar="N", help="photos per class")
+    sheet.add_argument("--thumb", type=_positive, default=d.thumb, metavar="PX", help="size of each photo")
+    sheet.add_argument("--split", choices=SPLITS, default=d.split, help="which split's photos to show")
+    p.set_defaults(run=_run_stats)
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    ds = load_dataset(args.root)
+    print(describe(ds))
+    if not args.no_sheet:
+        cfg = StatsConfig(root=args.root, sheet=args.sheet, samples=args.samples, thumb=args.thumb,
+                          split=args.split)
+        print(f"contact sheet: {contact_sheet(ds, cfg)}")
+    return 0
+
+
 def _print_summary(ds) -> None:
     counts = ds.meta["counts"]
     total = {s: sum(counts[s].values()) for s in counts}
@@ -187,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fetch(sub)
     _add_import(sub)
     _add_download(sub)
+    _add_stats(sub)
     return parser
 
 
