@@ -1,0 +1,5 @@
+package android.webkit;
+
+public class WebViewClient {
+    public WebResourceResponse shouldInterceptRequest(WebView view, WebResourceRequest request) { throw new RuntimeException("Stub!"); }
+}

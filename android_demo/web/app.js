@@ -1,0 +1,191 @@
+// The camera page: frames (or a picked photo) -> the bundle's preprocessing -> the model -> top-3.
+//
+// Everything about the model comes from bundle/manifest.json at run time. On-device inference
+// (LiteRT.js) is the default; the officenet HTTP server answers instead when on-device
+// inference is turned off in the settings (or ?ondevice=0) or cannot start.
+// URL parameters (handy for tests and desktop browsers): ondevice=0|1, server=URL, camera=0.
+// window.officenet exposes the state and the preprocessing for tests and benchmarks.
+
+import {OnDeviceModel, classifyOnServer, loadManifest} from './classifier.js';
+import {preprocess} from './preprocess.js';
+
+const BUNDLE = 'bundle/';
+const WASM = 'litert/wasm/';
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+const settings = {
+  onDevice: (params.get('ondevice') ?? localStorage.getItem('officenet.ondevice') ?? '1') !== '0',
+  server: params.get('server') ?? localStorage.getItem('officenet.server') ?? '',
+};
+
+const state = {manifest: null, model: null, paused: false, source: 'camera', last: null, lastFrame: null};
+const officenet = {state, preprocess: (rgba, w, h) => preprocess(rgba, w, h, state.manifest.input),
+                   decodePhoto, classifyPhoto};
+window.officenet = officenet;
+
+function setStatus(text) { $('status').textContent = text; }
+
+function show(result) {
+  state.last = result;
+  const top = $('top');
+  top.replaceChildren();
+  top.classList.toggle('abstained', result.abstained);
+  if (result.abstained) setStatus('not sure this is an office object');
+  for (const t of result.top) {
+    const li = document.createElement('li');
+    const label = document.createElement('span');
+    label.className = 'label';
+    label.textContent = t.label;
+    const score = document.createElement('span');
+    score.className = 'score';
+    score.textContent = `${(100 * t.score).toFixed(1)}%`;
+    li.append(label, score);
+    top.append(li);
+  }
+  $('timing').textContent = result.mode === 'on-device'
+      ? `on this phone: ${result.ms.toFixed(1)} ms inference, ${result.preprocessMs.toFixed(1)} ms preprocessing`
+      : `server: ${result.ms.toFixed(0)} ms round trip (${(result.serverMs ?? 0).toFixed(1)} ms in the server)`;
+  if (!result.abstained) setStatus(`${result.source} · ${result.mode}`);
+}
+
+// RGBA pixels of a whole picture drawn on the page's canvas (white under transparent parts,
+// as bundle.images does); returns ImageData.
+function drawToCanvas(source, width, height) {
+  const canvas = $('canvas');
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = canvas.getContext('2d', {willReadFrequently: true});
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, width, height);
+  ctx.drawImage(source, 0, 0, width, height);
+  return ctx.getImageData(0, 0, width, height);
+}
+
+function canvasBlob() {
+  return new Promise((resolve) => $('canvas').toBlob(resolve, 'image/png'));
+}
+
+// A photo file -> upright pixels: EXIF orientation applied like bundle.images (Pillow's
+// exif_transpose), no colour-profile conversion (Pillow does none).
+async function decodePhoto(blob) {
+  const bitmap = await createImageBitmap(blob, {imageOrientation: 'from-image',
+                                                colorSpaceConversion: 'none', premultiplyAlpha: 'none'});
+  try {
+    return drawToCanvas(bitmap, bitmap.width, bitmap.height);
+  } finally {
+    bitmap.close();
+  }
+}
+
+async function classify(frame, blobForServer) {
+  if (state.model) return state.model.classifyRGBA(frame.data, frame.width, frame.height);
+  if (!settings.server) throw new Error('on-device inference is off and no server is set (see settings)');
+  return classifyOnServer(settings.server, await blobForServer());
+}
+
+async function classifyPhoto(file) {
+  state.source = 'photo';
+  const photo = $('photo');
+  URL.revokeObjectURL(photo.src);
+  photo.src = URL.createObjectURL(file);
+  photo.hidden = false;
+  $('video').hidden = true;
+  const frame = await decodePhoto(file);
+  state.lastFrame = frame;
+  // The server gets the original file, so it decodes and rotates it itself.
+  const result = await classify(frame, async () => file);
+  show({...result, source: 'photo'});
+  return state.last;
+}
+
+function nextVideoFrame(video) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 250);  // paused tabs and some WebViews deliver no callback
+    const done = () => { clearTimeout(timer); resolve(); };
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(done);
+    else requestAnimationFrame(done);
+  });
+}
+
+async function cameraLoop(video) {
+  for (;;) {
+    await nextVideoFrame(video);
+    if (state.paused || state.source !== 'camera' || video.readyState < 2 || !video.videoWidth) continue;
+    try {
+      const frame = drawToCanvas(video, video.videoWidth, video.videoHeight);
+      state.lastFrame = frame;
+      show({...await classify(frame, canvasBlob), source: 'camera'});
+    } catch (e) {
+      setStatus(`error: ${e.message}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+async function startCamera() {
+  const video = $('video');
+  video.srcObject = await navigator.mediaDevices.getUserMedia(
+      {video: {facingMode: {ideal: 'environment'}, width: {ideal: 640}, height: {ideal: 480}}, audio: false});
+  await video.play();
+  cameraLoop(video);
+}
+
+function wireControls() {
+  $('pause').addEventListener('click', () => {
+    if (state.source === 'photo') {  // back from a photo to the live camera
+      state.source = 'camera';
+      state.paused = false;
+      $('photo').hidden = true;
+      $('video').hidden = false;
+    } else {
+      state.paused = !state.paused;
+    }
+    $('pause').textContent = state.paused ? 'resume' : 'pause';
+  });
+  $('file').addEventListener('change', async (e) => {
+    const file = e.target.files[0];
+    e.target.value = '';
+    if (!file) return;
+    $('pause').textContent = 'camera';
+    try {
+      await classifyPhoto(file);
+    } catch (err) {
+      setStatus(`error: ${err.message}`);
+    }
+  });
+  $('settings-toggle').addEventListener('click', () => { $('settings').hidden = !$('settings').hidden; });
+  $('ondevice').checked = settings.onDevice;
+  $('server').value = settings.server;
+  $('settings').addEventListener('submit', (e) => {
+    e.preventDefault();
+    localStorage.setItem('officenet.ondevice', $('ondevice').checked ? '1' : '0');
+    localStorage.setItem('officenet.server', $('server').value.trim());
+    location.replace(location.pathname);  // start again with the saved settings
+  });
+}
+
+async function main() {
+  wireControls();
+  state.manifest = await loadManifest(BUNDLE);
+  if (settings.onDevice) {
+    try {
+      state.model = await OnDeviceModel.load(state.manifest, BUNDLE, WASM);
+    } catch (e) {
+      console.error(e);
+      setStatus(`on-device inference could not start (${e.message}); using the server`);
+    }
+  }
+  const mode = state.model ? 'on-device' : 'server';
+  if (mode === 'server' && !settings.server) setStatus('set the fallback server in settings');
+  else setStatus(`${state.manifest.model.name}: ${state.manifest.classes.length} classes, ${mode}`);
+  if (params.get('camera') !== '0') {
+    startCamera().catch((e) => setStatus(`camera unavailable (${e.message}); pick a photo instead`));
+  }
+  return mode;
+}
+
+officenet.ready = main().catch((e) => {
+  setStatus(`error: ${e.message}`);
+  throw e;
+});

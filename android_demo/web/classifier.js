@@ -1,0 +1,102 @@
+// The classifier helper: owns the bundle (manifest, labels, model), the timing, and the two ways
+// of answering: on the device with LiteRT.js, or by the officenet HTTP server (POST /classify).
+//
+//   const manifest = await loadManifest('bundle/');
+//   const model = await OnDeviceModel.load(manifest, 'bundle/', 'litert/wasm/');
+//   const result = await model.classifyRGBA(imageData.data, width, height);
+//   // {mode: 'on-device', top: [{index, label, score}, ...], abstained, ms, input, raw}
+//   const answer = await classifyOnServer('http://192.168.1.20:8000', blob, manifest);
+
+import {loadLiteRt, loadAndCompile, Tensor} from './litert/core.js';
+import {preprocess, dequantize} from './preprocess.js';
+
+export async function loadManifest(base) {
+  const response = await fetch(new URL('manifest.json', new URL(base, location.href)));
+  if (!response.ok) throw new Error(`bundle manifest: HTTP ${response.status}`);
+  return response.json();
+}
+
+// Classes shown to the user (an abstain rule's "other" output is never shown as a label).
+function shownClasses(manifest) {
+  const other = manifest.abstain?.other_index;
+  return manifest.classes.filter((c) => c.index !== other);
+}
+
+// Best k of the dequantized scores; ties keep the lower index first (a stable sort, as numpy's).
+export function topK(scores, manifest, k = 3) {
+  return shownClasses(manifest)
+      .map((c) => ({index: c.index, label: c.label, score: scores[c.index]}))
+      .sort((a, b) => b.score - a.score || a.index - b.index)
+      .slice(0, k);
+}
+
+// The manifest's "not an office object" rule (issue 8), when it has one: an explicit "other"
+// output winning, or the best office score under the threshold.
+export function abstains(scores, manifest) {
+  const rule = manifest.abstain;
+  if (!rule) return false;
+  if (rule.other_index !== undefined) {
+    const best = scores.indexOf(Math.max(...scores));
+    if (best === rule.other_index) return true;
+  }
+  if (rule.threshold !== undefined) {
+    return Math.max(...topK(scores, manifest, 1).map((t) => t.score)) < rule.threshold;
+  }
+  return false;
+}
+
+export class OnDeviceModel {
+  constructor(manifest, compiled) {
+    this.manifest = manifest;
+    this.compiled = compiled;
+  }
+
+  static async load(manifest, bundleBase, wasmBase) {
+    await loadLiteRt(new URL(wasmBase, location.href).href);
+    const modelUrl = new URL(manifest.model.file, new URL(bundleBase, location.href)).href;
+    const compiled = await loadAndCompile(modelUrl, {accelerator: 'wasm'});
+    return new OnDeviceModel(manifest, compiled);
+  }
+
+  // The model on one input tensor: its raw output (a copy) and the time it took, readback included.
+  async run(inputData) {
+    const start = performance.now();
+    const input = new Tensor(inputData, this.manifest.input.shape);
+    let outputs;
+    try {
+      outputs = await this.compiled.run(input);
+    } finally {
+      input.delete();
+    }
+    const raw = outputs[0].toTypedArray().slice();
+    for (const t of outputs) t.delete();
+    return {raw, ms: performance.now() - start};
+  }
+
+  async classifyRGBA(rgba, width, height) {
+    const t0 = performance.now();
+    const input = preprocess(rgba, width, height, this.manifest.input);
+    const preprocessMs = performance.now() - t0;
+    const {raw, ms} = await this.run(input);
+    const scores = dequantize(raw, this.manifest.output.quantization);
+    return {mode: 'on-device', top: topK(scores, this.manifest), abstained: abstains(scores, this.manifest),
+            ms, preprocessMs, input, raw, scores};
+  }
+}
+
+// The fallback: the server decodes and preprocesses the image itself (bundle/ in Python).
+export async function classifyOnServer(serverUrl, blob, filename = 'frame.png') {
+  const form = new FormData();
+  form.append('file', blob, filename);
+  const start = performance.now();
+  const response = await fetch(new URL('classify?top_k=3', serverUrl.replace(/\/?$/, '/')), {
+    method: 'POST', body: form,
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new Error(body.error?.message ?? `server answered HTTP ${response.status}`);
+  }
+  return {mode: 'server', top: body.predictions.map((p) => ({label: p.label, score: p.score})),
+          abstained: body.abstained === true, ms: performance.now() - start,
+          serverMs: body.timing_ms?.total};
+}

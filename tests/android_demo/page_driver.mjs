@@ -1,0 +1,101 @@
+// Drives the APK's page in headless Chromium (Debian's /usr/bin/chromium, via playwright-core)
+// for the Python tests and bench/android.py; prints one JSON object.
+//
+//   node tests/android_demo/page_driver.mjs job.json
+//
+// job.json: {"url": "http://127.0.0.1:PORT/index.html?...", "y4m": "frame.y4m" (optional fake
+// camera), "timeout_ms": 120000, "steps": [...]}. Steps, each answered in "results" in order:
+//   {"op": "camera"}                       wait for a camera frame's result
+//   {"op": "photo", "path": "x.jpg"}       pick a photo with the page's file input, wait for its result
+//   {"op": "preprocess", "width", "height", "rgb_b64"}   the page's preprocess on given RGB pixels
+//   {"op": "decode_preprocess", "path"}    the page's own photo decode + preprocess of a file
+//   {"op": "bench", "warmup", "iterations"}   time the model on the last result's input tensor
+// A result carries what the page showed (DOM text) and what it computed (raw tensors, base64).
+import {createRequire} from 'node:module';
+import {readFileSync} from 'node:fs';
+
+const require = createRequire(new URL('../../android_demo/package.json', import.meta.url));
+const {chromium} = require('playwright-core');
+
+const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const timeout = job.timeout_ms ?? 120000;
+const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'];
+if (job.y4m) args.push(`--use-file-for-fake-video-capture=${job.y4m}`);
+
+// In the page: bytes <-> base64 without building huge argument lists.
+const PAGE_HELPERS = `
+  window.__b64 = (bytes) => { let s = ''; for (let i = 0; i < bytes.length; i += 0x8000)
+    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000)); return btoa(s); };
+  window.__unb64 = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  window.__report = (r) => r && ({
+    source: r.source, mode: r.mode, ms: r.ms, preprocessMs: r.preprocessMs, abstained: r.abstained,
+    top: r.top, raw: r.raw ? Array.from(r.raw) : null,
+    input_b64: r.input ? window.__b64(r.input) : null,
+    frame: window.officenet.state.lastFrame && {width: window.officenet.state.lastFrame.width,
+      height: window.officenet.state.lastFrame.height,
+      rgba_b64: window.__b64(new Uint8Array(window.officenet.state.lastFrame.data.buffer))},
+    dom: {labels: [...document.querySelectorAll('#top .label')].map((e) => e.textContent),
+          scores: [...document.querySelectorAll('#top .score')].map((e) => e.textContent),
+          timing: document.getElementById('timing').textContent,
+          status: document.getElementById('status').textContent}});
+`;
+
+// Waits for a result from `source` that this driver has not reported yet.
+async function waitForResult(page, source) {
+  await page.waitForFunction((src) => {
+    const last = window.officenet?.state.last;
+    return last && last.source === src && last !== window.__seen;
+  }, source, {timeout});
+  return page.evaluate(() => { window.__seen = window.officenet.state.last; return window.__report(window.__seen); });
+}
+
+const steps = {
+  camera: (page) => waitForResult(page, 'camera'),
+  async photo(page, step) {
+    await page.setInputFiles('#file', step.path);
+    return waitForResult(page, 'photo');
+  },
+  preprocess: (page, step) => page.evaluate(({width, height, rgb_b64: b64}) => {
+    const rgb = window.__unb64(b64);
+    const rgba = new Uint8ClampedArray(width * height * 4);
+    for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
+      rgba[j] = rgb[i]; rgba[j + 1] = rgb[i + 1]; rgba[j + 2] = rgb[i + 2]; rgba[j + 3] = 255;
+    }
+    return {input_b64: window.__b64(window.officenet.preprocess(rgba, width, height))};
+  }, step),
+  decode_preprocess: (page, step) => page.evaluate(async (b64) => {
+    const frame = await window.officenet.decodePhoto(new Blob([window.__unb64(b64)]));
+    return {width: frame.width, height: frame.height,
+            input_b64: window.__b64(window.officenet.preprocess(frame.data, frame.width, frame.height))};
+  }, readFileSync(step.path).toString('base64')),
+  bench: (page, step) => page.evaluate(async ({warmup, iterations}) => {
+    const {model, last} = window.officenet.state;
+    const times = [];
+    for (let i = 0; i < warmup + iterations; i++) {
+      const {ms} = await model.run(last.input);
+      if (i >= warmup) times.push(ms);
+    }
+    return {times};
+  }, step),
+};
+
+const browser = await chromium.launch({executablePath: job.chromium ?? '/usr/bin/chromium', args});
+const out = {console: [], results: []};
+try {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('console', (m) => out.console.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => out.console.push(`pageerror: ${e.message}`));
+  await page.goto(job.url, {timeout});
+  out.mode = await page.evaluate(() => window.officenet.ready);
+  await page.evaluate(PAGE_HELPERS);
+  for (const step of job.steps ?? []) out.results.push(await steps[step.op](page, step));
+} catch (e) {
+  out.error = String(e.stack ?? e);
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(out));
+process.exitCode = out.error ? 1 : 0;
