@@ -23,6 +23,13 @@ from training.data.importer import ImportConfig, import_images
 from training.data.stats import StatsConfig, contact_sheet, describe
 
 EPILOG = """\
+examples:
+  python -m training.data fetch --out data/office20
+  python -m training.data import --from ~/imagenet/train --out data/desk --classes office20-imagenet
+  python -m training.data import --from ../shared/datasets/tiny-imagenet-office20 --out /tmp/tiny --per-class 60
+  python -m training.data download --urls urls.tsv --out data/office20 --workers 8 --per-host 2
+  python -m training.data stats data/office20
+
 Every source writes ROOT/<wnid>/<photo> and ROOT/dataset.json (classes in model order,
 a deterministic train/val/test split, train-only mean/std, sha256 of every file).
 Run `python -m training.data SUBCOMMAND --help` for the flags of each source."""

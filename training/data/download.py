@@ -110,7 +110,8 @@ def read_url_list(path: Path, classes: list[ClassInfo]) -> tuple[list[Job], Coun
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.strip().split(None, 1)
-        if len(parts) != 2 or not WNID.match(parts[0][:9]) or "://" not in parts[1]:
+        if len(parts) != 2 or not WNID.match(parts[0][:9]) or parts[0][9:10] not in ("", "_") \
+                or "://" not in parts[1]:
             skipped["malformed"] += 1
             continue
         ident, url = parts[0], parts[1].strip()

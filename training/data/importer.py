@@ -140,25 +140,18 @@ def _place(c: Candidate, dest: Path, link: bool) -> str | None:
     return None
 
 
-def import_images(cfg: ImportConfig, source_extra: dict | None = None) -> Dataset:
-    """Run one import (see the module docstring); returns the written dataset."""
-    src, out = Path(cfg.source).expanduser(), Path(cfg.out).expanduser()
-    if cfg.per_class is not None and cfg.per_class < 1:
-        raise SourceError(f"--per-class must be at least 1, got {cfg.per_class}")
-    if out.resolve() == src.resolve():
-        raise SourceError(f"--out must be a different folder from --from ({src})")
-    try:
-        classes = load_catalog(cfg.classes)
-    except ValueError as e:
-        raise SourceError(str(e))
-    layout, found, details = find_candidates(src, classes)
-    out.mkdir(parents=True, exist_ok=True)
+def place_classes(classes: list[ClassInfo], found: dict[str, list[Candidate]], out: Path,
+                  cfg: ImportConfig) -> tuple[dict[str, list[Candidate]], Counter]:
+    """Validate and place each class's selected photos in ``out/<wnid>/`` (exactly those).
+
+    Returns the kept candidates per wnid and the reject counts by reason.
+    """
+    kept_by_class: dict[str, list[Candidate]] = {}
     rejected: Counter = Counter()
-    origins: Counter = Counter()
     with ThreadPoolExecutor(cfg.workers) as pool:
         for c in classes:
             folder = out / c.wnid
-            folder.mkdir(exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
             order = subset_order(c.wnid, found[c.wnid], cfg.seed) if cfg.per_class else found[c.wnid]
             want = cfg.per_class or len(order)
             kept: list[Candidate] = []
@@ -174,12 +167,30 @@ def import_images(cfg: ImportConfig, source_extra: dict | None = None) -> Datase
                         rejected[reason] += 1
             if not kept:
                 raise SourceError(f"class {c.wnid} ({c.label}): none of the {len(order)} photos in "
-                                  f"{src} could be decoded")
-            origins.update(k.origin for k in kept)
+                                  f"{cfg.source} could be decoded")
+            kept_by_class[c.wnid] = kept
             names = {k.name for k in kept}
             for stale in folder.iterdir():  # earlier imports, killed runs' temp files
                 if stale.name not in names and (stale.is_file() or stale.is_symlink()):
                     stale.unlink()
+    return kept_by_class, rejected
+
+
+def import_images(cfg: ImportConfig, source_extra: dict | None = None) -> Dataset:
+    """Run one import (see the module docstring); returns the written dataset."""
+    src, out = Path(cfg.source).expanduser(), Path(cfg.out).expanduser()
+    if cfg.per_class is not None and cfg.per_class < 1:
+        raise SourceError(f"--per-class must be at least 1, got {cfg.per_class}")
+    if out.resolve() == src.resolve():
+        raise SourceError(f"--out must be a different folder from --from ({src})")
+    try:
+        classes = load_catalog(cfg.classes)
+    except ValueError as e:
+        raise SourceError(str(e))
+    layout, found, details = find_candidates(src, classes)
+    out.mkdir(parents=True, exist_ok=True)
+    kept, rejected = place_classes(classes, found, out, cfg)
+    origins = Counter(k.origin for files in kept.values() for k in files)
     source = {"kind": "import", "from": str(src.resolve()), "layout": layout, **details,
               "origins": dict(sorted(origins.items())), "rejected": dict(sorted(rejected.items())),
               "config": asdict(cfg), **(source_extra or {})}
