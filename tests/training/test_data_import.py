@@ -148,7 +148,7 @@ def test_bad_input_exits_2(argv, message, tmp_path, capsys):
 def test_help_reads_well(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
-    for word in ("fetch", "import", "download", "stats"):
+    for word in ("fetch", "import", "download", "stats", "import-others"):
         assert word in text
     assert main(["import", "--help"]) == 0
     assert "--per-class N" in capsys.readouterr().out

@@ -20,6 +20,7 @@ from training.data.download import DEFAULT_PLACEHOLDERS, REPORT_FILE, DownloadCo
 from training.data.errors import SourceError
 from training.data.fetch import DEFAULT_LOCAL, LOCAL_ENV, FetchConfig, fetch
 from training.data.importer import ImportConfig, import_images
+from training.data.others import OthersConfig, import_others
 from training.data.stats import StatsConfig, contact_sheet, describe
 
 EPILOG = """\
@@ -177,6 +178,43 @@ def _run_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_others(sub) -> None:
+    d = OthersConfig(source="", out="")
+    p = sub.add_parser(
+        "import-others", help="add non-office photos (split by class) to an existing dataset",
+        description="Add non-office photos to an existing dataset, for the 'not an office object' "
+                    "decision: a Tiny ImageNet layout folder (e.g. ../shared/datasets/tiny-imagenet-others) "
+                    "is copied into ROOT/others/<wnid>/ and recorded in dataset.json under 'others', "
+                    "split BY CLASS: train-side classes (files split train/val) and evaluation-only "
+                    "classes (files split test), never sharing a class.",
+        formatter_class=_Help)
+    io = p.add_argument_group("input and output")
+    io.add_argument("--from", dest="source", required=True, metavar="DIR", help="Tiny ImageNet layout folder")
+    io.add_argument("--out", required=True, metavar="ROOT", help="an existing dataset (made by fetch/import/download)")
+    sel = p.add_argument_group("selection and split")
+    sel.add_argument("--per-class", type=_positive, default=None, metavar="N",
+                     help="keep a deterministic subset of N photos per class (default: all)")
+    sel.add_argument("--eval-fraction", type=float, default=d.eval_fraction, metavar="F",
+                     help="share of the classes kept for evaluation only")
+    sel.add_argument("--val-fraction", type=float, default=d.val_fraction, metavar="F",
+                     help="share of a train-side class's photos held out for calibration")
+    sel.add_argument("--seed", type=int, default=d.seed, help="seed of the class split and the subset")
+    how = p.add_argument_group("how")
+    how.add_argument("--link", action="store_true", help="hard-link (or symlink) instead of copying")
+    how.add_argument("--workers", type=_positive, default=d.workers, help="decoding threads")
+    p.set_defaults(run=_run_others)
+
+
+def _run_others(args: argparse.Namespace) -> int:
+    cfg = OthersConfig(source=args.source, out=args.out, per_class=args.per_class,
+                       eval_fraction=args.eval_fraction, val_fraction=args.val_fraction, seed=args.seed,
+                       link=args.link, workers=args.workers)
+    others = import_others(cfg).meta["others"]
+    print(f"others: {len(others['classes'])} classes ({others['counts']['classes']}), "
+          f"files by split {others['counts']['files']}, in {cfg.out}/others")
+    return 0
+
+
 def _add_stats(sub) -> None:
     d = StatsConfig(root="")
     p = sub.add_parser(
@@ -224,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import(sub)
     _add_download(sub)
     _add_stats(sub)
+    _add_others(sub)
     return parser
 
 
