@@ -198,9 +198,9 @@ class State:
             with contextlib.suppress(ValueError, KeyError, TypeError):  # unreadable state = start over
                 self.done = {u: Outcome(**o) for u, o in json.loads(self.path.read_text())["urls"].items()}
 
-    def record(self, url: str, outcome: Outcome, force: bool = False) -> None:
+    def record(self, url: str, outcome: Outcome) -> None:
         self.done[url] = outcome
-        if force or time.monotonic() - self.saved_at > STATE_SAVE_EVERY_S:
+        if time.monotonic() - self.saved_at > STATE_SAVE_EVERY_S:
             self.save()
 
     def save(self) -> None:
