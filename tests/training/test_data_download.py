@@ -189,7 +189,7 @@ def test_download_keeps_exactly_the_good_photos(photos, catalog, tmp_path, capsy
         # retries: transient failures retried once, permanent ones never
         assert hits["/flaky.jpg"] == 2 and hits["/broken.jpg"] == 2 and hits["/reset.jpg"] == 2
         assert hits["/slow.jpg"] == 2 and hits["/missing.jpg"] == 1 and hits["/a0.jpg"] == 1
-        assert elapsed < 10
+        assert elapsed < 15  # the 2 s response was cut at 0.5 s per attempt
 
         ds = load_dataset(out)
         assert ds.meta["source"]["kind"] == "download" and ds.meta["source"]["counts"]["ok"] == 11

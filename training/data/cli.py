@@ -4,6 +4,7 @@
     python -m training.data import --from ~/imagenet/train --out data/desk --classes office20-imagenet
     python -m training.data download --urls urls.tsv --out data/office20
     python -m training.data stats data/office20
+    python -m training.data import-others --from ../shared/datasets/tiny-imagenet-others --out data/office20
 
 In-process (tests, fixtures): ``main(["import", "--from", DIR, "--out", ROOT, "--per-class", "60"])``.
 Expected failures (a missing class, an offline machine, a bad flag) print one ``error:`` line and
