@@ -94,7 +94,10 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         if kind == "flaky" and hit <= route[1]:
-            self.send_error(503)
+            self.send_response(route[2])
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         ctype, body = route[-2], route[-1]
         if kind == "delay":
@@ -103,6 +106,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if kind == "drip":  # every gap is shorter than the client's timeout, the whole is longer
+            for i in range(0, len(body), len(body) // 10 + 1):
+                self.wfile.write(body[i:i + len(body) // 10 + 1])
+                self.wfile.flush()
+                time.sleep(route[1])
+            return
         self.wfile.write(body)
 
 
@@ -128,6 +137,7 @@ def test_download_keeps_exactly_the_good_photos(photos, catalog, tmp_path, capsy
     good_a = [_jpeg(p, (320, 240)) for p in photos[:5]]
     good_b = [_jpeg(p, (300, 220)) for p in photos[5:10]]
     flaky = _jpeg(photos[10], (320, 240))
+    busy = _jpeg(photos[16], (320, 240))
     blank = _png((500, 300), (200, 200, 200))
     full = _jpeg(photos[11], (320, 240))
     routes = {f"/a{i}.jpg": ("ok", "image/jpeg", b) for i, b in enumerate(good_a)}
@@ -145,7 +155,9 @@ def test_download_keeps_exactly_the_good_photos(photos, catalog, tmp_path, capsy
         "/slow.jpg": ("delay", 2.0, "image/jpeg", _jpeg(photos[14], (320, 240))),
         "/reset.jpg": ("reset",),
         "/broken.jpg": ("status", 500),
-        "/flaky.jpg": ("flaky", 1, "image/jpeg", flaky),
+        "/flaky.jpg": ("flaky", 1, 503, "image/jpeg", flaky),
+        "/busy.jpg": ("flaky", 2, 429, "image/jpeg", busy),
+        "/drip.jpg": ("drip", 0.12, "image/jpeg", _jpeg(photos[15], (320, 240))),
         "/dup.jpg": ("ok", "image/jpeg", good_a[0]),
     }
     placeholders = tmp_path / "placeholders.json"
@@ -156,7 +168,7 @@ def test_download_keeps_exactly_the_good_photos(photos, catalog, tmp_path, capsy
         lines += [f"{REMOTE}\t{server.url(f'/b{i}.jpg')}" for i in range(5)]
         bad_a = ["/missing.jpg", "/moved.jpg", "/gone.jpg", "/sized.jpg", "/html.jpg", "/page", "/tiny.jpg",
                  "/truncated.jpg"]
-        bad_b = ["/slow.jpg", "/reset.jpg", "/broken.jpg", "/flaky.jpg", "/dup.jpg"]
+        bad_b = ["/slow.jpg", "/drip.jpg", "/reset.jpg", "/broken.jpg", "/flaky.jpg", "/busy.jpg", "/dup.jpg"]
         lines += [f"{KEYBOARD}\t{server.url(p)}" for p in bad_a] + [f"{REMOTE}\t{server.url(p)}" for p in bad_b]
         lines += ["# comments and blank lines are fine", "", "not a line", f"n99999999\t{server.url('/a0.jpg')}",
                   f"{REMOTE}\t{server.url('/b0.jpg')}"]
@@ -164,7 +176,7 @@ def test_download_keeps_exactly_the_good_photos(photos, catalog, tmp_path, capsy
         urls.write_text("\n".join(lines) + "\n")
         out = tmp_path / "ds"
         argv = ["download", "--urls", str(urls), "--out", str(out), "--classes", catalog, "--timeout", "0.5",
-                "--retries", "1", "--backoff", "0.05", "--workers", "6", "--per-host", "3",
+                "--retries", "2", "--backoff", "0.05", "--workers", "6", "--per-host", "3",
                 "--placeholders", str(placeholders)]
         start = time.monotonic()
         assert main(argv) == 0
@@ -172,29 +184,33 @@ def test_download_keeps_exactly_the_good_photos(photos, catalog, tmp_path, capsy
         hits = dict(server.hits)
 
         report = json.loads((out / "download_report.json").read_text())
-        assert report["counts"] == {"ok": 11, "dead_link": 3, "timeout": 1, "placeholder": 3, "too_small": 1,
+        assert report["counts"] == {"ok": 12, "dead_link": 3, "timeout": 2, "placeholder": 3, "too_small": 1,
                                     "not_an_image": 2, "undecodable": 1, "duplicate": 1}
         assert report["per_class"][KEYBOARD] == {"ok": 5, "dead_link": 1, "timeout": 0, "placeholder": 3,
                                                  "too_small": 1, "not_an_image": 2, "undecodable": 1,
                                                  "duplicate": 0}
-        assert report["per_class"][REMOTE] == {"ok": 6, "dead_link": 2, "timeout": 1, "placeholder": 0,
+        assert report["per_class"][REMOTE] == {"ok": 7, "dead_link": 2, "timeout": 2, "placeholder": 0,
                                                "too_small": 0, "not_an_image": 0, "undecodable": 0,
                                                "duplicate": 1}
+        details = {e["url"].rsplit("/", 1)[1]: e["detail"] for es in report["examples"].values() for e in es}
+        assert "body not complete within 0.5 s" in details["drip.jpg"] and "timed out" in details["slow.jpg"]
+        assert details["missing.jpg"].startswith("HTTP 404") and "connection lost" in details["reset.jpg"]
         assert report["skipped_lines"] == {"malformed": 1, "other_class": 1, "repeated_url": 1}
         kept = _tree(out)
-        want = {hashlib.sha256(b).hexdigest() for b in good_a + good_b + [flaky]}
+        want = {hashlib.sha256(b).hexdigest() for b in good_a + good_b + [flaky, busy]}
         assert sorted(kept.values()) == sorted(want)  # exactly the good photos, once each
         assert {f"{KEYBOARD}/{KEYBOARD}_{i}.jpg" for i in range(5)} <= set(kept)  # ImageNet ids name files
         assert not list(out.rglob("*.part"))
-        # retries: transient failures retried once, permanent ones never
-        assert hits["/flaky.jpg"] == 2 and hits["/broken.jpg"] == 2 and hits["/reset.jpg"] == 2
-        assert hits["/slow.jpg"] == 2 and hits["/missing.jpg"] == 1 and hits["/a0.jpg"] == 1
+        # retries: transient failures (5xx, 429, timeouts, resets) retried up to twice, permanent ones never
+        assert hits["/flaky.jpg"] == 2 and hits["/busy.jpg"] == 3
+        assert hits["/broken.jpg"] == 3 and hits["/reset.jpg"] == 3 and hits["/slow.jpg"] == 3
+        assert hits["/drip.jpg"] == 3 and hits["/missing.jpg"] == 1 and hits["/a0.jpg"] == 1
         assert elapsed < 15  # the 2 s response was cut at 0.5 s per attempt
 
         ds = load_dataset(out)
-        assert ds.meta["source"]["kind"] == "download" and ds.meta["source"]["counts"]["ok"] == 11
-        assert len(ds.files) == 11
-        assert "download: ok 11" in capsys.readouterr().out
+        assert ds.meta["source"]["kind"] == "download" and ds.meta["source"]["counts"]["ok"] == 12
+        assert len(ds.files) == 12
+        assert "download: ok 12" in capsys.readouterr().out
 
         # a re-run is resumable and idempotent: nothing is fetched again, the tree is unchanged
         assert main(argv) == 0
