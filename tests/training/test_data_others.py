@@ -22,7 +22,7 @@ def _others(root):
     return json.loads((root / "dataset.json").read_text())["others"]
 
 
-def test_others_are_split_by_class_and_recorded(shared_datasets, office):
+def test_others_are_split_by_class_and_recorded(shared_datasets, office, capsys):
     office_before = load_dataset(office)
     src = str(shared_datasets / "tiny-imagenet-others")
     assert main(["import-others", "--from", src, "--out", str(office), "--per-class", "6"]) == 0
@@ -38,6 +38,9 @@ def test_others_are_split_by_class_and_recorded(shared_datasets, office):
         assert splits == {"test"} if groups[wnid] == "eval" else splits <= {"train", "val"}
     assert others["counts"]["files"]["test"] == 90 * 6 and len(others["files"]) == 180 * 6
     assert others["counts"]["files"]["val"] > 0 and others["source"]["origins"]["val"] > 0
+
+    assert main(["stats", str(office), "--no-sheet"]) == 0
+    assert "others (not office objects, split by class): 180 classes {'eval': 90, 'train': 90}" in capsys.readouterr().out
 
     # the office part of the dataset is untouched and still loads
     after = load_dataset(office)

@@ -50,6 +50,10 @@ def describe(ds: Dataset) -> str:
               f"mean RGB {ds.mean}  std RGB {ds.std}  (0..255, {ds.meta['stats']['images']} train images only)",
               "image size: median {median_width}x{median_height}, smallest side {min_side} px".format(
                   **ds.meta["image_size"])]
+    if "others" in ds.meta:
+        others = ds.meta["others"]
+        lines.append(f"others (not office objects, split by class): {len(others['classes'])} classes "
+                     f"{others['counts']['classes']}, photos {others['counts']['files']}")
     return "\n".join(lines)
 
 
