@@ -1,6 +1,6 @@
 """HTTP GET with timeouts, retries and exponential backoff: the data stage's one network client.
 
-Standard library only (``urllib``), so the downloader runs in the serving-only environment too.
+Standard library only (``urllib`` + threads in the callers): no HTTP package to pin.
 Transient failures (HTTP 5xx/429/408, timeouts, resets, truncated bodies) are retried with
 backoff ``backoff * 2**attempt`` (or the server's ``Retry-After``, capped); anything else fails at
 once. Failures are :class:`FetchFailure` with ``reason`` ``"timeout"`` or ``"dead_link"``.
