@@ -80,6 +80,8 @@ class RuntimeConfig:
     jit_compile: str = _f("auto", "XLA-compile the train step: auto = on when a GPU is present",
                           ("auto", "on", "off"))
     resume: bool = _f(False, "continue the run in --out from its last complete checkpoint")
+    stop_after: int = _f(0, "train at most this many epochs in this invocation, then exit leaving a "
+                            "checkpoint to --resume from (time-sliced or preemptible jobs); 0 = no limit")
     progress: bool = _f(True, "show a progress bar per epoch (one line per epoch when not a terminal)")
     train_eval: bool = _f(True, "evaluate the final model on the (unaugmented) train split too")
 

@@ -75,6 +75,8 @@ def resolve_config(argv: list[str] | None) -> TrainConfig:
     cfg.data.root = str(Path(args.data).resolve())
     cfg.runtime.out = str(out)
     cfg.runtime.resume = getattr(args, "resume", False)
+    # Per invocation, not part of the run: a resumed run must not inherit the last one's limit.
+    cfg.runtime.stop_after = vars(args).get("runtime.stop_after", 0)
     if not cfg.runtime.resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
         raise UsageError(f"{out} already holds a run's checkpoints: pass --resume to continue it, "
                          f"or choose another --out")
@@ -177,7 +179,8 @@ def _save_keras_atomic(model, path: Path) -> None:
 
 
 def train(cfg: TrainConfig, ds: Dataset) -> dict:
-    """The whole run (steps 1-4 of the module docstring); returns metrics.json's content."""
+    """The whole run (steps 1-4 of the module docstring); returns metrics.json's content
+    ({} when --stop-after ended it early)."""
     from training.model import build_model
     from training.pipeline import Pipeline
     from training.schedule import WarmupSchedule, make_optimizer
@@ -246,7 +249,11 @@ def train(cfg: TrainConfig, ds: Dataset) -> dict:
     callbacks = _tensorboard(keras, out / "logs")
     if cfg.runtime.progress:
         callbacks.append(_progress_bar(keras, cfg.schedule.epochs, steps_per_epoch))
-    for epoch in range(int(epoch_var.numpy()), cfg.schedule.epochs):
+    first = int(epoch_var.numpy())
+    for epoch in range(first, cfg.schedule.epochs):
+        if cfg.runtime.stop_after and epoch - first >= cfg.runtime.stop_after:
+            print(f"stopped after {cfg.runtime.stop_after} epoch(s) as asked; continue with --resume")
+            return {}
         if cfg.schedule.patience and epoch - int(best_epoch.numpy()) >= cfg.schedule.patience:
             print(f"early stop: no better val accuracy for {cfg.schedule.patience} epochs "
                   f"(best {best_val.numpy():.4f} at epoch {int(best_epoch.numpy())})")

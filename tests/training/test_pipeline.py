@@ -1,0 +1,97 @@
+"""The tf.data pipeline: the same pixels as the reference preprocessing, augmentation only in training."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bundle.images import decode_image
+from bundle.preprocess import PreprocessSpec, preprocess
+from training.config import DataConfig
+from training.data.dataset import load_dataset
+from training.pipeline import Pipeline, crop_and_resize, decode
+from training.tfenv import tf
+
+
+def reference(path, size, crop_fraction=1.0) -> np.ndarray:
+    return preprocess(decode_image(path.read_bytes(), target_size=size), PreprocessSpec(size, crop_fraction))
+
+
+def images_of(ds: tf.data.Dataset) -> np.ndarray:
+    return np.concatenate([x.numpy() for x, _ in ds])
+
+
+@pytest.fixture(scope="module")
+def dataset(tiny_dataset):
+    return load_dataset(tiny_dataset)
+
+
+def test_eval_pixels_are_exactly_the_reference_at_native_size_grayscale_included(dataset):
+    pipe = Pipeline(dataset, DataConfig(), image_size=64, num_classes=20, batch_size=50)
+    items = dataset.items("val")
+    got = images_of(pipe.evaluation("val"))
+    want = np.stack([reference(path, 64) for path, _ in items]).astype(np.float32)
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    assert any(Image.open(path).mode == "L" for path, _ in items), "no grayscale JPEG among the val images"
+    labels = np.concatenate([y.numpy().argmax(1) for _, y in pipe.evaluation("val")])
+    assert labels.tolist() == pipe.labels("val")
+
+
+@pytest.mark.parametrize("size, crop_fraction", [(64, 1.0), (128, 0.875), (224, 1.0)])
+def test_large_photos_match_the_reference_within_one_level(sample_photos, size, crop_fraction):
+    """Decoding (DCT-scaled like Pillow's draft) is exact; TF's antialiased bilinear resize is
+    within 1 of 255 of Pillow's BILINEAR."""
+    worst = 0
+    for path in sample_photos[:12]:
+        got = crop_and_resize(decode(tf.constant(path.read_bytes()), size), size, crop_fraction).numpy()
+        want = reference(path, size, crop_fraction)
+        assert got.shape == want.shape == (size, size, 3)
+        worst = max(worst, int(np.abs(got.astype(int) - want).max()))
+    assert worst <= 1
+
+
+def test_jpeg_decode_is_pillows_at_the_same_reduced_scale(sample_photos):
+    for path in sample_photos[:12]:
+        data = path.read_bytes()
+        np.testing.assert_array_equal(decode(tf.constant(data), 64).numpy(), np.asarray(decode_image(data, 64)))
+
+
+def test_augmentation_is_active_in_training_seeded_by_epoch_and_absent_in_evaluation(dataset):
+    pipe = Pipeline(dataset, DataConfig(), image_size=32, num_classes=20, batch_size=64, seed=3)
+    plain = images_of(pipe.evaluation("train"))
+    assert np.array_equal(plain, images_of(pipe.evaluation("train")))
+
+    epoch0 = images_of(pipe.train(0))
+    assert np.array_equal(epoch0, images_of(pipe.train(0))), "an epoch's batches must be reproducible"
+    assert not np.array_equal(epoch0, images_of(pipe.train(1)))
+    # Augmented images are new pictures: none equals an original.
+    originals = {img.tobytes() for img in plain}
+    assert sum(img.tobytes() in originals for img in epoch0) < 0.05 * len(epoch0)
+    assert epoch0.min() >= 0 and epoch0.max() <= 255
+
+    shuffled_only = images_of(pipe.train(0, augment_images=False))
+    assert {img.tobytes() for img in shuffled_only} == originals
+    assert not np.array_equal(shuffled_only, plain), "training batches are shuffled"
+
+
+@pytest.mark.parametrize("option", ["translate", "flip", "brightness", "contrast", "crop_scale"])
+def test_each_augmentation_changes_images_on_its_own(dataset, option):
+    off = dict(translate=0.0, flip=False, brightness=0.0, contrast=0.0, crop_scale=0.0)
+    on = {"translate": 0.125, "flip": True, "brightness": 0.2, "contrast": 0.3, "crop_scale": 0.35}[option]
+    cfg = dataclasses.replace(DataConfig(), **{**off, option: on})
+    pipe = Pipeline(dataset, cfg, image_size=32, num_classes=20, batch_size=256)
+    x = next(iter(pipe.train(0)))[0].numpy()
+    plain = next(iter(pipe.train(0, augment_images=False)))[0].numpy()
+    changed = np.mean([not np.array_equal(a, b) for a, b in zip(x, plain)])
+    assert changed > 0.3, f"{option} changed only {changed:.0%} of the images"
+
+
+def test_uncached_pipeline_gives_the_same_pixels(dataset):
+    cached = Pipeline(dataset, DataConfig(), image_size=32, num_classes=20, batch_size=64)
+    streamed = Pipeline(dataset, DataConfig(cache=False), image_size=32, num_classes=20, batch_size=64)
+    assert cached.cached and not streamed.cached
+    np.testing.assert_array_equal(images_of(cached.evaluation("test")), images_of(streamed.evaluation("test")))
+    np.testing.assert_array_equal(images_of(cached.train(2)), images_of(streamed.train(2)))
