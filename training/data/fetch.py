@@ -1,7 +1,8 @@
 """The ``fetch`` source, behind ``make data``: Tiny ImageNet's office classes, from a local copy or the web.
 
 1. A local Tiny ImageNet folder (``--local DIR``, else ``$OFFICENET_TINY_IMAGENET``, else
-   ``<repo>/../shared/datasets/tiny-imagenet-office20``) is imported as it is.
+   ``$OFFICENET_SHARED/datasets/tiny-imagenet-office20``, ``$OFFICENET_SHARED`` defaulting to
+   ``<repo>/../shared``) is imported as it is.
 2. Otherwise the public archive (``--url``, Stanford's ``tiny-imagenet-200.zip``, 237 MB) is
    downloaded into the cache (``--cache``), checked against ``--checksum`` (the md5 published with
    the archive), and only the catalog's classes are extracted, then imported. The archive and the
@@ -34,7 +35,8 @@ TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 # TinyImageNet loaders: 90528d7c...); a sha256 has not been published alongside it.
 TINY_IMAGENET_CHECKSUM = "md5:90528d7ca1a48142e341f4ef8d21d0de"
 LOCAL_ENV = "OFFICENET_TINY_IMAGENET"
-DEFAULT_LOCAL = REPO.parent / "shared" / "datasets" / "tiny-imagenet-office20"
+# The same shared folder the test fixtures read (tests/conftest.py honours OFFICENET_SHARED too).
+DEFAULT_LOCAL = Path(os.environ.get("OFFICENET_SHARED", REPO.parent / "shared")) / "datasets" / "tiny-imagenet-office20"
 OFFLINE_HINT = ("To build the dataset from photos you already have, point DATA at them: "
                 "make data DATA=data/office20 DATA_SOURCE=import DATA_ARGS='--from /path/to/tiny-imagenet-200' "
                 "(or an ImageNet train folder, or <class>/<images> folders).")
