@@ -82,3 +82,22 @@ def test_catalogs_hold_twenty_unique_classes():
         assert len(classes) == 20 and len({c.wnid for c in classes}) == 20
     with pytest.raises(ValueError, match="unknown class catalog"):
         load_catalog("office99")
+
+
+def test_others_survive_a_rebuild_and_are_checked(tree, shared_datasets):
+    build_dataset(tree, CLASSES, {"kind": "test"})
+    meta = json.loads((tree / "dataset.json").read_text())
+    other = next((shared_datasets / "tiny-imagenet-others" / "train").iterdir())
+    photo = next((other / "images").glob("*.JPEG"))
+    (tree / "others" / other.name).mkdir(parents=True)
+    shutil.copy(photo, tree / "others" / other.name / photo.name)
+    meta["others"] = {"files": [{"path": f"others/{other.name}/{photo.name}", "wnid": other.name,
+                                 "split": "test", "sha256": "x"}]}
+    (tree / "dataset.json").write_text(json.dumps(meta))
+    ds = build_dataset(tree, CLASSES, {"kind": "test"})
+    assert ds.others_items("test") == [(tree / "others" / other.name / photo.name, other.name)]
+    assert ds.others_items("train") == []
+    (tree / "others" / other.name / photo.name).unlink()
+    with pytest.raises(DatasetError, match="missing"):
+        load_dataset(tree)
+    assert build_dataset(tree, CLASSES, {"kind": "test"}).others is None

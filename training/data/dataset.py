@@ -81,6 +81,19 @@ class Dataset:
         """Hash of dataset.json: identifies exactly which data (and split) a model saw."""
         return hashlib.sha256((self.root / DATASET_JSON).read_bytes()).hexdigest()
 
+    @property
+    def others(self) -> dict | None:
+        """The optional non-office photos (``import-others``), split by class; None if absent."""
+        return self.meta.get("others")
+
+    def others_items(self, split: str) -> list[tuple[Path, str]]:
+        """(absolute path, wnid) of the non-office photos of one split: train and val come from
+        train-side classes, test only from evaluation-only classes. Empty without others."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; splits are {SPLITS}")
+        return [(self.root / f["path"], f["wnid"]) for f in (self.others or {}).get("files", [])
+                if f["split"] == split]
+
     def items(self, split: str) -> list[tuple[Path, int]]:
         """(absolute path, class index) for every file of one split, in a stable order."""
         if split not in SPLITS:
@@ -161,8 +174,22 @@ def build_dataset(root: str | Path, classes: list[ClassInfo], source: dict, cata
                        "median_height": int(statistics.median(heights)),
                        "min_side": int(min(min(widths), min(heights)))},
     }
+    previous = _previous_others(root)
+    if previous:
+        meta["others"] = previous
     write_json_atomic(root / DATASET_JSON, meta)
     return load_dataset(root)
+
+
+def _previous_others(root: Path) -> dict | None:
+    """Re-importing the office photos keeps an earlier ``import-others`` if its files are all there."""
+    try:
+        others = json.loads((root / DATASET_JSON).read_text()).get("others")
+    except (OSError, json.JSONDecodeError):
+        return None
+    if others and all((root / f["path"]).is_file() for f in others["files"]):
+        return others
+    return None
 
 
 def load_dataset(root: str | Path) -> Dataset:
@@ -189,7 +216,8 @@ def load_dataset(root: str | Path) -> Dataset:
     for index, cls in enumerate(classes):
         if not any(f.label == index and f.split == "train" for f in files):
             raise DatasetError(f"class {cls.wnid} ({cls.label}) has no train images in {path}")
-    missing = [f.path for f in files if not (root / f.path).is_file()]
+    missing = [p for p in [f.path for f in files] + [f["path"] for f in meta.get("others", {}).get("files", [])]
+               if not (root / p).is_file()]
     if missing:
         raise DatasetError(f"{len(missing)} files listed in {path} are missing, e.g. {missing[0]}")
     return Dataset(root=root, meta=meta, classes=classes, files=files)
