@@ -17,6 +17,8 @@ GPU        ?= 0
 # e.g. DATA_SOURCE=import DATA_ARGS="--from ~/imagenet/train --classes office20-imagenet"
 DATA_SOURCE ?= fetch
 DATA_ARGS  ?=
+# Non-office photos ("not an office object", issue 8): added to the dataset when the folder exists.
+OTHERS     ?= ../shared/datasets/tiny-imagenet-others
 TRAIN_ARGS ?=
 EXPORT_ARGS ?=
 BENCH_ARGS ?=
@@ -64,6 +66,8 @@ setup-android:
 
 data: setup
 	$(PY) -m training.data $(DATA_SOURCE) --out $(DATA) $(DATA_ARGS)
+	@if [ -d "$(OTHERS)" ]; then echo "adding non-office photos from $(OTHERS) (OTHERS= to skip)"; \
+	  $(PY) -m training.data import-others --from $(OTHERS) --out $(DATA); fi
 
 # The default dataset is made on demand so that `make setup train export` works on a fresh
 # machine; a dataset somewhere else must be made explicitly.
