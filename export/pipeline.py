@@ -75,14 +75,16 @@ def predict_keras(model, pixels: np.ndarray) -> np.ndarray:
 
 def export(cfg: ExportConfig) -> ExportResult:
     log(f"loading run {cfg.run}")
+    Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
     run = load_run(cfg.run, cfg.data)
     spec, dataset = run.spec, run.dataset
     names = [c.label for c in dataset.classes]
     x_test, y_test = split_arrays(dataset, "test", spec)
     run_float_accuracy = float((predict_keras(run.model, x_test).argmax(1) == y_test).mean())
 
-    log(f"pruning Conv2D/Dense kernels to {cfg.prune.target_sparsity:.0%} sparsity, "
-        f"{cfg.prune.epochs} fine-tuning epochs")
+    if cfg.prune.target_sparsity:
+        log(f"pruning Conv2D/Dense kernels to {cfg.prune.target_sparsity:.0%} sparsity, "
+            f"{cfg.prune.epochs} fine-tuning epochs")
     x_train, y_train = split_arrays(dataset, "train", spec)
     model, sparsity = prune_model(run.model, x_train, y_train, cfg.prune)
     del x_train, y_train
