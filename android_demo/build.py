@@ -186,8 +186,8 @@ def sign(tools: dict, key: SigningKey, apk: Path, out: Path) -> str:
 
 def build(cfg: BuildConfig) -> dict:
     """Build ``cfg.out`` (replaced atomically) and return what ``<out>.json`` records."""
-    tools = require_tools()
     b = check_bundle(cfg.bundle)
+    tools = require_tools()
     key = signing_key(cfg, tools)
     out = cfg.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)

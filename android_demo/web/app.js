@@ -19,9 +19,10 @@ const settings = {
   server: params.get('server') ?? localStorage.getItem('officenet.server') ?? '',
 };
 
-const state = {manifest: null, model: null, paused: false, source: 'camera', last: null, lastFrame: null};
-const officenet = {state, preprocess: (rgba, w, h) => preprocess(rgba, w, h, state.manifest.input),
-                   decodePhoto, classifyPhoto};
+// state.last: the latest result, with the frame (ImageData) it was computed from.
+const state = {manifest: null, model: null, paused: false, source: 'camera', last: null};
+const officenet = {state, decodePhoto, classifyPhoto,
+                   preprocess: (rgba, w, h, input = state.manifest.input) => preprocess(rgba, w, h, input)};
 window.officenet = officenet;
 
 function setStatus(text) { $('status').textContent = text; }
@@ -92,10 +93,9 @@ async function classifyPhoto(file) {
   photo.hidden = false;
   $('video').hidden = true;
   const frame = await decodePhoto(file);
-  state.lastFrame = frame;
   // The server gets the original file, so it decodes and rotates it itself.
   const result = await classify(frame, async () => file);
-  show({...result, source: 'photo'});
+  show({...result, source: 'photo', frame});
   return state.last;
 }
 
@@ -114,8 +114,7 @@ async function cameraLoop(video) {
     if (state.paused || state.source !== 'camera' || video.readyState < 2 || !video.videoWidth) continue;
     try {
       const frame = drawToCanvas(video, video.videoWidth, video.videoHeight);
-      state.lastFrame = frame;
-      show({...await classify(frame, canvasBlob), source: 'camera'});
+      show({...await classify(frame, canvasBlob), source: 'camera', frame});
     } catch (e) {
       setStatus(`error: ${e.message}`);
       await new Promise((r) => setTimeout(r, 1000));

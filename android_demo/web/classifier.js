@@ -89,9 +89,13 @@ export async function classifyOnServer(serverUrl, blob, filename = 'frame.png') 
   const form = new FormData();
   form.append('file', blob, filename);
   const start = performance.now();
-  const response = await fetch(new URL('classify?top_k=3', serverUrl.replace(/\/?$/, '/')), {
-    method: 'POST', body: form,
-  });
+  let response;
+  try {
+    response = await fetch(new URL('classify?top_k=3', serverUrl.replace(/\/?$/, '/')), {method: 'POST', body: form});
+  } catch (e) {  // the browser tells no more than this for network and CORS failures
+    throw new Error(`cannot reach the server at ${serverUrl} (${e.message}): is it running with ` +
+                    '--host 0.0.0.0, and is this phone on its network?');
+  }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     throw new Error(body.error?.message ?? `server answered HTTP ${response.status}`);

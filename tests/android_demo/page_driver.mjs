@@ -7,7 +7,8 @@
 // camera), "timeout_ms": 120000, "steps": [...]}. Steps, each answered in "results" in order:
 //   {"op": "camera"}                       wait for a camera frame's result
 //   {"op": "photo", "path": "x.jpg"}       pick a photo with the page's file input, wait for its result
-//   {"op": "preprocess", "width", "height", "rgb_b64"}   the page's preprocess on given RGB pixels
+//   {"op": "preprocess", "width", "height", "rgb_b64", "input"}   the page's preprocess on given
+//                                          RGB pixels (input: a manifest "input" to use instead)
 //   {"op": "decode_preprocess", "path"}    the page's own photo decode + preprocess of a file
 //   {"op": "bench", "warmup", "iterations"}   time the model on the last result's input tensor
 // A result carries what the page showed (DOM text) and what it computed (raw tensors, base64).
@@ -28,14 +29,14 @@ if (job.y4m) args.push(`--use-file-for-fake-video-capture=${job.y4m}`);
 const PAGE_HELPERS = `
   window.__b64 = (bytes) => { let s = ''; for (let i = 0; i < bytes.length; i += 0x8000)
     s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000)); return btoa(s); };
+  window.__bytes = (t) => new Uint8Array(t.buffer, t.byteOffset, t.byteLength);
   window.__unb64 = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   window.__report = (r) => r && ({
     source: r.source, mode: r.mode, ms: r.ms, preprocessMs: r.preprocessMs, abstained: r.abstained,
     top: r.top, raw: r.raw ? Array.from(r.raw) : null,
-    input_b64: r.input ? window.__b64(r.input) : null,
-    frame: window.officenet.state.lastFrame && {width: window.officenet.state.lastFrame.width,
-      height: window.officenet.state.lastFrame.height,
-      rgba_b64: window.__b64(new Uint8Array(window.officenet.state.lastFrame.data.buffer))},
+    input_b64: r.input ? window.__b64(window.__bytes(r.input)) : null,
+    frame: r.frame && {width: r.frame.width, height: r.frame.height,
+                       rgba_b64: window.__b64(new Uint8Array(r.frame.data.buffer))},
     dom: {labels: [...document.querySelectorAll('#top .label')].map((e) => e.textContent),
           scores: [...document.querySelectorAll('#top .score')].map((e) => e.textContent),
           timing: document.getElementById('timing').textContent,
@@ -57,18 +58,18 @@ const steps = {
     await page.setInputFiles('#file', step.path);
     return waitForResult(page, 'photo');
   },
-  preprocess: (page, step) => page.evaluate(({width, height, rgb_b64: b64}) => {
+  preprocess: (page, step) => page.evaluate(({width, height, rgb_b64: b64, input}) => {
     const rgb = window.__unb64(b64);
     const rgba = new Uint8ClampedArray(width * height * 4);
     for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
       rgba[j] = rgb[i]; rgba[j + 1] = rgb[i + 1]; rgba[j + 2] = rgb[i + 2]; rgba[j + 3] = 255;
     }
-    return {input_b64: window.__b64(window.officenet.preprocess(rgba, width, height))};
+    return {input_b64: window.__b64(window.__bytes(window.officenet.preprocess(rgba, width, height, input ?? undefined)))};
   }, step),
   decode_preprocess: (page, step) => page.evaluate(async (b64) => {
     const frame = await window.officenet.decodePhoto(new Blob([window.__unb64(b64)]));
     return {width: frame.width, height: frame.height,
-            input_b64: window.__b64(window.officenet.preprocess(frame.data, frame.width, frame.height))};
+            input_b64: window.__b64(window.__bytes(window.officenet.preprocess(frame.data, frame.width, frame.height)))};
   }, readFileSync(step.path).toString('base64')),
   bench: (page, step) => page.evaluate(async ({warmup, iterations}) => {
     const {model, last} = window.officenet.state;

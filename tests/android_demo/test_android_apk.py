@@ -1,0 +1,153 @@
+"""The built APK, checked with the Android tools: signature, alignment, manifest, dex, assets.
+
+No phone or emulator is available here, so these checks (plus the page tests) are what stands
+between the build and a device: every framework method the dex calls or overrides must exist in
+the Android API at or below minSdk, and the stubs' inlined constants must have the real values.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import zipfile
+
+import pytest
+
+from android_api import DEMO, TYPES_D_TS, AndroidApi, dex_classes, dex_references
+from bundle.manifest import load_bundle
+
+MIN_SDK = 24
+PACKAGE = "org.officenet.demo"
+ACTIVITY = f"{PACKAGE}.MainActivity"
+
+pytestmark = pytest.mark.slow
+
+
+def tool(*cmd) -> str:
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+    assert proc.returncode == 0, f"{cmd[0]} failed: {proc.stderr or proc.stdout}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def dex_dump(apk, tmp_path_factory) -> str:
+    d = tmp_path_factory.mktemp("dex")
+    with zipfile.ZipFile(apk[0]) as z:
+        z.extract("classes.dex", d)
+    return tool("dexdump", "-d", d / "classes.dex")
+
+
+@pytest.fixture(scope="session")
+def android_api(android_tools) -> AndroidApi:
+    return AndroidApi.load(TYPES_D_TS)
+
+
+def test_apk_is_signed_v2_v3_and_aligned(apk):
+    verify = tool("apksigner", "verify", "-v", apk[0])
+    assert "Verified using v2 scheme (APK Signature Scheme v2): true" in verify
+    assert "Verified using v3 scheme (APK Signature Scheme v3): true" in verify
+    tool("zipalign", "-c", "-p", "4", apk[0])
+    assert apk[1]["signing"]["certificate_sha256"] in tool("apksigner", "verify", "--print-certs", apk[0])
+
+
+def test_badging_names_package_activity_camera_and_sdk_levels(apk):
+    badging = tool("aapt", "dump", "badging", apk[0])
+    assert f"package: name='{PACKAGE}'" in badging
+    assert f"launchable-activity: name='{ACTIVITY}'" in badging
+    assert "uses-permission: name='android.permission.CAMERA'" in badging
+    assert f"sdkVersion:'{MIN_SDK}'" in badging
+    target = int(re.search(r"targetSdkVersion:'(\d+)'", badging).group(1))
+    assert target >= MIN_SDK
+
+
+def test_dex_holds_the_activity(dex_dump):
+    classes = dex_classes(dex_dump)
+    assert classes[ACTIVITY].superclass == "android.app.Activity"
+    assert ("onCreate", "(Landroid/os/Bundle;)V") in classes[ACTIVITY].virtual
+
+
+def test_assets_hold_the_bundle_byte_identical_and_the_litert_runtime(apk, tiny_bundle):
+    bundle = load_bundle(tiny_bundle)
+    model = bundle.manifest["model"]["file"]
+    with zipfile.ZipFile(apk[0]) as z:
+        entry = lambda name: z.getinfo(name)  # noqa: E731
+        web = "assets/web/"
+        assert z.read(web + "bundle/manifest.json") == (tiny_bundle / "manifest.json").read_bytes()
+        for name in (model, "labels.txt"):
+            data = z.read(web + "bundle/" + name)
+            assert hashlib.sha256(data).hexdigest() == bundle.manifest["files"][name]["sha256"], name
+        wasm = [n for n in z.namelist() if n.endswith(".wasm")]
+        assert web + "litert/wasm/litert_wasm_internal.wasm" in wasm
+        for name in wasm:
+            shipped = DEMO / "node_modules/@litertjs/core/wasm" / name.rsplit("/", 1)[1]
+            assert z.read(name) == shipped.read_bytes(), name
+        # noCompress: the model and the wasm are stored, so they are read without inflating.
+        for name in [web + "bundle/" + model, *wasm]:
+            assert entry(name).compress_type == zipfile.ZIP_STORED, name
+        for name in ("index.html", "app.js", "classifier.js", "preprocess.js"):
+            assert z.read(web + name) == (DEMO / "web" / name).read_bytes(), name
+    assert apk[1]["model_bytes"] == bundle.manifest["files"][model]["bytes"]
+
+
+def framework_problems(api: AndroidApi, dump: str) -> list[str]:
+    """Every framework method/field the dex uses or overrides that is missing or newer than minSdk."""
+    ours = dex_classes(dump)
+    problems = []
+    for cls, name, desc in sorted(dex_references(dump)):
+        if cls in ours:  # a call on our own class: declared there, or inherited from the framework
+            if (name, desc) in ours[cls].methods or name in ours[cls].fields:
+                continue
+            cls = ours[cls].superclass
+        if not cls.startswith("android."):
+            continue
+        member = api.find_method(cls, name, desc) if desc.startswith("(") else api.find_field(cls, name)
+        if member is None:
+            problems.append(f"{cls}.{name}{desc} does not exist in the Android API")
+        elif member.since > MIN_SDK:
+            problems.append(f"{cls}.{name}{desc} needs API {member.since} > minSdk {MIN_SDK}")
+    for c in ours.values():
+        if c.superclass.startswith("android."):
+            sup = api.classes.get(c.superclass)
+            if sup is None or sup.since > MIN_SDK:
+                problems.append(f"{c.name} extends {c.superclass}, missing at API {MIN_SDK}")
+            for name, desc in c.virtual:  # an override with a wrong signature is silently never called
+                if api.declares_method(c.superclass, name):
+                    m = api.find_method(c.superclass, name, desc)
+                    if m is None or m.since > MIN_SDK:
+                        problems.append(f"{c.name}.{name}{desc} overrides nothing at API {MIN_SDK}")
+    return problems
+
+
+def test_every_framework_member_the_dex_uses_exists_at_min_sdk(dex_dump, android_api):
+    refs = [r for r in dex_references(dex_dump) if r[0].startswith("android.")]
+    assert len(refs) > 20  # the check saw the activity's real calls
+    assert framework_problems(android_api, dex_dump) == []
+
+
+def test_the_framework_check_catches_missing_and_too_new_members(android_api):
+    # WebView.getWebViewClient exists from API 26 on; WebView.loadUrl(int) never existed.
+    fake = ("Class #0 -\n  Class descriptor  : 'Lx/A;'\n  Superclass        : 'Ljava/lang/Object;'\n"
+            "  invoke-virtual {v0}, Landroid/webkit/WebView;.getWebViewClient:()Landroid/webkit/WebViewClient;\n"
+            "  invoke-virtual {v0, v1}, Landroid/webkit/WebView;.loadUrl:(I)V\n")
+    problems = framework_problems(android_api, fake)
+    assert any("getWebViewClient" in p and "needs API 26" in p for p in problems), problems
+    assert any("loadUrl(I)V does not exist" in p for p in problems), problems
+
+
+def test_stub_constants_have_the_framework_values(android_api):
+    """javac inlines constants, so a wrong value in a stub would ship silently."""
+    constants = []
+    for path in (DEMO / "stubs").rglob("*.java"):
+        text = path.read_text()
+        package = re.search(r"package ([\w.]+);", text).group(1)
+        outer = path.stem
+        for inner, name, value in re.findall(
+                r"(?:class (\w+) \{\s*)?public static final \w+ (\w+) = (.+?);", text):
+            cls = ".".join([package, outer] + ([inner] if inner and inner != outer else []))
+            constants.append((cls, name, value))
+    assert len(constants) >= 4
+    for cls, name, value in constants:
+        member = android_api.find_field(cls, name)
+        assert member is not None, f"{cls}.{name} is not in the Android API"
+        assert member.value == value, f"{cls}.{name} = {value} in the stub, {member.value} on Android"
+        assert member.since <= MIN_SDK
