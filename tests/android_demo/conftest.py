@@ -4,28 +4,23 @@
 
 - ``apk``: ``python -m android_demo.build`` run in-process on ``tiny_bundle`` -> (path, info).
 - ``apk_site``: assets/web/ unzipped FROM THE BUILT APK, served on 127.0.0.1 -> base URL.
-- ``run_page(job)``: headless Chromium (playwright-core) via page_driver.mjs -> its JSON.
+- ``run_page(job)``: android_demo.page.drive (headless Chromium, page_driver.mjs) -> its JSON.
 - ``desktop_model(uint8 input) -> raw uint8 output``: the same model.tflite in desktop LiteRT.
 Tests here need the tools android_demo/setup.sh installs (`make test` runs it first).
 """
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import shutil
-import subprocess
-import threading
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from android_api import TYPES_D_TS
+from android_demo.page import PageError, drive, site
 from bundle.manifest import load_bundle
 
-DRIVER = Path(__file__).with_name("page_driver.mjs")
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -46,44 +41,20 @@ def apk(tiny_bundle, android_tools, tmp_path_factory) -> tuple[Path, dict]:
     return out, json.loads(out.with_name(out.name + ".json").read_text())
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
-                      ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json"}
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="session")
-def apk_site(apk, tmp_path_factory):
+def apk_site(apk):
     """The page exactly as the APK carries it (assets/web/), over HTTP on a free loopback port."""
-    root = tmp_path_factory.mktemp("apk-site")
-    with zipfile.ZipFile(apk[0]) as z:
-        z.extractall(root, [n for n in z.namelist() if n.startswith("assets/web/")])
-    handler = functools.partial(QuietHandler, directory=str(root / "assets" / "web"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with site(apk[0]) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
-def run_page(android_tools, tmp_path_factory):
-    jobs = tmp_path_factory.mktemp("page-jobs")
-
-    def run(job: dict, timeout: float = 300) -> dict:
-        path = jobs / f"job{len(list(jobs.iterdir()))}.json"
-        path.write_text(json.dumps(job))
-        proc = subprocess.run(["node", str(DRIVER), str(path)], capture_output=True, text=True, timeout=timeout)
+def run_page(android_tools):
+    def run(job: dict) -> dict:
         try:
-            out = json.loads(proc.stdout)
-        except json.JSONDecodeError:
-            pytest.fail(f"page driver printed no JSON (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-        if out.get("error"):
-            console = "\n".join(line for line in out["console"] if "INFO" not in line)
-            pytest.fail(f"page driver: {out['error']}\npage console:\n{console[-3000:]}")
-        return out
+            return drive(job)
+        except PageError as e:
+            pytest.fail(f"page driver: {e}")
 
     return run
 

@@ -1,7 +1,7 @@
 // Drives the APK's page in headless Chromium (Debian's /usr/bin/chromium, via playwright-core)
-// for the Python tests and bench/android.py; prints one JSON object.
+// for the tests and bench/android.py; prints one JSON object.
 //
-//   node tests/android_demo/page_driver.mjs job.json
+//   node android_demo/page_driver.mjs job.json      (android_demo.page.drive wraps this)
 //
 // job.json: {"url": "http://127.0.0.1:PORT/index.html?...", "y4m": "frame.y4m" (optional fake
 // camera), "timeout_ms": 120000, "steps": [...]}. Steps, each answered in "results" in order:
@@ -10,12 +10,12 @@
 //   {"op": "preprocess", "width", "height", "rgb_b64", "input"}   the page's preprocess on given
 //                                          RGB pixels (input: a manifest "input" to use instead)
 //   {"op": "decode_preprocess", "path"}    the page's own photo decode + preprocess of a file
-//   {"op": "bench", "warmup", "iterations"}   time the model on the last result's input tensor
+//   {"op": "bench", "warmup", "iterations", "batch"}   time the model on the last result's input
 // A result carries what the page showed (DOM text) and what it computed (raw tensors, base64).
 import {createRequire} from 'node:module';
 import {readFileSync} from 'node:fs';
 
-const require = createRequire(new URL('../../android_demo/package.json', import.meta.url));
+const require = createRequire(new URL('package.json', import.meta.url));
 const {chromium} = require('playwright-core');
 
 const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
@@ -71,12 +71,16 @@ const steps = {
     return {width: frame.width, height: frame.height,
             input_b64: window.__b64(window.__bytes(window.officenet.preprocess(frame.data, frame.width, frame.height)))};
   }, readFileSync(step.path).toString('base64')),
-  bench: (page, step) => page.evaluate(async ({warmup, iterations}) => {
+  // performance.now() is coarse in a page that is not cross-origin isolated (0.1 ms), so each
+  // sample is the mean of `batch` back-to-back runs.
+  bench: (page, step) => page.evaluate(async ({warmup, iterations, batch = 1}) => {
     const {model, last} = window.officenet.state;
+    for (let i = 0; i < warmup; i++) await model.run(last.input);
     const times = [];
-    for (let i = 0; i < warmup + iterations; i++) {
-      const {ms} = await model.run(last.input);
-      if (i >= warmup) times.push(ms);
+    for (let i = 0; i < iterations; i++) {
+      const start = performance.now();
+      for (let j = 0; j < batch; j++) await model.run(last.input);
+      times.push((performance.now() - start) / batch);
     }
     return {times};
   }, step),
