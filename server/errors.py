@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from bundle.images import ImageError
 
@@ -78,6 +79,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: HTTPException):
         return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"),
                               str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect):
+        # The client hung up mid-upload: nobody will read this, and it is not a server fault.
+        return error_response(400, "client_disconnected", "the client closed the connection mid-request")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -44,7 +44,7 @@ class ServerSettings:
         """Interpreters (and CPU worker threads) this process runs."""
         if self.interpreters:
             return self.interpreters
-        return max(1, (os.cpu_count() or 1) // self.workers)
+        return max(1, len(os.sched_getaffinity(0)) // self.workers)
 
     def to_env(self) -> dict[str, str]:
         return {ENV_PREFIX + k.upper(): str(v) for k, v in asdict(self).items()}

@@ -20,6 +20,7 @@ from bundle.manifest import load_bundle
 from bundle.preprocess import dequantize
 from bundle.publish import seal
 from server.app import create_app
+from server.schemas import ClassifyResponse
 
 pytestmark = pytest.mark.slow  # needs the trained + exported tiny bundle
 
@@ -34,6 +35,7 @@ def test_multipart_answer_shape(client, bundle_dir, photo_bytes):
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"predictions", "model", "timing_ms"}  # no abstain rule in this bundle
+    ClassifyResponse.model_validate(body)  # what /docs promises
     assert len(body["predictions"]) == 3
     bundle = load_bundle(bundle_dir)
     for p in body["predictions"]:

@@ -48,7 +48,7 @@ def test_help_reads_well(capsys):
 def test_settings_travel_to_workers_through_the_environment():
     s = ServerSettings(max_bytes=123, max_pixels=456, interpreters=3, threads=2, workers=4)
     assert ServerSettings.from_env(s.to_env()) == s
-    assert ServerSettings(workers=2).pool_size == max(1, (os.cpu_count() or 1) // 2)
+    assert ServerSettings(workers=2).pool_size == max(1, len(os.sched_getaffinity(0)) // 2)
     with pytest.raises(ValueError, match="OFFICENET_THREADS"):
         ServerSettings.from_env({"OFFICENET_THREADS": "two"})
 
@@ -138,8 +138,14 @@ def test_real_uvicorn_over_a_socket(bundle_dir, photo, photo_bytes):
             assert rss_kb(proc.pid) < before * 1.10
             assert http.post("/classify", files={"file": ("x", photo_bytes)}).json() \
                 ["predictions"] == r.json()["predictions"]
+            # a client hanging up mid-upload is not the server's problem
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                          b"Content-Length: 100000\r\n\r\n" + photo_bytes[:1000])
+            assert http.get("/readyz").status_code == 200
             # the serving process never loaded TensorFlow's libraries
             assert "site-packages/tensorflow/" not in Path(f"/proc/{proc.pid}/maps").read_text()
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        log = proc.communicate(timeout=30)[0]
+    assert "Traceback" not in log and "unexpected error" not in log, log

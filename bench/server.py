@@ -1,0 +1,467 @@
+"""Serving benchmark: the real server under load vs its compute ceiling and a naive Keras server.
+
+    python -m bench.server --bundle artifacts/bundle --run artifacts/run
+    # -> bench/results/server.md and bench/results/server.json
+
+What it measures, in one run on this machine:
+1. the compute-bound ceiling: decode + preprocess + inference of one image, in-process on one
+   thread (median of many), so ``ceiling rps = cores / that time``;
+2. ``python -m server`` in a subprocess on 127.0.0.1, driven by a small asyncio HTTP/1.1 client
+   (raw sockets, keep-alive, far cheaper than the server per request, but it shares the cores):
+   requests/s, p50 and p99 latency at concurrency 1, 4, 16, for a 1600x1200 phone-sized JPEG (a
+   real sample photo upscaled) and a small 320x240 one, with 1 worker and with 2 workers;
+3. a bounded abuse run: N requests at concurrency 16, 30 % of them bad (empty, HTML, truncated,
+   bomb header, over the body limit, wrong Content-Type, missing field, bad top_k): counts 5xx
+   and the server's RSS growth over the run;
+4. a naive baseline (``--run``): a FastAPI app in another process that runs the float Keras
+   model with ``model.predict`` on a fully decoded photo per request (this file may import
+   TensorFlow; the server never does).
+Goals (issue 5): >= 60 % of the ceiling at concurrency 16 with p99 < 100 ms; >= 10x naive rps.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, File, UploadFile
+from PIL import Image
+
+from bundle.atomic import write_bytes_atomic, write_json_atomic
+from bundle.manifest import BundleError, load_bundle
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO.parent / "shared" / "datasets" / "imagenet-samples" / "images"
+REQUEST_TIMEOUT = 30.0
+LOAD_MAX_BYTES = 1_000_000  # the abuse run's server limit, so over-limit bodies stay cheap
+
+
+# ---- inputs -------------------------------------------------------------------------------
+
+def jpeg(img: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def test_images(photos: Path) -> dict[str, bytes]:
+    """A phone-sized 1600x1200 JPEG (a real photo upscaled) and a small 320x240 one."""
+    candidates = sorted(photos.glob("*.JPEG"))
+    if not candidates:
+        raise FileNotFoundError(f"no *.JPEG sample photos in {photos}")
+    img = Image.open(next((p for p in candidates if "coffee_mug" in p.name), candidates[0]))
+    img = img.convert("RGB")
+    return {"1600x1200": jpeg(img.resize((1600, 1200), Image.Resampling.BICUBIC)),
+            "320x240": jpeg(img.resize((320, 240), Image.Resampling.BICUBIC))}
+
+
+def raw_request(data: bytes, ctype: str = "image/jpeg", query: str = "top_k=3") -> bytes:
+    head = (f"POST /classify?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n")
+    return head.encode() + data
+
+
+def multipart_request(data: bytes, field: str = "file") -> bytes:
+    boundary = "officenetbench"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"p.jpg\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return raw_request(body, f"multipart/form-data; boundary={boundary}")
+
+
+def bad_requests(photo: bytes) -> dict[str, bytes]:
+    """One request of each bad kind the server must answer with a 4xx."""
+    sof = photo.index(b"\xff\xc0")  # a real JPEG whose frame header claims 30000x30000 pixels
+    bomb = photo[: sof + 5] + (30000).to_bytes(2, "big") * 2 + photo[sof + 9:]
+    return {"empty": raw_request(b""),
+            "html": raw_request(b"<!doctype html><html><body>not a photo</body></html>"),
+            "truncated": raw_request(photo[: len(photo) // 2]),
+            "bomb": raw_request(bomb),
+            "over_limit": raw_request(b"\xff\xd8" + bytes(LOAD_MAX_BYTES + 200_000)),
+            "wrong_type": raw_request(photo, "text/plain"),
+            "missing_field": multipart_request(photo, field="image"),
+            "bad_top_k": raw_request(photo, query="top_k=0")}
+
+
+# ---- a minimal HTTP/1.1 load generator -------------------------------------------------------
+
+@dataclass
+class Result:
+    kind: str
+    status: int
+    seconds: float
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = dict(l.split(":", 1) for l in lines[1:] if ":" in l)
+    headers = {k.strip().lower(): v.strip().lower() for k, v in headers.items()}
+    await reader.readexactly(int(headers.get("content-length", "0")))
+    return status, headers.get("connection") == "close"
+
+
+async def _drive(port: int, work: list[tuple[str, bytes]], concurrency: int,
+                 deadline: float) -> list[Result]:
+    queue = list(reversed(work))
+    results: list[Result] = []
+
+    async def connection():
+        reader = writer = None
+        while queue and time.perf_counter() < deadline:
+            kind, req = queue.pop()
+            if writer is None:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            start = time.perf_counter()
+            try:
+                writer.write(req)
+                await writer.drain()
+                status, close = await asyncio.wait_for(_read_response(reader), REQUEST_TIMEOUT)
+            except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+                status, close = 0, True  # no answer at all: counted as an error
+            results.append(Result(kind, status, time.perf_counter() - start))
+            if close:
+                writer.close()
+                reader = writer = None
+        if writer is not None:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return results
+
+
+def load(port: int, work: list[tuple[str, bytes]], concurrency: int, max_seconds: float) -> dict:
+    start = time.perf_counter()
+    results = asyncio.run(_drive(port, work, concurrency, start + max_seconds))
+    wall = time.perf_counter() - start
+    lat = np.array([r.seconds for r in results]) * 1e3
+    return {"concurrency": concurrency, "requests": len(results), "seconds": round(wall, 2),
+            "rps": round(len(results) / wall, 1),
+            "p50_ms": round(float(np.percentile(lat, 50)), 2),
+            "p99_ms": round(float(np.percentile(lat, 99)), 2),
+            "non_200": sum(r.status != 200 for r in results), "results": results}
+
+
+# ---- servers in subprocesses -----------------------------------------------------------------
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kb(pid: int) -> int:
+    """RSS of a process and its children (uvicorn workers)."""
+    total = 0
+    pids = [pid] + [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for p in pids:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+class Served:
+    """A server subprocess on a free port, ready (GET /readyz or /healthz 200) on enter."""
+
+    def __init__(self, args: list[str], ready_path: str = "/readyz"):
+        self.port = free_port()
+        self.args, self.ready_path = args + ["--port", str(self.port)], ready_path
+
+    def __enter__(self) -> "Served":
+        env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2",
+               "TF_USE_LEGACY_KERAS": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", *self.args], env=env, cwd=REPO,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 180
+        request = f"GET {self.ready_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{' '.join(self.args)} exited: {self.proc.stderr.read().decode()[-2000:]}")
+            try:
+                if load(self.port, [("ready", request)], 1, 5)["non_200"] == 0:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{' '.join(self.args)} was not ready in 180 s")
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+# ---- the measurements --------------------------------------------------------------------------
+
+def ceiling(bundle_dir: Path, images: dict[str, bytes], reps: int) -> dict:
+    from server.inference import Classifier
+
+    clf = Classifier(load_bundle(bundle_dir), pool_size=1, threads=1)
+    cores = len(os.sched_getaffinity(0))
+    out = {}
+    try:
+        clf.warm_up()
+        for name, data in images.items():
+            times, parts = [], []
+            for _ in range(reps):
+                t = time.perf_counter()
+                parts.append(clf.classify(data).timing_ms)
+                times.append(time.perf_counter() - t)
+            ms = statistics.median(times) * 1e3
+            out[name] = {"ms": round(ms, 3), "cores": cores, "rps": round(cores * 1e3 / ms, 1),
+                         **{k: round(statistics.median(p[k] for p in parts), 3)
+                            for k in ("decode", "preprocess", "inference")}}
+    finally:
+        clf.close()
+    return out
+
+
+def throughput(port: int, images: dict[str, bytes], requests: int, max_seconds: float) -> list[dict]:
+    rows = []
+    for name, data in images.items():
+        for body, make in (("raw", raw_request), ("multipart", multipart_request)):
+            req = make(data)
+            load(port, [("warm", req)] * 20, 4, 10)
+            for c in (1, 4, 16):
+                if body == "multipart" and c != 16:
+                    continue
+                n = requests if c > 1 else max(50, requests // 4)
+                row = load(port, [(name, req)] * n, c, max_seconds)
+                row.pop("results")
+                rows.append({"image": name, "body": body, **row})
+                print(f"  {name:>9} {body:9} c={c:<2} {row['rps']:8.1f} req/s  "
+                      f"p50 {row['p50_ms']:6.1f} ms  p99 {row['p99_ms']:6.1f} ms", flush=True)
+    return rows
+
+
+def abuse(bundle_dir: Path, images: dict[str, bytes], n: int, seed: int = 0) -> dict:
+    rng = random.Random(seed)
+    bad = bad_requests(images["320x240"])
+    good = [raw_request(d) for d in images.values()] + [multipart_request(images["320x240"])]
+    work = []
+    for _ in range(n):
+        kind = rng.choice(list(bad)) if rng.random() < 0.3 else "good"
+        work.append((kind, bad[kind] if kind != "good" else rng.choice(good)))
+    with Served(["server", "--bundle", str(bundle_dir), "--max-bytes", str(LOAD_MAX_BYTES),
+                 "--log-level", "warning"]) as srv:
+        load(srv.port, work[:300], 16, 60)  # first allocations (buffers, pools) happen here
+        before = rss_kb(srv.proc.pid)
+        run = load(srv.port, work, 16, 300)
+        after = rss_kb(srv.proc.pid)
+    by_kind: dict[str, dict[int, int]] = {}
+    for r in run.pop("results"):
+        by_kind.setdefault(r.kind, {}).setdefault(r.status, 0)
+        by_kind[r.kind][r.status] += 1
+    statuses = [s for kinds in by_kind.values() for s in kinds for _ in range(kinds[s])]
+    return {**run, "bad_share": round(sum(k != "good" for k, _ in work) / n, 3),
+            "status_by_kind": by_kind,
+            "5xx": sum(1 for s in statuses if s >= 500), "no_answer": statuses.count(0),
+            "rss_before_kb": before, "rss_after_kb": after,
+            "rss_growth_pct": round(100 * (after - before) / before, 2)}
+
+
+def naive(run_dir: Path, bundle_dir: Path, images: dict[str, bytes], requests: int,
+          max_seconds: float) -> dict:
+    size = load_bundle(bundle_dir, verify_hashes=False).preprocess.size
+    with Served(["bench.server", "--naive-serve", str(run_dir / "model.keras"),
+                 "--naive-size", str(size)], ready_path="/healthz") as srv:
+        rows = []
+        for name, data in images.items():
+            req = multipart_request(data)
+            load(srv.port, [("warm", req)] * 5, 1, 60)
+            for c in (1, 16):
+                row = load(srv.port, [(name, req)] * requests, c, max_seconds)
+                row.pop("results")
+                rows.append({"image": name, "body": "multipart", **row})
+                print(f"  naive {name:>9} c={c:<2} {row['rps']:8.1f} req/s  "
+                      f"p50 {row['p50_ms']:6.1f} ms  p99 {row['p99_ms']:6.1f} ms", flush=True)
+    return {"rows": rows}
+
+
+def naive_app(model_path: str, size: int):
+    """What a first attempt looks like: Keras float model, full decode, predict() per request."""
+    from training.tfenv import keras
+
+    model = keras.models.load_model(model_path)
+    app = FastAPI()
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    @app.post("/classify")
+    def classify(file: UploadFile = File(...)):
+        img = Image.open(file.file).convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        probs = model.predict(np.asarray(img, dtype=np.float32)[None], verbose=0)[0]
+        top = np.argsort(-probs)[:3]
+        return {"predictions": [{"index": int(i), "score": float(probs[i])} for i in top]}
+
+    return app
+
+
+# ---- report -------------------------------------------------------------------------------------
+
+def machine() -> dict:
+    info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    fields = dict(l.split(":", 1) for l in info.splitlines() if ":" in l)
+    flags = fields.get("Flags", "").split()
+    return {"cpu": fields.get("Model name", "?").strip(), "cores": len(os.sched_getaffinity(0)),
+            "avx2": "avx2" in flags, "avx512_vnni": "avx512_vnni" in flags}
+
+
+def goals(result: dict) -> dict:
+    out = {}
+    for config, rows in result["server"].items():
+        for row in rows:
+            if row["concurrency"] == 16 and row["body"] == "raw":
+                ceil = result["ceiling"][row["image"]]["rps"]
+                out[f"{config}, {row['image']}"] = {
+                    "pct_of_ceiling": round(100 * row["rps"] / ceil, 1), "p99_ms": row["p99_ms"],
+                    "meets": row["rps"] >= 0.6 * ceil and row["p99_ms"] < 100}
+    if result.get("naive"):
+        best = {}
+        for rows in result["server"].values():
+            for row in rows:
+                if row["concurrency"] == 16 and row["body"] == "multipart":
+                    best[row["image"]] = max(best.get(row["image"], 0), row["rps"])
+        for row in result["naive"]["rows"]:
+            if row["concurrency"] == 16:
+                ratio = best[row["image"]] / row["rps"]
+                out[f"vs naive, {row['image']} (multipart, c=16)"] = {
+                    "ratio": round(ratio, 1), "meets": ratio >= 10}
+    return out
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    lines = [
+        "# Serving benchmark (`python -m bench.server`)", "",
+        f"Machine: **{m['cpu']}**, {m['cores']} cores, avx2={m['avx2']}, "
+        f"avx512_vnni={m['avx512_vnni']}. Bundle: `{r['bundle']['name']}` "
+        f"{r['bundle']['version']}, input {r['bundle']['input']}. Client and server share the "
+        "cores (127.0.0.1); the load generator is a raw-socket asyncio HTTP/1.1 client.", "",
+        "## Compute-bound ceiling (in-process, one thread, median)", "",
+        "| image | decode ms | preprocess ms | inference ms | total ms | ceiling req/s (cores / total) |",
+        "|---|---|---|---|---|---|"]
+    for name, c in r["ceiling"].items():
+        lines.append(f"| {name} | {c['decode']} | {c['preprocess']} | {c['inference']} | {c['ms']} "
+                     f"| {c['rps']} |")
+    lines += ["", "## `python -m server` under load", "",
+              "| config | image | body | concurrency | requests | req/s | p50 ms | p99 ms | % of ceiling | non-200 |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for config, rows in r["server"].items():
+        for row in rows:
+            pct = 100 * row["rps"] / r["ceiling"][row["image"]]["rps"]
+            lines.append(f"| {config} | {row['image']} | {row['body']} | {row['concurrency']} | "
+                         f"{row['requests']} | {row['rps']} | {row['p50_ms']} | {row['p99_ms']} | "
+                         f"{pct:.0f} % | {row['non_200']} |")
+    if r.get("naive"):
+        lines += ["", "## Naive baseline (float Keras `model.predict` per request, full decode)", "",
+                  "| image | concurrency | requests | req/s | p50 ms | p99 ms | non-200 |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in r["naive"]["rows"]:
+            lines.append(f"| {row['image']} | {row['concurrency']} | {row['requests']} | {row['rps']} "
+                         f"| {row['p50_ms']} | {row['p99_ms']} | {row['non_200']} |")
+    else:
+        lines += ["", f"Naive baseline: skipped ({r.get('naive_skipped', 'no --run given')})."]
+    a = r["abuse"]
+    lines += ["", f"## Abuse run: {a['requests']} requests at concurrency 16, "
+                  f"{100 * a['bad_share']:.0f} % bad", "",
+              f"{a['rps']} req/s; 5xx: **{a['5xx']}**; no answer: {a['no_answer']}; server RSS "
+              f"{a['rss_before_kb'] / 1024:.1f} -> {a['rss_after_kb'] / 1024:.1f} MiB "
+              f"(**{a['rss_growth_pct']:+.1f} %**).", "",
+              "| kind | statuses |", "|---|---|"]
+    for kind, statuses in sorted(a["status_by_kind"].items()):
+        lines.append(f"| {kind} | {', '.join(f'{s}: {n}' for s, n in sorted(statuses.items()))} |")
+    lines += ["", "## Goals", "", "| check | figure | met |", "|---|---|---|"]
+    for name, g in r["goals"].items():
+        fig = (f"{g['ratio']}x" if "ratio" in g
+               else f"{g['pct_of_ceiling']} % of ceiling, p99 {g['p99_ms']} ms")
+        lines.append(f"| {name} | {fig} | {'yes' if g['meets'] else 'NO'} |")
+    lines += ["", "Goals: >= 60 % of ceiling at concurrency 16 with p99 < 100 ms (raw body); "
+                  ">= 10x the naive server's req/s. Abuse run: 0 5xx, RSS growth < 10 %.", ""]
+    return "\n".join(lines)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m bench.server",
+                                description="Benchmark python -m server against its compute "
+                                            "ceiling and a naive Keras server.")
+    p.add_argument("--bundle", default="artifacts/bundle", help="bundle to serve (default: %(default)s)")
+    p.add_argument("--run", default=None,
+                   help="trained run whose model.keras the naive baseline serves (skipped if absent)")
+    p.add_argument("--photos", default=str(SAMPLES), help="real sample photos (default: %(default)s)")
+    p.add_argument("--out", default=str(REPO / "bench" / "results"), help="results folder")
+    g = p.add_argument_group("size of the run (bounded in count and time)")
+    g.add_argument("--requests", type=int, default=800, help="requests per load point (c=4, 16)")
+    g.add_argument("--abuse-requests", type=int, default=2000)
+    g.add_argument("--ceiling-reps", type=int, default=200)
+    g.add_argument("--naive-requests", type=int, default=60)
+    g.add_argument("--max-seconds", type=float, default=60, help="time cap per load point")
+    p.add_argument("--naive-serve", help=argparse.SUPPRESS)  # internal: the baseline's process
+    p.add_argument("--naive-size", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.naive_serve:
+        import uvicorn
+        uvicorn.run(naive_app(args.naive_serve, args.naive_size), host="127.0.0.1",
+                    port=args.port, log_level="warning")
+        return 0
+    bundle_dir = Path(args.bundle)
+    try:
+        bundle = load_bundle(bundle_dir)
+        images = test_images(Path(args.photos))
+    except (BundleError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    result = {"machine": machine(),
+              "bundle": {"name": bundle.manifest["model"]["name"],
+                         "version": str(bundle.manifest["model"].get("version")),
+                         "sha256": bundle.manifest["files"][bundle.manifest["model"]["file"]]["sha256"],
+                         "input": bundle.manifest["input"]["shape"]},
+              "images": {k: len(v) for k, v in images.items()}}
+    print("ceiling (in-process)...", flush=True)
+    result["ceiling"] = ceiling(bundle_dir, images, args.ceiling_reps)
+    print(json.dumps(result["ceiling"]), flush=True)
+    result["server"] = {}
+    for workers in (1, 2):
+        config = f"{workers} worker{'s' if workers > 1 else ''}"
+        print(f"server, {config}...", flush=True)
+        with Served(["server", "--bundle", str(bundle_dir), "--workers", str(workers),
+                     "--log-level", "warning"]) as srv:
+            result["server"][config] = throughput(srv.port, images, args.requests, args.max_seconds)
+    print("abuse run...", flush=True)
+    result["abuse"] = abuse(bundle_dir, images, args.abuse_requests)
+    print({k: result["abuse"][k] for k in ("5xx", "rss_growth_pct", "rps")}, flush=True)
+    run = Path(args.run) if args.run else None
+    if run and (run / "model.keras").is_file():
+        print("naive baseline...", flush=True)
+        result["naive"] = naive(run, bundle_dir, images, args.naive_requests, args.max_seconds)
+    else:
+        result["naive_skipped"] = f"no model.keras in {run}" if run else "no --run given"
+    result["goals"] = goals(result)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "server.json", result)
+    write_bytes_atomic(out / "server.md", markdown(result).encode())
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
