@@ -27,11 +27,11 @@ from bundle.publish import publish, seal, staging_dir
 from export.config import ExportConfig
 from export.debug import layer_errors
 from export.golden import write_golden
-from export.inputs import load_pixels, load_run, split_arrays
+from export.inputs import ExportError, load_pixels, load_run, split_arrays
 from export.litert import LiteRTModel
 from export.parity import drifted_classes, gate, measure
 from export.prune import overall_sparsity, prune_model
-from export.quantize import calibration_items, check_int8_graph, graph_ops, to_tflite
+from export.quantize import calibration_items, check_int8_graph, graph_ops, op_counts, to_tflite
 from export.report import render_report
 
 MODEL_FILE = "model.tflite"
@@ -73,6 +73,50 @@ def predict_keras(model, pixels: np.ndarray) -> np.ndarray:
     return model.predict(pixels.astype(np.float32), batch_size=64, verbose=0).astype(np.float32)
 
 
+def build_manifest(cfg: ExportConfig, dataset, spec, int8_model: LiteRTModel, figures: dict,
+                   sparsity: list[dict], ops: list[dict], run_float_accuracy: float) -> dict:
+    """manifest.json (schema in bundle/manifest.py) less ``golden`` and ``files``, added when written."""
+    in_scale, in_zp = int8_model.input_quant
+    out_scale, out_zp = int8_model.output_quant
+    # Pruned weights are stored densely, so the float file has the unpruned size (gzip differs);
+    # the int8 size is added once model.tflite is written.
+    sizes = {"float_tflite": file_digest(sidecar(cfg.out, "float.tflite"))}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": {"name": cfg.model.name, "version": cfg.model.version,
+                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "git_revision": git_revision(), "file": MODEL_FILE, "run": str(Path(cfg.run).resolve())},
+        "classes": [{"index": i, "wnid": c.wnid, "label": c.label} for i, c in enumerate(dataset.classes)],
+        "input": {"shape": [1, spec.size, spec.size, 3], "dtype": int8_model.input_dtype,
+                  "quantization": {"scale": float(in_scale), "zero_point": int(in_zp)},
+                  "preprocess": spec.to_dict()},
+        "output": {"shape": [1, len(dataset.classes)], "dtype": np.dtype(int8_model.output["dtype"]).name,
+                   "quantization": {"scale": float(out_scale), "zero_point": int(out_zp)},
+                   "kind": "probabilities"},
+        "dataset": {"id": dataset.id, "sha256": dataset.sha256, "catalog": dataset.meta.get("catalog")},
+        "metrics": {"run_float_accuracy": round(run_float_accuracy, 4),
+                    "float_accuracy": figures["float_accuracy"], "int8_accuracy": figures["int8_accuracy"],
+                    "test_images": figures["images"], "sizes": sizes,
+                    "sparsity": {"target": cfg.prune.target_sparsity,
+                                 "overall": round(overall_sparsity(sparsity), 4), "layers": sparsity},
+                    "ops": op_counts(ops)},
+        "parity": {k: v for k, v in figures.items() if k != "per_class"},
+    }
+
+
+def train_batches(run, batch_size: int):
+    """The trainer's tf.data pipeline with the run's own data settings (augmentation included)."""
+    from training.config import TrainConfig
+    from training.pipeline import Pipeline
+
+    try:
+        data_cfg = TrainConfig.from_dict(run.config).data
+    except (TypeError, ValueError) as e:
+        raise ExportError(f"{run.path / 'config.json'} is not a trainer config: {e}")
+    pipe = Pipeline(run.dataset, data_cfg, run.spec.size, len(run.dataset.classes), batch_size)
+    return pipe.train
+
+
 def export(cfg: ExportConfig) -> ExportResult:
     log(f"loading run {cfg.run}")
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
@@ -85,9 +129,8 @@ def export(cfg: ExportConfig) -> ExportResult:
     if cfg.prune.target_sparsity:
         log(f"pruning Conv2D/Dense kernels to {cfg.prune.target_sparsity:.0%} sparsity, "
             f"{cfg.prune.epochs} fine-tuning epochs")
-    x_train, y_train = split_arrays(dataset, "train", spec)
-    model, sparsity = prune_model(run.model, x_train, y_train, cfg.prune)
-    del x_train, y_train
+    model, sparsity = prune_model(run.model, train_batches(run, cfg.prune.batch_size),
+                                  len(dataset.items("train")), cfg.prune)
     log(f"kernel sparsity {overall_sparsity(sparsity):.4f}")
 
     calib_items = calibration_items(dataset, cfg.quantize.calibration_images, cfg.quantize.seed)
@@ -106,31 +149,7 @@ def export(cfg: ExportConfig) -> ExportResult:
                       int8_model.probabilities(x_test), y_test, names)
     failures = problems + gate(figures, cfg.gate)
 
-    # Pruned weights are stored densely, so the float file has the unpruned size (gzip differs).
-    sizes = {"float_tflite": file_digest(sidecar(cfg.out, "float.tflite"))}
-    in_scale, in_zp = int8_model.input_quant
-    out_scale, out_zp = int8_model.output_quant
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "model": {"name": cfg.model.name, "version": cfg.model.version,
-                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "git_revision": git_revision(), "file": MODEL_FILE, "run": str(Path(cfg.run).resolve())},
-        "classes": [{"index": i, "wnid": c.wnid, "label": c.label} for i, c in enumerate(dataset.classes)],
-        "input": {"shape": [1, spec.size, spec.size, 3], "dtype": int8_model.input_dtype,
-                  "quantization": {"scale": float(in_scale), "zero_point": int(in_zp)},
-                  "preprocess": spec.to_dict()},
-        "output": {"shape": [1, len(names)], "dtype": np.dtype(int8_model.output["dtype"]).name,
-                   "quantization": {"scale": float(out_scale), "zero_point": int(out_zp)},
-                   "kind": "probabilities"},
-        "dataset": {"id": dataset.id, "sha256": dataset.sha256, "catalog": dataset.meta.get("catalog")},
-        "metrics": {"run_float_accuracy": round(run_float_accuracy, 4),
-                    "float_accuracy": figures["float_accuracy"], "int8_accuracy": figures["int8_accuracy"],
-                    "test_images": figures["images"], "sizes": sizes,  # + int8_tflite once written
-                    "sparsity": {"target": cfg.prune.target_sparsity,
-                                 "overall": round(overall_sparsity(sparsity), 4), "layers": sparsity},
-                    "ops": dict(sorted({op["op"]: sum(o["op"] == op["op"] for o in ops) for op in ops}.items()))},
-        "parity": {k: v for k, v in figures.items() if k != "per_class"},
-    }
+    manifest = build_manifest(cfg, dataset, spec, int8_model, figures, sparsity, ops, run_float_accuracy)
     plots = [p for p in PLOTS if (run.path / p).is_file()]
 
     if failures:
@@ -141,7 +160,7 @@ def export(cfg: ExportConfig) -> ExportResult:
         f"(float {figures['float_accuracy']:.2%}); publishing {cfg.out}")
     with staging_dir(cfg.out) as tmp:
         (tmp / MODEL_FILE).write_bytes(int8_tflite)
-        sizes["int8_tflite"] = file_digest(tmp / MODEL_FILE)
+        manifest["metrics"]["sizes"]["int8_tflite"] = file_digest(tmp / MODEL_FILE)
         (tmp / "labels.txt").write_text("".join(f"{n}\n" for n in names))
         manifest["golden"] = write_golden(tmp, dataset.items("test"), spec, int8_model, cfg.model.golden_images)
         write_json_atomic(tmp / "parity.json", figures)
@@ -153,7 +172,7 @@ def export(cfg: ExportConfig) -> ExportResult:
         _world_readable(tmp)
         publish(tmp, cfg.out)
     shutil.rmtree(sidecar(cfg.out, "parity-failure"), ignore_errors=True)
-    log(f"published {cfg.out} ({sizes['int8_tflite']['bytes']} bytes int8 model)")
+    log(f"published {cfg.out} ({manifest['metrics']['sizes']['int8_tflite']['bytes']} bytes int8 model)")
     return ExportResult(published=Path(cfg.out), manifest=manifest)
 
 

@@ -1,8 +1,13 @@
 """Step 1: magnitude pruning with tfmot, fine-tuned on the train split, then stripped.
 
     from export.prune import prune_model, kernel_sparsity
-    pruned, layers = prune_model(model, x_train, y_train, PruneConfig(target_sparsity=0.8))
-    layers   # [{"layer": "conv2d", "kind": "Conv2D", "weights": 432, "zeros": 346, "sparsity": 0.8009}, ...]
+    pipe = training.pipeline.Pipeline(dataset, run_cfg.data, size, num_classes, batch_size=64)
+    pruned, layers = prune_model(model, pipe.train, pipe.count("train"), PruneConfig(target_sparsity=0.8))
+    layers   # [{"layer": "conv1", "kind": "Conv2D", "weights": 3600, "zeros": 2880, "sparsity": 0.8}, ...]
+
+Fine-tuning reads the trainer's own tf.data pipeline (``batches(epoch)``: that epoch's shuffled,
+augmented (float32 pixels, one-hot label) batches), so the pruned network sees the same input
+distribution it was trained on.
 
 Only Conv2D and Dense kernels are wrapped (a clone_function, because wrapping the whole model
 fails on layers tfmot can't prune, e.g. Normalization). Sparsity ramps with PolynomialDecay from 0
@@ -18,15 +23,15 @@ from export.config import PruneConfig
 PRUNABLE = ("Conv2D", "Dense")
 
 
-def prune_model(model, x_train: np.ndarray, y_train: np.ndarray, cfg: PruneConfig):
-    """Return (stripped pruned model, per-layer sparsity list)."""
+def prune_model(model, batches, train_images: int, cfg: PruneConfig):
+    """Return (stripped pruned model, per-layer sparsity list); ``model`` itself is left intact."""
     import tensorflow_model_optimization as tfmot
 
-    from training.tfenv import keras, tf
+    from training.tfenv import keras
 
     if cfg.target_sparsity == 0:
         return model, kernel_sparsity(model)
-    steps_per_epoch = max(1, int(np.ceil(len(x_train) / cfg.batch_size)))
+    steps_per_epoch = max(1, int(np.ceil(train_images / cfg.batch_size)))
     total = steps_per_epoch * cfg.epochs
     # Prune at ~20 points of the ramp; end_step is a multiple of the frequency so the final
     # pruning event fires exactly at the target, and the last quarter of steps heals the damage.
@@ -47,13 +52,12 @@ def prune_model(model, x_train: np.ndarray, y_train: np.ndarray, cfg: PruneConfi
     for src, dst in zip(model.layers, pruned.layers):
         target = dst.layer if hasattr(dst, "layer") else dst
         target.set_weights(src.get_weights())
-    pruned.compile(keras.optimizers.Adam(cfg.lr), "sparse_categorical_crossentropy", ["accuracy"])
-    data = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
-            .shuffle(len(x_train), seed=0, reshuffle_each_iteration=True)
-            .map(lambda x, y: (tf.cast(x, tf.float32), y))
-            .batch(cfg.batch_size).prefetch(2))
-    pruned.fit(data, epochs=cfg.epochs, verbose=0,
-               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    pruned.compile(keras.optimizers.Adam(cfg.lr), "categorical_crossentropy", ["accuracy"])
+    # One fit per epoch because the trainer's pipeline seeds its shuffling and augmentation by
+    # epoch; the pruning step counter lives in the wrappers, so it carries across the calls.
+    for epoch in range(cfg.epochs):
+        pruned.fit(batches(epoch), epochs=epoch + 1, initial_epoch=epoch, verbose=0,
+                   callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     return stripped, kernel_sparsity(stripped)
 

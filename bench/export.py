@@ -1,0 +1,178 @@
+"""Size and single-image speed of the exported model against the float one, side by side in one run.
+
+    python -m bench.export --run artifacts/run --bundle artifacts/bundle        # 200 runs, 2 threads
+    python -m bench.export --run RUN --bundle BUNDLE --runs 500 --threads 4
+
+Writes bench/results/export.md (a table, with the CPU model and its avx2/avx512_vnni flags next to
+the figures) and bench/results/export.json. Compared:
+- sizes: the run's float model as .tflite vs the bundle's pruned int8 model.tflite, raw and gzip,
+  and the whole bundle as a .tar.gz (what a client downloads);
+- latency of one image (batch 1, the same real photo): Keras ``model(x)``, Keras
+  ``predict_on_batch``, LiteRT float, LiteRT int8, median and p90 over ``--runs`` calls.
+Goals (issue 4): int8 raw <= 1/4 float raw; download <= 1/12 float gzip; LiteRT int8 >= 6x faster
+than Keras single-image.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import statistics
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bundle.atomic import write_bytes_atomic, write_json_atomic
+from bundle.images import decode_image
+from bundle.manifest import file_digest, load_bundle
+from bundle.preprocess import preprocess
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def cpu_info() -> dict:
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        text = ""
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    flags = fields.get("Flags", "").split()
+    return {"model": fields.get("Model name", platform.processor() or "unknown").strip(),
+            "cores": fields.get("CPU(s)", "?").strip(), "machine": platform.machine(),
+            "avx2": "avx2" in flags, "avx512_vnni": "avx512_vnni" in flags}
+
+
+def size_of(data: bytes) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(data)
+        digest = file_digest(path)
+    return {"bytes": digest["bytes"], "gzip_bytes": digest["gzip_bytes"]}
+
+
+def bundle_targz(folder: Path) -> int:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=9) as tar:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                tar.add(p, arcname=p.relative_to(folder).as_posix())
+    return len(buf.getvalue())
+
+
+def time_calls(fn, runs: int, warmup: int = 10) -> dict:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    return {"median_ms": round(statistics.median(times), 4),
+            "p90_ms": round(times[int(0.9 * (len(times) - 1))], 4), "runs": runs}
+
+
+def measure(run: Path, bundle_dir: Path, runs: int, threads: int) -> dict:
+    from training.tfenv import keras, tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from export.litert import LiteRTModel
+    from export.quantize import to_tflite
+
+    b = load_bundle(bundle_dir)
+    spec = b.preprocess
+    model = keras.models.load_model(run / "model.keras", compile=False)
+    float_tflite = to_tflite(model, spec.size)
+    int8_tflite = b.model_path.read_bytes()
+    photo = bundle_dir / b.manifest["golden"][0]["image"]
+    pixels = preprocess(decode_image(photo.read_bytes(), target_size=spec.size), spec)
+
+    sizes = {"float_tflite": size_of(float_tflite), "int8_tflite": size_of(int8_tflite),
+             "bundle_tar_gz": {"bytes": bundle_targz(bundle_dir), "gzip_bytes": None}}
+
+    x = tf.constant(pixels[None].astype(np.float32))
+    float_rt, int8_rt = LiteRTModel(float_tflite, threads), LiteRTModel(int8_tflite, threads)
+    xf, xi = float_rt.input_tensor(pixels), int8_rt.input_tensor(pixels)
+    latency = {
+        "keras model(x)": time_calls(lambda: model(x, training=False).numpy(), runs),
+        "keras predict_on_batch": time_calls(lambda: model.predict_on_batch(x), runs),
+        "LiteRT float": time_calls(lambda: float_rt.run(xf), runs),
+        "LiteRT int8": time_calls(lambda: int8_rt.run(xi), runs),
+    }
+    keras_single = latency["keras model(x)"]["median_ms"]
+    ratios = {
+        "int8_raw_over_float_raw": round(sizes["int8_tflite"]["bytes"] / sizes["float_tflite"]["bytes"], 4),
+        "int8_gzip_over_float_gzip": round(sizes["int8_tflite"]["gzip_bytes"] / sizes["float_tflite"]["gzip_bytes"], 4),
+        "bundle_download_over_float_gzip": round(sizes["bundle_tar_gz"]["bytes"] / sizes["float_tflite"]["gzip_bytes"], 4),
+        "keras_single_over_litert_int8": round(keras_single / latency["LiteRT int8"]["median_ms"], 2),
+        "litert_float_over_litert_int8": round(latency["LiteRT float"]["median_ms"] / latency["LiteRT int8"]["median_ms"], 2),
+    }
+    goals = {"int8 raw <= 1/4 float raw": ratios["int8_raw_over_float_raw"] <= 0.25,
+             "bundle download <= 1/12 float gzip": ratios["bundle_download_over_float_gzip"] <= 1 / 12,
+             "LiteRT int8 >= 6x faster than Keras single-image": ratios["keras_single_over_litert_int8"] >= 6}
+    return {"cpu": cpu_info(), "threads": threads, "image": photo.name, "input_size": spec.size,
+            "run": str(run), "bundle": str(bundle_dir), "model": b.manifest["model"],
+            "sparsity": b.manifest["metrics"]["sparsity"]["overall"],
+            "sizes": sizes, "latency": latency, "ratios": ratios, "goals": goals}
+
+
+def render(r: dict) -> str:
+    cpu = r["cpu"]
+    s, lat, ratio = r["sizes"], r["latency"], r["ratios"]
+    lines = [
+        "# Export: float vs pruned int8", "",
+        f"CPU: **{cpu['model']}** ({cpu['cores']} CPUs, {cpu['machine']}), avx2: {'yes' if cpu['avx2'] else 'no'}, "
+        f"avx512_vnni: {'yes' if cpu['avx512_vnni'] else 'no'}; {r['threads']} threads; "
+        f"input {r['input_size']} px; kernel sparsity {r['sparsity']:.1%}; model {r['model']['name']} "
+        f"{r['model']['version']} (git {r['model']['git_revision'][:12]}).", "",
+        "| model | raw bytes | gzip bytes |", "|---|---|---|",
+        f"| float .tflite (run's model.keras) | {s['float_tflite']['bytes']:,} | {s['float_tflite']['gzip_bytes']:,} |",
+        f"| pruned int8 model.tflite | {s['int8_tflite']['bytes']:,} | {s['int8_tflite']['gzip_bytes']:,} |",
+        f"| whole bundle (.tar.gz download) | | {s['bundle_tar_gz']['bytes']:,} |", "",
+        f"int8/float raw: **{ratio['int8_raw_over_float_raw']:.3f}** (goal <= 0.25); bundle download / "
+        f"float gzip: **{ratio['bundle_download_over_float_gzip']:.3f}** (goal <= {1 / 12:.3f}).", "",
+        f"| single image, batch 1 ({lat['LiteRT int8']['runs']} runs) | median ms | p90 ms |", "|---|---|---|",
+    ]
+    lines += [f"| {name} | {v['median_ms']:.3f} | {v['p90_ms']:.3f} |" for name, v in lat.items()]
+    lines += ["", f"Keras model(x) / LiteRT int8: **{ratio['keras_single_over_litert_int8']}x** (goal >= 6x); "
+                  f"LiteRT float / LiteRT int8: **{ratio['litert_float_over_litert_int8']}x**.", "",
+              "Goals: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in r["goals"].items()) + ".", "",
+              "int8 speed depends on the CPU: x86 without VNNI has no fast int8 dot product, so int8 "
+              "may barely beat float there; ARM phones (NEON sdot/i8mm via XNNPACK) run int8 "
+              "several times faster than float.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__.split("\n")[0])
+    p.add_argument("--run", type=Path, default=Path("artifacts/run"), help="trained run (model.keras)")
+    p.add_argument("--bundle", type=Path, default=Path("artifacts/bundle"), help="published bundle")
+    p.add_argument("--runs", type=int, default=200, help="timed calls per model (default: 200)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for TF and LiteRT (default: 2)")
+    p.add_argument("--results", type=Path, default=RESULTS, help="where export.md/json go")
+    args = p.parse_args(argv)
+    if not (args.run / "model.keras").is_file():
+        print(f"error: no trained run at {args.run} (missing model.keras); make one with `make train`")
+        return 2
+    if not (args.bundle / "manifest.json").is_file():
+        print(f"error: no bundle at {args.bundle} (missing manifest.json); make one with `make export`")
+        return 2
+    if args.runs < 200:
+        print("note: fewer than 200 runs; medians are less stable")
+    result = measure(args.run, args.bundle, args.runs, args.threads)
+    args.results.mkdir(parents=True, exist_ok=True)
+    text = render(result)
+    write_bytes_atomic(args.results / "export.md", text.encode())
+    write_json_atomic(args.results / "export.json", result)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
