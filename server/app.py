@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from bundle.manifest import load_bundle
@@ -62,6 +63,9 @@ def create_app(bundle_dir: str | os.PathLike, settings: ServerSettings | None = 
                   version="1", lifespan=lifespan)
     app.state.classifier = None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_bytes)
+    if settings.cors_origin_list:  # added last = outermost: error answers carry the headers too
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list,
+                           allow_methods=["GET", "POST"], allow_headers=["Content-Type"])
     install_error_handlers(app)
     page = PAGE.read_text()
 

@@ -30,6 +30,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s; "
                                                        "0.0.0.0 to let phones on the LAN in)")
     g.add_argument("--port", type=int, default=8000, help="TCP port (default: %(default)s)")
+    g.add_argument("--cors-origins", default=d.cors_origins,
+                   help="origins whose pages may call the API, comma-separated; '' for none "
+                        "(default: %(default)s, so the phone app's page can use the server)")
+    g.add_argument("--log-level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn log level (default: %(default)s)")
     g = p.add_argument_group("capacity")
     g.add_argument("--workers", type=int, default=d.workers,
                    help="uvicorn worker processes, each with its own copy of the model "
@@ -45,9 +51,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--max-pixels", type=int, default=d.max_pixels,
                    help="largest image (width x height) accepted, else 400 before decoding "
                         "(default: %(default)s)")
-    g.add_argument("--log-level", default="info",
-                   choices=["critical", "error", "warning", "info", "debug"],
-                   help="uvicorn log level (default: %(default)s)")
     return p.parse_args(argv)
 
 
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = ServerSettings(max_bytes=args.max_bytes, max_pixels=args.max_pixels,
                                   interpreters=args.interpreters, threads=args.threads,
-                                  workers=args.workers)
+                                  workers=args.workers, cors_origins=args.cors_origins)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

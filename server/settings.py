@@ -31,13 +31,22 @@ class ServerSettings:
     threads: int = 1
     # uvicorn worker processes sharing the machine (only used to size the interpreter pool).
     workers: int = 1
+    # Origins whose pages may read answers (CORS), comma-separated; "*" = any, "" = none. The
+    # phone app's page is another origin; the API uses no cookies, so "*" exposes nothing.
+    cors_origins: str = "*"
 
     def __post_init__(self):
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.type == "str":
+                continue
             low = 0 if f.name == "interpreters" else 1
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"{f.name} must be an integer >= {low}, got {value!r}")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def pool_size(self) -> int:
@@ -54,7 +63,9 @@ class ServerSettings:
         values = {}
         for f in fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())
-            if raw is not None:
+            if raw is not None and f.type == "str":
+                values[f.name] = raw
+            elif raw is not None:
                 try:
                     values[f.name] = int(raw)
                 except ValueError:

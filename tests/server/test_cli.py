@@ -41,14 +41,17 @@ def test_help_reads_well(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     for flag in ("--bundle", "--host", "--port", "--workers", "--interpreters", "--threads",
-                 "--max-bytes", "--max-pixels"):
+                 "--max-bytes", "--max-pixels", "--cors-origins"):
         assert flag in out
 
 
 def test_settings_travel_to_workers_through_the_environment():
-    s = ServerSettings(max_bytes=123, max_pixels=456, interpreters=3, threads=2, workers=4)
+    s = ServerSettings(max_bytes=123, max_pixels=456, interpreters=3, threads=2, workers=4,
+                       cors_origins="https://a.example, https://b.example")
     assert ServerSettings.from_env(s.to_env()) == s
     assert ServerSettings(workers=2).pool_size == max(1, len(os.sched_getaffinity(0)) // 2)
+    assert s.cors_origin_list == ["https://a.example", "https://b.example"]
+    assert ServerSettings(cors_origins="").cors_origin_list == []
     with pytest.raises(ValueError, match="OFFICENET_THREADS"):
         ServerSettings.from_env({"OFFICENET_THREADS": "two"})
 

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 
 from bundle.manifest import load_bundle
+from server.app import create_app
+from server.settings import ServerSettings
 
 pytestmark = pytest.mark.slow  # needs the trained + exported tiny bundle
 
@@ -66,3 +69,31 @@ def test_openapi_describes_every_endpoint(client):
     for path in ("/model", "/labels", "/healthz", "/readyz"):
         assert "$ref" in paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert client.get("/docs").status_code == 200
+
+
+APP_ORIGIN = "https://appassets.androidplatform.net"  # the phone app's page is another origin
+
+
+def test_cors_lets_the_phone_app_read_answers_and_errors(client, photo_bytes):
+    headers = {"Origin": APP_ORIGIN}
+    ok = client.post("/classify", headers=headers, files={"file": ("x.jpg", photo_bytes)})
+    bad = client.post("/classify", headers=headers, files={"file": ("x.png", b"")})
+    too_big = client.post("/classify", content=b"\0" * (3 * 1024 * 1024),
+                          headers={**headers, "content-type": "image/jpeg"})
+    for r, status in ((ok, 200), (bad, 400), (too_big, 413)):
+        assert r.status_code == status and r.headers["access-control-allow-origin"] == "*"
+    # a raw image/jpeg body is not a "simple" request: the browser asks first
+    pre = client.options("/classify", headers={**headers, "Access-Control-Request-Method": "POST",
+                                               "Access-Control-Request-Headers": "content-type"})
+    assert pre.status_code == 200 and "POST" in pre.headers["access-control-allow-methods"]
+
+
+def test_cors_can_be_restricted_or_off(bundle_dir, photo_bytes):
+    for origins, expect in ((APP_ORIGIN, APP_ORIGIN), ("", None)):
+        with TestClient(create_app(bundle_dir, ServerSettings(cors_origins=origins))) as c:
+            r = c.post("/classify", headers={"Origin": APP_ORIGIN}, files={"file": ("x", photo_bytes)})
+            assert r.status_code == 200
+            assert r.headers.get("access-control-allow-origin") == expect
+            other = c.post("/classify", headers={"Origin": "https://evil.example"},
+                           files={"file": ("x", photo_bytes)})
+            assert "access-control-allow-origin" not in other.headers
