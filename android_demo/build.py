@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from bundle.manifest import MANIFEST, BundleError, load_bundle
 
 HERE = Path(__file__).resolve().parent
 APP = HERE / "app" / "src" / "main"
+GRADLE_APP = HERE / "app" / "build.gradle"
 WEB = HERE / "web"
 STUBS = HERE / "stubs"
 NODE_MODULES = HERE / "node_modules"
@@ -93,6 +95,29 @@ def require_tools() -> dict[str, str]:
     return tools
 
 
+@dataclass(frozen=True)
+class AppIdentity:
+    """What Gradle keeps out of the manifest; app/build.gradle is the one place it is written."""
+    package: str
+    min_sdk: int
+    target_sdk: int
+    version_code: int
+    version_name: str
+
+    @classmethod
+    def from_gradle(cls, path: Path = GRADLE_APP) -> "AppIdentity":
+        text = path.read_text()
+
+        def value(key: str) -> str:
+            m = re.search(rf"^\s*{key}\s+['\"]?([\w.]+)['\"]?\s*$", text, re.M)
+            if not m:
+                raise BuildError(f"{path} has no literal `{key}`")
+            return m.group(1)
+
+        return cls(value("namespace"), int(value("minSdk")), int(value("targetSdk")),
+                   int(value("versionCode")), value("versionName"))
+
+
 def check_bundle(path: Path):
     """The bundle must load cleanly and have tensors LiteRT.js can feed (batch 1, no int8 I/O)."""
     try:
@@ -138,11 +163,17 @@ def compile_dex(tools: dict, work: Path) -> Path:
     return dex
 
 
-def package(tools: dict, work: Path, dex: Path) -> Path:
+def package(tools: dict, app: AppIdentity, work: Path, dex: Path) -> Path:
     unaligned, aligned = work / "unaligned.apk", work / "aligned.apk"
+    # aapt (v1) wants the package in the manifest; Gradle wants it out (it adds it from namespace).
+    manifest = work / "AndroidManifest.xml"
+    manifest.write_text((APP / "AndroidManifest.xml").read_text().replace(
+        "<manifest ", f'<manifest package="{app.package}" ', 1))
     no_compress = [arg for ext in NO_COMPRESS for arg in ("-0", ext)]
-    run([tools["aapt"], "package", "-f", "-M", APP / "AndroidManifest.xml", "-S", APP / "res",
-         "-A", work / "assets", "-I", FRAMEWORK_RES, *no_compress, "-F", unaligned])
+    run([tools["aapt"], "package", "-f", "-M", manifest, "-S", APP / "res", "-A", work / "assets",
+         "-I", FRAMEWORK_RES, "--min-sdk-version", app.min_sdk, "--target-sdk-version", app.target_sdk,
+         "--version-code", app.version_code, "--version-name", app.version_name,
+         *no_compress, "-F", unaligned])
     with zipfile.ZipFile(unaligned, "a", zipfile.ZIP_DEFLATED) as z:
         z.write(dex, "classes.dex")
     run([tools["zipalign"], "-p", "-f", "4", unaligned, aligned])
@@ -188,13 +219,14 @@ def build(cfg: BuildConfig) -> dict:
     """Build ``cfg.out`` (replaced atomically) and return what ``<out>.json`` records."""
     b = check_bundle(cfg.bundle)
     tools = require_tools()
+    app = AppIdentity.from_gradle()
     key = signing_key(cfg, tools)
     out = cfg.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="officenet-apk-") as tmp:
         work = Path(tmp)
         stage_assets(b, work / "assets")
-        aligned = package(tools, work, compile_dex(tools, work))
+        aligned = package(tools, app, work, compile_dex(tools, work))
         signed = out.with_name(f".{out.name}.{os.getpid()}.part")
         try:
             cert = sign(tools, key, aligned, signed)
@@ -206,7 +238,7 @@ def build(cfg: BuildConfig) -> dict:
         wasm_bytes = sum(i.compress_size for i in z.infolist() if i.filename.endswith(".wasm"))
     size = out.stat().st_size
     info = {
-        "apk": str(out), "bytes": size, "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "apk": str(out), "bytes": size, "app": asdict(app), "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         "model_bytes": model_entry.compress_size, "model_share": model_entry.compress_size / size,
         "wasm_bytes": wasm_bytes,
         "bundle": {"path": str(b.path.resolve()), "model": b.manifest["model"],

@@ -14,11 +14,12 @@ import zipfile
 import pytest
 
 from android_api import DEMO, TYPES_D_TS, AndroidApi, dex_classes, dex_references
+from android_demo.build import AppIdentity
 from bundle.manifest import load_bundle
 
-MIN_SDK = 24
-PACKAGE = "org.officenet.demo"
-ACTIVITY = f"{PACKAGE}.MainActivity"
+APP = AppIdentity.from_gradle()
+MIN_SDK = APP.min_sdk
+ACTIVITY = f"{APP.package}.MainActivity"
 
 pytestmark = pytest.mark.slow
 
@@ -52,12 +53,11 @@ def test_apk_is_signed_v2_v3_and_aligned(apk):
 
 def test_badging_names_package_activity_camera_and_sdk_levels(apk):
     badging = tool("aapt", "dump", "badging", apk[0])
-    assert f"package: name='{PACKAGE}'" in badging
+    assert f"package: name='{APP.package}' versionCode='{APP.version_code}'" in badging
     assert f"launchable-activity: name='{ACTIVITY}'" in badging
     assert "uses-permission: name='android.permission.CAMERA'" in badging
-    assert f"sdkVersion:'{MIN_SDK}'" in badging
-    target = int(re.search(r"targetSdkVersion:'(\d+)'", badging).group(1))
-    assert target >= MIN_SDK
+    assert MIN_SDK == 24 and f"sdkVersion:'{MIN_SDK}'" in badging
+    assert f"targetSdkVersion:'{APP.target_sdk}'" in badging
 
 
 def test_dex_holds_the_activity(dex_dump):

@@ -61,3 +61,10 @@ def test_release_key_from_environment_signs_the_apk(tiny_bundle, android_tools, 
     info = json.loads(out.with_name(out.name + ".json").read_text())
     assert info["signing"] == {"debug_key": False, "certificate_sha256": fingerprint}
     assert "s3cret" not in json.dumps(info)  # passwords stay in the environment
+
+
+def test_page_preview_without_an_apk_says_how_to_build_one(tmp_path, capsys):
+    from android_demo.page import main as page_main
+
+    assert page_main(["--apk", str(tmp_path / "missing.apk")]) == 2
+    assert "make apk" in capsys.readouterr().err
