@@ -16,33 +16,19 @@ export async function loadManifest(base) {
   return response.json();
 }
 
-// Classes shown to the user (an abstain rule's "other" output is never shown as a label).
-function shownClasses(manifest) {
-  const other = manifest.abstain?.other_index;
-  return manifest.classes.filter((c) => c.index !== other);
-}
-
 // Best k of the dequantized scores; ties keep the lower index first (a stable sort, as numpy's).
 export function topK(scores, manifest, k = 3) {
-  return shownClasses(manifest)
+  return manifest.classes
       .map((c) => ({index: c.index, label: c.label, score: scores[c.index]}))
       .sort((a, b) => b.score - a.score || a.index - b.index)
       .slice(0, k);
 }
 
-// The manifest's "not an office object" rule (issue 8), when it has one: an explicit "other"
-// output winning, or the best office score under the threshold.
+// The manifest's "not an office object" rule (issue 8), as the server applies it: the best
+// score under the threshold.
 export function abstains(scores, manifest) {
   const rule = manifest.abstain;
-  if (!rule) return false;
-  if (rule.other_index !== undefined) {
-    const best = scores.indexOf(Math.max(...scores));
-    if (best === rule.other_index) return true;
-  }
-  if (rule.threshold !== undefined) {
-    return Math.max(...topK(scores, manifest, 1).map((t) => t.score)) < rule.threshold;
-  }
-  return false;
+  return rule ? Math.max(...scores) < rule.threshold : false;
 }
 
 export class OnDeviceModel {

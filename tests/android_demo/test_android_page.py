@@ -8,9 +8,10 @@ model.tflite in desktop LiteRT and the bundle's Python preprocessing.
 from __future__ import annotations
 
 import base64
-import io
+import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -229,3 +230,24 @@ def test_fallback_posts_to_the_server_and_shows_its_answer(bundle, landscape, sa
     assert picked["mode"] == "server"
     assert picked["dom"]["labels"] == [p["label"] for p in answer["predictions"]]
     assert picked["dom"]["scores"] == [js_percent(p["score"]) for p in answer["predictions"]]
+
+
+def test_abstain_rule_shows_not_sure_instead_of_a_label(tiny_bundle, sample_photos, android_tools, run_page,
+                                                         tmp_path):
+    """A bundle whose manifest has an abstain rule (issue 8): the page applies it as the server does."""
+    from android_demo.build import main as build
+    from android_demo.page import site
+
+    abstaining = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, abstaining)
+    manifest = json.loads((abstaining / "manifest.json").read_text())
+    manifest["abstain"] = {"method": "max_softmax", "threshold": 1.0}  # no uint8 score reaches 1.0
+    (abstaining / "manifest.json").write_text(json.dumps(manifest))
+    apk = tmp_path / "abstain.apk"
+    assert build(["--bundle", str(abstaining), "--out", str(apk)]) == 0
+    with site(apk) as base:
+        out = run_page({"url": url(base, camera="0"), "steps": [{"op": "photo", "path": str(sample_photos[0])}]})
+    r = out["results"][0]
+    assert r["abstained"] is True
+    assert r["dom"]["status"] == "not sure this is an office object"
+    assert len(r["dom"]["labels"]) == 3  # the guesses stay visible
