@@ -4,7 +4,8 @@
 //   node android_demo/page_driver.mjs job.json      (android_demo.page.drive wraps this)
 //
 // job.json: {"url": "http://127.0.0.1:PORT/index.html?...", "y4m": "frame.y4m" (optional fake
-// camera), "timeout_ms": 120000, "steps": [...]}. Steps, each answered in "results" in order:
+// camera), "block": ["litert/wasm/"] (requests to fail, optional), "timeout_ms": 120000,
+// "steps": [...]}. Steps, each answered in "results" in order:
 //   {"op": "camera"}                       wait for a camera frame's result
 //   {"op": "photo", "path": "x.jpg"}       pick a photo with the page's file input, wait for its result
 //   {"op": "preprocess", "width", "height", "rgb_b64", "input"}   the page's preprocess on given
@@ -91,6 +92,7 @@ const out = {console: [], results: []};
 try {
   const context = await browser.newContext();
   const page = await context.newPage();
+  for (const blocked of job.block ?? []) await page.route(`**/${blocked}**`, (route) => route.abort());
   page.on('console', (m) => out.console.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => out.console.push(`pageerror: ${e.message}`));
   await page.goto(job.url, {timeout});

@@ -251,3 +251,15 @@ def test_abstain_rule_shows_not_sure_instead_of_a_label(tiny_bundle, sample_phot
     assert r["abstained"] is True
     assert r["dom"]["status"] == "not sure this is an office object"
     assert len(r["dom"]["labels"]) == 3  # the guesses stay visible
+
+
+def test_falls_back_to_the_server_when_the_runtime_cannot_load(sample_photos, apk_site, run_page, server_url):
+    """On-device inference on, but the WebAssembly runtime fails to load: the server answers."""
+    photo = sample_photos[1]
+    out = run_page({"url": url(apk_site, camera="0", server=server_url), "block": ["litert/wasm/"],
+                    "steps": [{"op": "photo", "path": str(photo)}]})
+    assert out["mode"] == "server"
+    r = out["results"][0]
+    answer = httpx.post(server_url + "/classify?top_k=3", files={"file": (photo.name, photo.read_bytes())}).json()
+    assert r["mode"] == "server"
+    assert r["dom"]["labels"] == [p["label"] for p in answer["predictions"]]
