@@ -20,6 +20,7 @@ import json
 import platform
 import statistics
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -158,10 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=RESULTS, help="where export.md/json go")
     args = p.parse_args(argv)
     if not (args.run / "model.keras").is_file():
-        print(f"error: no trained run at {args.run} (missing model.keras); make one with `make train`")
+        print(f"error: no trained run at {args.run} (missing model.keras); make one with `make train`", file=sys.stderr)
         return 2
     if not (args.bundle / "manifest.json").is_file():
-        print(f"error: no bundle at {args.bundle} (missing manifest.json); make one with `make export`")
+        print(f"error: no bundle at {args.bundle} (missing manifest.json); make one with `make export`", file=sys.stderr)
         return 2
     if args.runs < 200:
         print("note: fewer than 200 runs; medians are less stable")

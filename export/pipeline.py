@@ -85,7 +85,7 @@ def build_manifest(cfg: ExportConfig, dataset, spec, int8_model: LiteRTModel, fi
         "schema_version": SCHEMA_VERSION,
         "model": {"name": cfg.model.name, "version": cfg.model.version,
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "git_revision": git_revision(), "file": MODEL_FILE, "run": str(Path(cfg.run).resolve())},
+                  "git_revision": git_revision(), "file": MODEL_FILE},
         "classes": [{"index": i, "wnid": c.wnid, "label": c.label} for i, c in enumerate(dataset.classes)],
         "input": {"shape": [1, spec.size, spec.size, 3], "dtype": int8_model.input_dtype,
                   "quantization": {"scale": float(in_scale), "zero_point": int(in_zp)},

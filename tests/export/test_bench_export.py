@@ -1,0 +1,28 @@
+"""bench.export runs end to end on the tiny bundle (few timed calls: this checks the table, not speed)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.export import main
+from bundle.manifest import load_bundle
+
+
+@pytest.mark.slow
+def test_bench_writes_sizes_and_latencies(tiny_run, tiny_bundle, tmp_path):
+    assert main(["--run", str(tiny_run), "--bundle", str(tiny_bundle), "--runs", "3",
+                 "--results", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "export.json").read_text())
+    assert set(result["latency"]) == {"keras model(x)", "keras predict_on_batch", "LiteRT float", "LiteRT int8"}
+    assert all(v["median_ms"] > 0 and v["runs"] == 3 for v in result["latency"].values())
+    int8 = load_bundle(tiny_bundle).manifest["files"]["model.tflite"]
+    assert result["sizes"]["int8_tflite"] == {"bytes": int8["bytes"], "gzip_bytes": int8["gzip_bytes"]}
+    assert result["sizes"]["float_tflite"]["bytes"] > 3 * int8["bytes"]
+    md = (tmp_path / "export.md").read_text()
+    assert result["cpu"]["model"] in md and "avx512_vnni" in md and "LiteRT int8" in md
+
+
+def test_bench_without_a_run_says_what_to_do(tmp_path, capsys):
+    assert main(["--run", str(tmp_path / "none"), "--bundle", str(tmp_path)]) == 2
+    assert "make train" in capsys.readouterr().err
