@@ -9,7 +9,8 @@ What it measures, in one run on this machine:
 2. ``python -m server`` in a subprocess on 127.0.0.1, driven by a small asyncio HTTP/1.1 client
    (raw sockets, keep-alive, far cheaper than the server per request, but it shares the cores):
    requests/s, p50 and p99 latency at concurrency 1, 4, 16, for a 1600x1200 phone-sized JPEG (a
-   real sample photo upscaled) and a small 320x240 one, with 1 worker and with 2 workers;
+   real sample photo upscaled) and a small 320x240 one, in two layouts: a worker process per
+   core with one interpreter each (the default) and one process with an interpreter per core;
 3. a bounded abuse run: N requests at concurrency 16, 30 % of them bad (empty, HTML, truncated,
    bomb header, over the body limit, wrong Content-Type, missing field, bad top_k): counts 5xx
    and the server's RSS growth over the run;
@@ -313,11 +314,17 @@ def naive_app(model_path: str, size: int):
 # ---- report -------------------------------------------------------------------------------------
 
 def machine() -> dict:
+    import importlib.util
+
     info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     fields = dict(l.split(":", 1) for l in info.splitlines() if ":" in l)
     flags = fields.get("Flags", "").split()
+    installed = lambda name: importlib.util.find_spec(name) is not None  # noqa: E731
+    # uvicorn picks the faster HTTP parser and event loop when they are installed
     return {"cpu": fields.get("Model name", "?").strip(), "cores": len(os.sched_getaffinity(0)),
-            "avx2": "avx2" in flags, "avx512_vnni": "avx512_vnni" in flags}
+            "avx2": "avx2" in flags, "avx512_vnni": "avx512_vnni" in flags,
+            "uvicorn_http": "httptools" if installed("httptools") else "h11",
+            "uvicorn_loop": "uvloop" if installed("uvloop") else "asyncio"}
 
 
 def goals(result: dict) -> dict:
@@ -349,8 +356,12 @@ def markdown(r: dict) -> str:
         "# Serving benchmark (`python -m bench.server`)", "",
         f"Machine: **{m['cpu']}**, {m['cores']} cores, avx2={m['avx2']}, "
         f"avx512_vnni={m['avx512_vnni']}. Bundle: `{r['bundle']['name']}` "
-        f"{r['bundle']['version']}, input {r['bundle']['input']}. Client and server share the "
-        "cores (127.0.0.1); the load generator is a raw-socket asyncio HTTP/1.1 client.", "",
+        f"{r['bundle']['version']}, input {r['bundle']['input']}. uvicorn with "
+        f"{m['uvicorn_http']} + {m['uvicorn_loop']}. Client and server share the cores "
+        "(127.0.0.1); the load generator is a raw-socket asyncio HTTP/1.1 client. Load average "
+        f"(1 min) before / after the run: {r['load_average_before'][0]:.1f} / "
+        f"{r['load_average_after'][0]:.1f} (other work on the machine takes cores from both the "
+        "server and its ceiling's assumption of all cores free).", "",
         "## Compute-bound ceiling (in-process, one thread, median)", "",
         "| image | decode ms | preprocess ms | inference ms | total ms | ceiling req/s (cores / total) |",
         "|---|---|---|---|---|---|"]
@@ -429,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     except (BundleError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    result = {"machine": machine(),
+    result = {"machine": machine(), "load_average_before": os.getloadavg(),
               "bundle": {"name": bundle.manifest["model"]["name"],
                          "version": str(bundle.manifest["model"].get("version")),
                          "sha256": bundle.manifest["files"][bundle.manifest["model"]["file"]]["sha256"],
@@ -439,11 +450,13 @@ def main(argv: list[str] | None = None) -> int:
     result["ceiling"] = ceiling(bundle_dir, images, args.ceiling_reps)
     print(json.dumps(result["ceiling"]), flush=True)
     result["server"] = {}
-    for workers in (1, 2):
-        config = f"{workers} worker{'s' if workers > 1 else ''}"
+    cores = len(os.sched_getaffinity(0))
+    # the default layout (a worker process per core) and the one-process thread pool
+    for workers, interpreters in dict.fromkeys(((cores, 1), (1, cores))):
+        config = f"{workers} proc x {interpreters} interp" + (" (default)" if interpreters == 1 else "")
         print(f"server, {config}...", flush=True)
         with Served(["server", "--bundle", str(bundle_dir), "--workers", str(workers),
-                     "--log-level", "warning"]) as srv:
+                     "--interpreters", str(interpreters), "--log-level", "warning"]) as srv:
             result["server"][config] = throughput(srv.port, images, args.requests, args.max_seconds)
     print("abuse run...", flush=True)
     result["abuse"] = abuse(bundle_dir, images, args.abuse_requests)
@@ -454,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         result["naive"] = naive(run, bundle_dir, images, args.naive_requests, args.max_seconds)
     else:
         result["naive_skipped"] = f"no model.keras in {run}" if run else "no --run given"
+    result["load_average_after"] = os.getloadavg()
     result["goals"] = goals(result)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

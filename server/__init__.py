@@ -7,19 +7,23 @@ Modules: ``app`` (FastAPI routes, lifespan), ``inference`` (interpreter pool), `
 
 Running it
 ----------
-One process::
+::
 
     python -m server --bundle artifacts/bundle --host 0.0.0.0 --port 8000
     curl -F file=@mug.jpg 'http://127.0.0.1:8000/classify?top_k=3'
     curl --data-binary @mug.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8000/classify
 
-One process already uses every core: it runs one LiteRT interpreter per core on its own
-threads (Pillow and LiteRT release the GIL), while the event loop only does HTTP. When the HTTP
-side becomes the bottleneck (many small images), run several worker processes; each gets
-``cores / workers`` interpreters unless ``--interpreters`` says otherwise::
+By default it runs one uvicorn worker process per CPU core, each with one LiteRT interpreter
+and one thread for the CPU work of requests (decode, preprocess, inference), so the event loop
+only does HTTP. Processes rather than threads, because decoding and preprocessing a small photo
+is mostly Python that holds the GIL: two request threads in one process queue behind each other
+and behind the event loop (bench/results/server.md shows both layouts side by side). A process
+can still run several interpreters on its own threads (``--interpreters N``), which pays off
+when inference, which releases the GIL, dominates (big models, many cores)::
 
-    python -m server --bundle artifacts/bundle --workers 2
-    # the same with plain uvicorn (settings from OFFICENET_* variables, see server.settings):
+    python -m server --bundle artifacts/bundle --workers 1 --interpreters 2   # one process
+    # two worker processes with plain uvicorn (settings from OFFICENET_* variables, see
+    # server.settings; python -m server does exactly this after checking the bundle):
     OFFICENET_BUNDLE=artifacts/bundle OFFICENET_WORKERS=2 \\
         uvicorn --factory server.app:from_env --workers 2 --host 0.0.0.0 --port 8000
 

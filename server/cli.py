@@ -1,6 +1,6 @@
 """``python -m server --bundle DIR``: check the bundle, then serve it with uvicorn.
 
-    python -m server --bundle artifacts/bundle --host 0.0.0.0 --port 8000 --workers 2
+    python -m server --bundle artifacts/bundle --host 0.0.0.0 --port 8000   # one worker per core
 
 The bundle is validated (schema, every file's sha256, LiteRT can load the model and it matches
 the manifest) before uvicorn starts: a missing, incomplete or modified bundle exits with code 2
@@ -38,8 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="uvicorn log level (default: %(default)s)")
     g = p.add_argument_group("capacity")
     g.add_argument("--workers", type=int, default=d.workers,
-                   help="uvicorn worker processes, each with its own copy of the model "
-                        "(default: %(default)s)")
+                   help="uvicorn worker processes, each with its own copy of the model; "
+                        "0 = one per CPU core (default: %(default)s)")
     g.add_argument("--interpreters", type=int, default=d.interpreters,
                    help="LiteRT interpreters (= CPU threads for requests) per process; "
                         "0 = CPU cores / workers (default: %(default)s)")
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.update({ENV_BUNDLE: os.path.abspath(args.bundle), **settings.to_env()})
     uvicorn.run("server.app:from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level)
+                workers=settings.processes, log_level=args.log_level)
     return 0
 
 

@@ -25,12 +25,14 @@ class ServerSettings:
     max_bytes: int = 10 * 1024 * 1024
     # Images whose header declares more pixels are refused before any decoding (bombs).
     max_pixels: int = DEFAULT_MAX_PIXELS
-    # LiteRT interpreters in this process; 0 = one per CPU core divided among `workers`.
+    # LiteRT interpreters (and request threads) per process; 0 = CPU cores / worker processes.
     interpreters: int = 0
     # Threads each interpreter may use inside one inference (1 keeps cores free for other requests).
     threads: int = 1
-    # uvicorn worker processes sharing the machine (only used to size the interpreter pool).
-    workers: int = 1
+    # uvicorn worker processes; 0 = one per CPU core. Processes beat threads here: decoding a
+    # small photo is mostly GIL-holding Python, so threads of one process queue on the GIL
+    # (bench/results/server.md measures both).
+    workers: int = 0
     # Origins whose pages may read answers (CORS), comma-separated; "*" = any, "" = none. The
     # phone app's page is another origin; the API uses no cookies, so "*" exposes nothing.
     cors_origins: str = "*"
@@ -40,7 +42,7 @@ class ServerSettings:
             value = getattr(self, f.name)
             if f.type == "str":
                 continue
-            low = 0 if f.name == "interpreters" else 1
+            low = 0 if f.name in ("interpreters", "workers") else 1
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"{f.name} must be an integer >= {low}, got {value!r}")
 
@@ -49,11 +51,14 @@ class ServerSettings:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
+    def processes(self) -> int:
+        """uvicorn worker processes to run."""
+        return self.workers or len(os.sched_getaffinity(0))
+
+    @property
     def pool_size(self) -> int:
-        """Interpreters (and CPU worker threads) this process runs."""
-        if self.interpreters:
-            return self.interpreters
-        return max(1, len(os.sched_getaffinity(0)) // self.workers)
+        """Interpreters (and CPU worker threads) each process runs."""
+        return self.interpreters or max(1, len(os.sched_getaffinity(0)) // self.processes)
 
     def to_env(self) -> dict[str, str]:
         return {ENV_PREFIX + k.upper(): str(v) for k, v in asdict(self).items()}

@@ -49,7 +49,10 @@ def test_settings_travel_to_workers_through_the_environment():
     s = ServerSettings(max_bytes=123, max_pixels=456, interpreters=3, threads=2, workers=4,
                        cors_origins="https://a.example, https://b.example")
     assert ServerSettings.from_env(s.to_env()) == s
-    assert ServerSettings(workers=2).pool_size == max(1, len(os.sched_getaffinity(0)) // 2)
+    cores = len(os.sched_getaffinity(0))
+    assert ServerSettings().processes == cores and ServerSettings().pool_size == 1
+    assert ServerSettings(workers=1).pool_size == cores
+    assert (s.processes, s.pool_size) == (4, 3)
     assert s.cors_origin_list == ["https://a.example", "https://b.example"]
     assert ServerSettings(cors_origins="").cors_origin_list == []
     with pytest.raises(ValueError, match="OFFICENET_THREADS"):
@@ -91,11 +94,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+def family(pid: int) -> list[int]:
+    """A process and its children (uvicorn's worker processes)."""
+    return [pid] + [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def rss_kb(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
 
 
 @pytest.mark.slow
@@ -135,10 +145,12 @@ def test_real_uvicorn_over_a_socket(bundle_dir, photo, photo_bytes):
             bad = [b"", iv.HTML, iv.truncated_jpeg(photo), iv.bomb_png(), big[:900_000]]
             for data in bad * 4:  # first round allocates what the steady state needs
                 http.post("/classify", files={"file": ("x", data)})
-            before = rss_kb(proc.pid)
+            workers = family(proc.pid)
+            assert len(workers) >= 1 + len(os.sched_getaffinity(0))  # default: a worker per core
+            before = rss_kb(workers)
             for i in range(300):
                 assert 400 <= http.post("/classify", files={"file": ("x", bad[i % 5])}).status_code < 500
-            assert rss_kb(proc.pid) < before * 1.10
+            assert rss_kb(workers) < before * 1.10
             assert http.post("/classify", files={"file": ("x", photo_bytes)}).json() \
                 ["predictions"] == r.json()["predictions"]
             # a client hanging up mid-upload is not the server's problem
@@ -146,8 +158,9 @@ def test_real_uvicorn_over_a_socket(bundle_dir, photo, photo_bytes):
                 s.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
                           b"Content-Length: 100000\r\n\r\n" + photo_bytes[:1000])
             assert http.get("/readyz").status_code == 200
-            # the serving process never loaded TensorFlow's libraries
-            assert "site-packages/tensorflow/" not in Path(f"/proc/{proc.pid}/maps").read_text()
+            # the serving processes never loaded TensorFlow's libraries
+            for pid in workers:
+                assert "site-packages/tensorflow/" not in Path(f"/proc/{pid}/maps").read_text()
     finally:
         proc.terminate()
         log = proc.communicate(timeout=30)[0]
