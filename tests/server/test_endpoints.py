@@ -42,7 +42,10 @@ def test_page_is_self_contained_and_phone_ready(client):
     page = r.text
     assert 'type="file"' in page and 'accept="image/*"' in page and 'capture="environment"' in page
     assert 'name="viewport"' in page
-    assert "classify?top_k=3" in page
+    # the page speaks the API these tests check: multipart field, answer and error fields
+    for used in ('classify?top_k=3', 'form.append("file"', "body.predictions", "p.label", "p.score",
+                 "body.timing_ms.total", "body.abstained", "body.error.message", "body.model.name"):
+        assert used in page, used
     # offline office Wi-Fi: nothing may come from another host
     assert "http://" not in page and "https://" not in page and "//cdn" not in page
 
