@@ -356,7 +356,8 @@ def markdown(r: dict) -> str:
         "# Serving benchmark (`python -m bench.server`)", "",
         f"Machine: **{m['cpu']}**, {m['cores']} cores, avx2={m['avx2']}, "
         f"avx512_vnni={m['avx512_vnni']}. Bundle: `{r['bundle']['name']}` "
-        f"{r['bundle']['version']}, input {r['bundle']['input']}. uvicorn with "
+        f"{r['bundle']['version']}, input {r['bundle']['input']}, "
+        f"{r['bundle']['model_bytes'] / 1e6:.1f} MB int8 model. {r['note']} uvicorn with "
         f"{m['uvicorn_http']} + {m['uvicorn_loop']}. Client and server share the cores "
         "(127.0.0.1); the load generator is a raw-socket asyncio HTTP/1.1 client. Load average "
         f"(1 min) before / after the run: {r['load_average_before'][0]:.1f} / "
@@ -414,6 +415,7 @@ def parse_args(argv):
                    help="trained run whose model.keras the naive baseline serves (skipped if absent)")
     p.add_argument("--photos", default=str(SAMPLES), help="real sample photos (default: %(default)s)")
     p.add_argument("--out", default=str(REPO / "bench" / "results"), help="results folder")
+    p.add_argument("--note", default="", help="a line for the report (e.g. where the bundle came from)")
     g = p.add_argument_group("size of the run (bounded in count and time)")
     g.add_argument("--requests", type=int, default=800, help="requests per load point (c=4, 16)")
     g.add_argument("--abuse-requests", type=int, default=2000)
@@ -444,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
               "bundle": {"name": bundle.manifest["model"]["name"],
                          "version": str(bundle.manifest["model"].get("version")),
                          "sha256": bundle.manifest["files"][bundle.manifest["model"]["file"]]["sha256"],
-                         "input": bundle.manifest["input"]["shape"]},
+                         "input": bundle.manifest["input"]["shape"],
+                         "model_bytes": bundle.model_path.stat().st_size},
+              "note": args.note,
               "images": {k: len(v) for k, v in images.items()}}
     print("ceiling (in-process)...", flush=True)
     result["ceiling"] = ceiling(bundle_dir, images, args.ceiling_reps)
