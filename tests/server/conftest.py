@@ -34,7 +34,9 @@ def bundle_dir(tiny_bundle) -> Path:
 
 @pytest.fixture(scope="session")
 def client(bundle_dir):
-    with TestClient(create_app(bundle_dir, ServerSettings(max_bytes=TEST_MAX_BYTES))) as c:
+    # two interpreters, so the concurrency tests share a real pool between threads
+    settings = ServerSettings(max_bytes=TEST_MAX_BYTES, interpreters=2)
+    with TestClient(create_app(bundle_dir, settings)) as c:
         yield c
 
 

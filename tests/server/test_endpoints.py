@@ -25,7 +25,7 @@ def test_model_is_the_manifest_plus_serving_facts(client, bundle_dir):
     for key in ("metrics", "parity", "dataset"):
         assert info[key] == manifest.get(key, {})
     assert info["serving"]["max_bytes"] == 2 * 1024 * 1024
-    assert info["serving"]["interpreters"] >= 1
+    assert info["serving"]["interpreters"] == 2
 
 
 def test_labels_in_output_order(client, bundle_dir):
