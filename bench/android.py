@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
 import statistics
 import subprocess
@@ -116,7 +115,9 @@ def markdown(r: dict) -> str:
         r["desktop_litert_all_threads"]
     ratio = r["ratio_js_vs_desktop_1_thread"]
     apk = r["apk"]
-    row = lambda name, s: f"| {name} | {s['median_ms']:.3f} | {s['p5_ms']:.3f} | {s['p95_ms']:.3f} | {s['n']} |"  # noqa: E731
+    def row(name: str, s: dict) -> str:
+        return f"| {name} | {s['median_ms']:.3f} | {s['p5_ms']:.3f} | {s['p95_ms']:.3f} | {s['n']} |"
+
     return "\n".join([
         "# Android demo: on-device runtime vs desktop LiteRT, APK size",
         "",
@@ -146,7 +147,8 @@ def markdown(r: dict) -> str:
         "| --- | ---: | ---: |",
         f"| whole APK | {apk['bytes']:,} | 100% |",
         f"| model.tflite (stored) | {apk['model_bytes']:,} | {100 * apk['model_share']:.1f}% |",
-        f"| LiteRT.js wasm (2 builds, stored) | {apk['wasm_bytes']:,} | {100 * apk['wasm_bytes'] / apk['bytes']:.1f}% |",
+        f"| LiteRT.js wasm (2 builds, stored) | {apk['wasm_bytes']:,} "
+        f"| {100 * apk['wasm_bytes'] / apk['bytes']:.1f}% |",
         "",
     ])
 

@@ -70,7 +70,6 @@ def test_assets_hold_the_bundle_byte_identical_and_the_litert_runtime(apk, tiny_
     bundle = load_bundle(tiny_bundle)
     model = bundle.manifest["model"]["file"]
     with zipfile.ZipFile(apk[0]) as z:
-        entry = lambda name: z.getinfo(name)  # noqa: E731
         web = "assets/web/"
         assert z.read(web + "bundle/manifest.json") == (tiny_bundle / "manifest.json").read_bytes()
         for name in (model, "labels.txt"):
@@ -83,7 +82,7 @@ def test_assets_hold_the_bundle_byte_identical_and_the_litert_runtime(apk, tiny_
             assert z.read(name) == shipped.read_bytes(), name
         # noCompress: the model and the wasm are stored, so they are read without inflating.
         for name in [web + "bundle/" + model, *wasm]:
-            assert entry(name).compress_type == zipfile.ZIP_STORED, name
+            assert z.getinfo(name).compress_type == zipfile.ZIP_STORED, name
         for name in ("index.html", "app.js", "classifier.js", "preprocess.js"):
             assert z.read(web + name) == (DEMO / "web" / name).read_bytes(), name
     assert apk[1]["model_bytes"] == bundle.manifest["files"][model]["bytes"]
