@@ -30,6 +30,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,13 +184,16 @@ class Served:
     def __enter__(self) -> "Served":
         env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2",
                "TF_USE_LEGACY_KERAS": "1"}
+        # a file, not a pipe: a pipe nobody reads fills up and would block a chatty server
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([sys.executable, "-m", *self.args], env=env, cwd=REPO,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 180
         request = f"GET {self.ready_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{' '.join(self.args)} exited: {self.proc.stderr.read().decode()[-2000:]}")
+                self.log.seek(0)
+                raise RuntimeError(f"{' '.join(self.args)} exited: {self.log.read().decode()[-2000:]}")
             try:
                 if load(self.port, [("ready", request)], 1, 5)["non_200"] == 0:
                     return self
@@ -201,6 +205,7 @@ class Served:
     def __exit__(self, *exc):
         self.proc.terminate()
         self.proc.wait(timeout=30)
+        self.log.close()
 
 
 # ---- the measurements --------------------------------------------------------------------------
