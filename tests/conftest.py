@@ -51,7 +51,9 @@ def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
 
     run = tmp_path_factory.mktemp("run") / "run"
     rc = main(["--data", str(tiny_dataset), "--out", str(run), "--image-size", "32",
-               "--epochs", "4", "--seed", "0"])
+               "--epochs", "8", "--seed", "0", "--batch-size", "32", "--width", "32",
+               "--fc-units", "256", "--warmup-epochs", "1", "--dropout", "0.2", "--weight-decay", "1e-4",
+               "--label-smoothing", "0", "--brightness", "0", "--contrast", "0", "--no-progress"])
     assert rc == 0 and (run / "model.keras").is_file()
     return run
 

@@ -181,21 +181,34 @@ def _save_keras_atomic(model, path: Path) -> None:
 def train(cfg: TrainConfig, ds: Dataset) -> dict:
     """The whole run (steps 1-4 of the module docstring); returns metrics.json's content
     ({} when --stop-after ended it early)."""
-    from training.model import build_model
-    from training.pipeline import Pipeline
-    from training.schedule import WarmupSchedule, make_optimizer
     from training.tfenv import keras, tf
 
     started = time.time()
     out = Path(cfg.runtime.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "config.json", cfg.to_dict())
-    size, num_classes = cfg.data.image_size, len(ds.classes)
 
     keras.utils.set_random_seed(cfg.runtime.seed)
     if cfg.runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy, mixed, jit = _hardware(cfg)
+    # Dropout draws from a tf.random.Generator whose state is a variable of the model, so the
+    # checkpoint holds it and a resumed run draws the masks the uninterrupted run would have.
+    keras.backend.experimental.enable_tf_random_generator()
+    try:
+        return _fit_and_save(cfg, ds, strategy, mixed, jit, started)
+    finally:
+        keras.backend.experimental.disable_tf_random_generator()
+
+
+def _fit_and_save(cfg: TrainConfig, ds: Dataset, strategy, mixed: bool, jit: bool, started: float) -> dict:
+    from training.model import build_model
+    from training.pipeline import Pipeline
+    from training.schedule import WarmupSchedule, make_optimizer
+    from training.tfenv import keras, tf
+
+    out = Path(cfg.runtime.out)
+    size, num_classes = cfg.data.image_size, len(ds.classes)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     replicas = strategy.num_replicas_in_sync
     global_batch = cfg.optim.batch_size * replicas
@@ -229,8 +242,12 @@ def train(cfg: TrainConfig, ds: Dataset) -> dict:
           f"stride {model.get_layer('conv1').strides}")
 
     ckpt_dir = out / "checkpoints"
+    # Keras leaves the Dropout layers' generators out of the model's checkpoint: add them.
+    dropout_rngs = {layer.name: layer._random_generator for layer in model.layers
+                    if isinstance(layer, keras.layers.Dropout)}
     manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var), ckpt_dir, max_to_keep=2)
+        tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var, dropout_rngs=dropout_rngs),
+        ckpt_dir, max_to_keep=2)
     best_manager = tf.train.CheckpointManager(
         tf.train.Checkpoint(model=model, best_val=best_val, best_epoch=best_epoch), ckpt_dir / "best",
         max_to_keep=1)
@@ -274,9 +291,7 @@ def train(cfg: TrainConfig, ds: Dataset) -> dict:
 
     best_manager.checkpoint.read(best_manager.latest_checkpoint).expect_partial()
     print(f"best val accuracy {best_val.numpy():.4f} at epoch {int(best_epoch.numpy())}; saving float32 model")
-    keras.mixed_precision.set_global_policy("float32")
-    final = build_model(cfg.model, size, num_classes, ds.mean, ds.std)
-    final.set_weights(model.get_weights())
+    final = _float32_copy(model, cfg, size, num_classes, ds)
     _save_keras_atomic(final, out / "model.keras")
     write_json_atomic(out / "preprocess.json", PreprocessSpec(size, cfg.data.crop_fraction).to_dict())
     metrics = evaluate_run(final, pipe, ds, cfg, rows, params, int(best_epoch.numpy()), time.time() - started)
@@ -284,6 +299,22 @@ def train(cfg: TrainConfig, ds: Dataset) -> dict:
     print(f"val top-1 {metrics['val']['top1']:.4f}  test top-1 {metrics['test']['top1']:.4f}  "
           f"top-3 {metrics['test']['top3']:.4f}  ({metrics['wall_time_s']:.0f} s) -> {out}")
     return metrics
+
+
+def _float32_copy(model, cfg: TrainConfig, size: int, num_classes: int, ds: Dataset):
+    """The trained weights in a fresh float32 model with plain (stateless-at-rest) Dropout layers:
+    what export loads. Copied layer by layer, because the training model's Dropout layers also
+    hold their random generator's state."""
+    from training.model import build_model
+    from training.tfenv import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    keras.backend.experimental.disable_tf_random_generator()
+    final = build_model(cfg.model, size, num_classes, ds.mean, ds.std)
+    for layer in final.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return final
 
 
 def evaluate_run(model, pipe, ds: Dataset, cfg: TrainConfig, rows: list[dict], params: int,

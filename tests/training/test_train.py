@@ -1,0 +1,168 @@
+"""training.train end to end on real photos: the run directory contract, learning, reload, resume after kill -9."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bundle.preprocess import PreprocessSpec
+from training.config import build_parser, config_from_args
+from training.data.dataset import load_dataset
+from training.train import main
+
+REPO = Path(__file__).resolve().parents[2]
+# The tiny_run fixture's flags (tests/conftest.py): the kill -9 test repeats that run exactly.
+TINY_FLAGS = ["--image-size", "32", "--epochs", "8", "--seed", "0", "--batch-size", "32", "--width", "32",
+              "--fc-units", "256", "--warmup-epochs", "1", "--dropout", "0.2", "--weight-decay", "1e-4",
+              "--label-smoothing", "0", "--brightness", "0", "--contrast", "0", "--no-progress"]
+RUN_FILES = ["model.keras", "preprocess.json", "config.json", "metrics.json", "history.csv",
+             "curves.png", "confusion.png", "filters.png"]
+
+
+def history(run: Path) -> list[dict]:
+    with open(run / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def checkpoint_counters(run: Path) -> tuple[int, int]:
+    """(epoch, optimizer iterations) stored in the run's latest checkpoint."""
+    from training.tfenv import tf
+    reader = tf.train.load_checkpoint(str(run / "checkpoints"))
+    return (int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")),
+            int(reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE")))
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_the_run_directory_export_reads(tiny_run, tiny_dataset):
+    for name in RUN_FILES:
+        assert (tiny_run / name).is_file(), name
+    assert any((tiny_run / "logs").rglob("events.out.tfevents.*"))
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert Path(config["data"]["root"]).is_absolute() and config["data"]["image_size"] == 32
+    assert config["model"]["width"] == 32 and config["model"]["fc_units"] == 256
+    assert json.loads((tiny_run / "preprocess.json").read_text()) == PreprocessSpec(32, 1.0).to_dict()
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    ds = load_dataset(tiny_dataset)
+    assert metrics["dataset"] == {"id": ds.id, "sha256": ds.sha256}
+    assert metrics["epochs"] == 8 and len(history(tiny_run)) == 8 and metrics["params"] > 0
+    for split in ("train", "val", "test"):
+        assert metrics[split]["count"] == len(ds.items(split))
+        assert [c["wnid"] for c in metrics[split]["per_class"]] == [c.wnid for c in ds.classes]
+
+
+@pytest.mark.slow
+def test_tiny_run_beats_chance_clearly(tiny_run):
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    # 20 classes: chance is 5 % top-1 and 15 % top-3.
+    assert metrics["val"]["top1"] >= 0.12, metrics["val"]["top1"]
+    assert metrics["val"]["top3"] >= 0.25, metrics["val"]["top3"]
+    assert metrics["test"]["top1"] >= 0.12, metrics["test"]["top1"]
+
+
+@pytest.mark.slow
+def test_saved_model_is_float32_reloads_without_custom_objects_and_predicts_identically(tiny_run, tiny_dataset):
+    from training.pipeline import Pipeline
+    from training.config import DataConfig
+    from training.report import top_k_accuracy
+    from training.tfenv import keras
+
+    model = keras.models.load_model(tiny_run / "model.keras")
+    assert all(layer.dtype_policy.name == "float32" for layer in model.layers)
+    assert model.input_shape == (None, 32, 32, 3) and model.input.dtype == "float32"
+    assert model.output_shape == (None, 20) and model.output.dtype == "float32"
+    pipe = Pipeline(load_dataset(tiny_dataset), DataConfig(), 32, 20, batch_size=64)
+    probs = model.predict(pipe.evaluation("val"), verbose=0)
+    again = keras.models.load_model(tiny_run / "model.keras").predict(pipe.evaluation("val"), verbose=0)
+    np.testing.assert_array_equal(probs, again)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    # It is the model the metrics were computed with (the best-val weights).
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert round(top_k_accuracy(probs, np.array(pipe.labels("val")), 1), 4) == metrics["val"]["top1"]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_continues_from_the_checkpoint_and_ends_like_an_uninterrupted_run(
+        tiny_run, tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "training.train", "--data", str(tiny_dataset),
+                             "--out", str(run), *TINY_FLAGS], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while not (run / "checkpoints" / "ckpt-2.index").is_file():
+            assert proc.poll() is None and time.time() < deadline, "the run ended before its second checkpoint"
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    killed_epoch, killed_step = checkpoint_counters(run)
+    assert 2 <= killed_epoch < 8 and not (run / "model.keras").exists()
+    steps_per_epoch = killed_step // killed_epoch
+
+    assert main(["--data", str(tiny_dataset), "--out", str(run), "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert f"resumed from {run / 'checkpoints'}/ckpt-{killed_epoch}: epoch {killed_epoch}, " \
+           f"optimizer step {killed_step}" in out
+    assert checkpoint_counters(run) == (8, 8 * steps_per_epoch)
+    resumed, reference = history(run), history(tiny_run)
+    assert [int(r["epoch"]) for r in resumed] == list(range(1, 9))
+    # Seeded per epoch, the resumed epochs saw the same batches: the same numbers as tiny_run.
+    for key in ("loss", "val_loss", "val_accuracy"):
+        assert [r[key] for r in resumed] == [r[key] for r in reference], key
+
+
+def test_a_run_with_checkpoints_is_not_overwritten_without_resume(tmp_path, capsys):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-3"\n')
+    assert main(["--data", "unused", "--out", str(tmp_path / "run")]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_every_config_field_is_a_grouped_cli_flag_and_resume_keeps_the_saved_config():
+    parser = build_parser()
+    help_text = parser.format_help()
+    for group in ("model options", "data options", "optim options", "schedule options", "runtime options"):
+        assert group in help_text
+    args = parser.parse_args(["--data", "d", "--out", "o", "--width", "64", "--no-flip", "--optimizer", "sgd",
+                              "--lr", "0.05", "--schedule", "step", "--image-size", "96", "--seed", "7"])
+    cfg = config_from_args(args)
+    assert (cfg.model.width, cfg.data.flip, cfg.optim.optimizer, cfg.optim.lr) == (64, False, "sgd", 0.05)
+    assert (cfg.schedule.schedule, cfg.data.image_size, cfg.runtime.seed) == ("step", 96, 7)
+    assert cfg.model.fc_units == 1024 and cfg.data.brightness == 0.2    # untouched: defaults
+    resumed = config_from_args(parser.parse_args(["--data", "d", "--out", "o", "--epochs", "50"]), base=cfg)
+    assert resumed.model.width == 64 and resumed.schedule.epochs == 50
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data", "d", "--out", "o", "--optimizer", "rmsprop"])
+
+
+@pytest.mark.parametrize("problem", ["missing", "no_manifest", "class_without_train_images", "tiny_images"])
+def test_bad_input_is_one_clear_error_with_exit_code_2(problem, tiny_dataset, tmp_path, capsys):
+    root = tmp_path / "data"
+    args = []
+    if problem == "no_manifest":
+        root.mkdir()
+    elif problem == "class_without_train_images":
+        root.mkdir()
+        meta = json.loads((tiny_dataset / "dataset.json").read_text())
+        for f in meta["files"]:
+            if f["class"] == 3:
+                f["split"] = "val"
+        for wnid in {f["path"].split("/")[0] for f in meta["files"]}:
+            (root / wnid).symlink_to(tiny_dataset / wnid)
+        (root / "dataset.json").write_text(json.dumps(meta))
+    elif problem == "tiny_images":
+        root, args = tiny_dataset, ["--image-size", "8"]
+    assert main(["--data", str(root), "--out", str(tmp_path / "run"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert {"missing": "does not exist", "no_manifest": "dataset.json is missing",
+            "class_without_train_images": "has no train images", "tiny_images": "too small"}[problem] in err
