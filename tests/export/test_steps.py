@@ -56,3 +56,13 @@ def test_gate_passes_agreeing_models_and_names_what_fails():
     failures = gate(figures, GateConfig())
     assert len(failures) == 3  # agreement, accuracy drop, float TFLite diff
     assert [c["label"] for c in drifted_classes(figures, GateConfig())] == ["c"]
+
+
+def test_uint8_ties_are_counted_apart():
+    labels = np.array([1, 1])
+    float_p = np.array([[0.3, 0.4, 0.3], [0.1, 0.8, 0.1]], np.float32)
+    int8_p = np.array([[0.375, 0.375, 0.25], [0.1, 0.8, 0.1]], np.float32)  # a tie: argmax says 0
+    figures = measure(float_p, float_p, int8_p, labels, ["a", "b", "c"])
+    assert figures["agreement"] == 0.5 and figures["agreement_within_ties"] == 1.0
+    assert (figures["disagreements"], figures["disagreements_tied"]) == (1, 1)
+    assert "1 of the 1 misses are ties" in gate(figures, GateConfig())[0]
