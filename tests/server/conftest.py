@@ -5,13 +5,21 @@
 ``client`` is a Starlette TestClient around ``create_app(tiny_bundle)`` (lifespan run, model
 warmed up); ``classify_all`` posts a photo and returns every class's score; ``reference`` is the
 export stage's desktop LiteRT run of the same bundle on the reference image path, what every
-server answer is compared with.
+server answer is compared with; ``live_server`` starts the real thing (uvicorn in a subprocess).
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -25,6 +33,7 @@ from server.settings import ServerSettings
 
 # A small limit keeps the over-limit tests cheap; real photos here are far below it.
 TEST_MAX_BYTES = 2 * 1024 * 1024
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +95,46 @@ def classify_all(client, bundle_dir):
         return answer, np.array([by_wnid[w] for w in wnids], dtype=np.float32)
 
     return run
+
+
+@dataclass
+class LiveServer:
+    url: str
+    port: int
+    proc: subprocess.Popen
+    log: str = ""
+
+
+@contextlib.contextmanager
+def _live_server(bundle_dir: Path, *args: str):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--bundle", str(bundle_dir), "--port", str(port),
+         "--log-level", "warning", *args],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = LiveServer(f"http://127.0.0.1:{port}", port, proc)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                if httpx.get(server.url + "/readyz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready in 60 s"
+            time.sleep(0.2)
+        yield server
+    finally:
+        proc.terminate()
+        server.log = proc.communicate(timeout=30)[0]
+
+
+@pytest.fixture(scope="session")
+def live_server():
+    """``with live_server(bundle_dir, *cli_args) as s:`` real ``python -m server`` on a free
+    127.0.0.1 port, ready; ``s.url``, ``s.proc``; ``s.log`` (its output) once the block ends."""
+    return _live_server

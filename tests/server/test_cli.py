@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -88,12 +87,6 @@ def test_damaged_bundle_exits_2(bundle_dir, tmp_path, capsys, damage):
     assert expect in err and "Traceback" not in err
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def family(pid: int) -> list[int]:
     """A process and its children (uvicorn's worker processes)."""
     return [pid] + [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -109,59 +102,40 @@ def rss_kb(pids: list[int]) -> int:
 
 
 @pytest.mark.slow
-def test_real_uvicorn_over_a_socket(bundle_dir, photo, photo_bytes):
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--bundle", str(bundle_dir), "--port", str(port),
-         "--max-bytes", "1000000", "--log-level", "warning"],
-        env=ENV, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=10) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, proc.stdout.read()
-                try:
-                    if http.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server did not become ready in 60 s"
-                time.sleep(0.2)
-            r = http.post("/classify", files={"file": ("mug.jpg", photo_bytes, "image/jpeg")})
-            assert r.status_code == 200 and len(r.json()["predictions"]) == 3
-            raw = http.post("/classify?top_k=1", content=photo_bytes,
+def test_real_uvicorn_over_a_socket(bundle_dir, live_server, photo, photo_bytes):
+    with live_server(bundle_dir, "--max-bytes", "1000000") as server, \
+            httpx.Client(base_url=server.url, timeout=10) as http:
+        r = http.post("/classify", files={"file": ("mug.jpg", photo_bytes, "image/jpeg")})
+        assert r.status_code == 200 and len(r.json()["predictions"]) == 3
+        raw = http.post("/classify?top_k=1", content=photo_bytes,
+                        headers={"content-type": "image/jpeg"})
+        assert raw.json()["predictions"] == r.json()["predictions"][:1]
+        assert http.get("/").status_code == 200
+        # over the limit, declared and chunked: 413, and the connection stays usable
+        big = b"\0" * 3_000_000
+        assert http.post("/classify", content=big,
+                         headers={"content-type": "image/jpeg"}).status_code == 413
+        chunked = http.post("/classify", content=iter([big[:500_000]] * 6),
                             headers={"content-type": "image/jpeg"})
-            assert raw.json()["predictions"] == r.json()["predictions"][:1]
-            assert http.get("/").status_code == 200
-            # over the limit, declared and chunked: 413, and the connection stays usable
-            big = b"\0" * 3_000_000
-            assert http.post("/classify", content=big,
-                             headers={"content-type": "image/jpeg"}).status_code == 413
-            chunked = http.post("/classify", content=iter([big[:500_000]] * 6),
-                                headers={"content-type": "image/jpeg"})
-            assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "body_too_large"
-            # a flood of bad requests leaves the server's memory flat
-            bad = [b"", iv.HTML, iv.truncated_jpeg(photo), iv.bomb_png(), big[:900_000]]
-            for data in bad * 4:  # first round allocates what the steady state needs
-                http.post("/classify", files={"file": ("x", data)})
-            workers = family(proc.pid)
-            assert len(workers) >= 1 + len(os.sched_getaffinity(0))  # default: a worker per core
-            before = rss_kb(workers)
-            for i in range(300):
-                assert 400 <= http.post("/classify", files={"file": ("x", bad[i % 5])}).status_code < 500
-            assert rss_kb(workers) < before * 1.10
-            assert http.post("/classify", files={"file": ("x", photo_bytes)}).json() \
-                ["predictions"] == r.json()["predictions"]
-            # a client hanging up mid-upload is not the server's problem
-            with socket.create_connection(("127.0.0.1", port)) as s:
-                s.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-                          b"Content-Length: 100000\r\n\r\n" + photo_bytes[:1000])
-            assert http.get("/readyz").status_code == 200
-            # the serving processes never loaded TensorFlow's libraries
-            for pid in workers:
-                assert "site-packages/tensorflow/" not in Path(f"/proc/{pid}/maps").read_text()
-    finally:
-        proc.terminate()
-        log = proc.communicate(timeout=30)[0]
-    assert "Traceback" not in log and "unexpected error" not in log, log
+        assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "body_too_large"
+        # a flood of bad requests leaves the server's memory flat
+        bad = [b"", iv.HTML, iv.truncated_jpeg(photo), iv.bomb_png(), big[:900_000]]
+        for data in bad * 4:  # first round allocates what the steady state needs
+            http.post("/classify", files={"file": ("x", data)})
+        workers = family(server.proc.pid)
+        assert len(workers) >= 1 + len(os.sched_getaffinity(0))  # default: a worker per core
+        before = rss_kb(workers)
+        for i in range(300):
+            assert 400 <= http.post("/classify", files={"file": ("x", bad[i % 5])}).status_code < 500
+        assert rss_kb(workers) < before * 1.10
+        assert http.post("/classify", files={"file": ("x", photo_bytes)}).json() \
+            ["predictions"] == r.json()["predictions"]
+        # a client hanging up mid-upload is not the server's problem
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            s.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                      b"Content-Length: 100000\r\n\r\n" + photo_bytes[:1000])
+        assert http.get("/readyz").status_code == 200
+        # the serving processes never loaded TensorFlow's libraries
+        for pid in workers:
+            assert "site-packages/tensorflow/" not in Path(f"/proc/{pid}/maps").read_text()
+    assert "Traceback" not in server.log and "unexpected error" not in server.log, server.log
