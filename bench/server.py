@@ -27,6 +27,7 @@ import io
 import json
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -157,7 +158,6 @@ def load(port: int, work: list[tuple[str, bytes]], concurrency: int, max_seconds
 # ---- servers in subprocesses -----------------------------------------------------------------
 
 def free_port() -> int:
-    import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
