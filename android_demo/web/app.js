@@ -7,7 +7,7 @@
 // window.officenet exposes the state and the preprocessing for tests and benchmarks.
 
 import {OnDeviceModel, classifyOnServer, loadManifest} from './classifier.js';
-import {preprocess} from './preprocess.js';
+import {cropBox, preprocess} from './preprocess.js';
 
 const BUNDLE = 'bundle/';
 const WASM = 'litert/wasm/';
@@ -27,8 +27,24 @@ window.officenet = officenet;
 
 function setStatus(text) { $('status').textContent = text; }
 
+// Outlines, on the picture shown, the centre square the model is given.
+function placeGuide(frame) {
+  const shown = state.source === 'photo' ? $('photo') : $('video');
+  const guide = $('guide');
+  const box = shown.getBoundingClientRect(), view = $('view').getBoundingClientRect();
+  guide.hidden = !frame || !box.width;
+  if (guide.hidden) return;
+  const scale = Math.min(box.width / frame.width, box.height / frame.height);
+  const {left, top, side} = cropBox(frame.width, frame.height, state.manifest.input.preprocess.crop_fraction ?? 1);
+  const x0 = box.left - view.left + (box.width - frame.width * scale) / 2;
+  const y0 = box.top - view.top + (box.height - frame.height * scale) / 2;
+  Object.assign(guide.style, {left: `${x0 + left * scale}px`, top: `${y0 + top * scale}px`,
+                              width: `${side * scale}px`, height: `${side * scale}px`});
+}
+
 function show(result) {
   state.last = result;
+  placeGuide(result.frame);
   const top = $('top');
   top.replaceChildren();
   top.classList.toggle('abstained', result.abstained);
@@ -154,6 +170,7 @@ function wireControls() {
     }
   });
   $('settings-toggle').addEventListener('click', () => { $('settings').hidden = !$('settings').hidden; });
+  addEventListener('resize', () => placeGuide(state.last?.frame));
   $('ondevice').checked = settings.onDevice;
   $('server').value = settings.server;
   $('settings').addEventListener('submit', (e) => {
