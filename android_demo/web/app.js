@@ -86,8 +86,16 @@ function canvasBlob() {
 // A photo file -> upright pixels: EXIF orientation applied like bundle.images (Pillow's
 // exif_transpose), no colour-profile conversion (Pillow does none).
 async function decodePhoto(blob) {
-  const bitmap = await createImageBitmap(blob, {imageOrientation: 'from-image',
-                                                colorSpaceConversion: 'none', premultiplyAlpha: 'none'});
+  const options = {imageOrientation: 'from-image', colorSpaceConversion: 'none', premultiplyAlpha: 'none'};
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(blob, options);
+  } catch (e) {
+    // Older WebViews know only 'none' and 'flipY' here (a TypeError); their default is then used.
+    if (!(e instanceof TypeError)) throw e;
+    delete options.imageOrientation;
+    bitmap = await createImageBitmap(blob, options);
+  }
   try {
     return drawToCanvas(bitmap, bitmap.width, bitmap.height);
   } finally {
