@@ -155,11 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
             dest = f"{group_name}.{f.name}"
             if kind is bool:
                 group.add_argument(_flag(f.name), dest=dest, action=argparse.BooleanOptionalAction,
-                                   help=f.metadata["help"] + f" (default: {f.default})")
+                                   help=f.metadata["help"] + ("" if f.default is None else f" (default: {f.default})"))
             else:
                 group.add_argument(_flag(f.name), dest=dest, type=kind, choices=f.metadata["choices"],
                                    metavar=None if f.metadata["choices"] else kind.__name__.upper(),
-                                   help=f.metadata["help"] + f" (default: {f.default})")
+                                   help=f.metadata["help"] + ("" if f.default is None else f" (default: {f.default})"))
     return p
 
 

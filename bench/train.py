@@ -1,0 +1,194 @@
+"""Accuracy of the default training configuration over seeds, and whether the input pipeline keeps up.
+
+    python -m bench.train --data data/office20                  # 3 seeds of the default config
+    python -m bench.train --data data/office20 --quick          # 1 seed, 8 epochs, short throughput
+    python -m bench.train --data DATA --seeds 0 1 --train-args "--epochs 40 --crop-scale 0.35"
+
+Writes bench/results/train.md (a table, with the CPU model and its avx2/avx512_vnni flags next to
+the figures) and bench/results/train.json.
+
+1. Quality: ``python -m training.train`` with the default config (plus ``--train-args``) once per
+   seed; test top-1/top-3 mean and spread (population std), val top-1, epochs, wall time.
+   Issue 3's goal: >= 75 % test top-1 on office-20.
+2. Input pipeline, same model, same process, alternated so that load from other programs on the
+   machine hits both alike: training img/s fed by the real pipeline reading and decoding the JPEG
+   files every step (no cache), by the default pipeline (decoded images cached in memory,
+   augmentation on the fly), and from tensors already in memory (the model's own ceiling).
+   Goal: files >= 90 % of in-memory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.export import cpu_info
+from bundle.atomic import write_bytes_atomic, write_json_atomic
+
+RESULTS = Path(__file__).parent / "results"
+GOAL_TOP1 = 0.75
+GOAL_PIPELINE_RATIO = 0.90
+
+
+def train_seeds(data: Path, seeds: list[int], train_args: list[str], work: Path) -> list[dict]:
+    from training.train import main as train_main
+
+    runs = []
+    for seed in seeds:
+        run = work / f"seed{seed}"
+        t = time.time()
+        rc = train_main(["--data", str(data), "--out", str(run), "--seed", str(seed), "--no-progress", *train_args])
+        if rc != 0:
+            raise SystemExit(f"training seed {seed} failed (exit {rc})")
+        m = json.loads((run / "metrics.json").read_text())
+        runs.append({"seed": seed, "run": str(run), "test_top1": m["test"]["top1"], "test_top3": m["test"]["top3"],
+                     "val_top1": m["val"]["top1"], "train_top1": m["train"]["top1"], "epochs": m["epochs"],
+                     "best_epoch": m["best_epoch"], "params": m["params"], "image_size": m["image_size"],
+                     "wall_s": round(time.time() - t, 1)})
+        print(f"seed {seed}: test top-1 {m['test']['top1']:.4f} top-3 {m['test']['top3']:.4f} "
+              f"({runs[-1]['wall_s']:.0f} s)", flush=True)
+    return runs
+
+
+def step_clock():
+    """A Keras callback whose ``times`` holds when each training step ended."""
+    from training.tfenv import keras
+
+    class StepClock(keras.callbacks.Callback):
+        times: list[float] = []
+
+        def on_train_begin(self, logs=None):
+            self.times = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.times.append(time.perf_counter())
+
+    return StepClock()
+
+
+def throughput(data: Path, train_args: list[str], steps: int, rounds: int) -> dict:
+    """Training img/s from JPEG files, from the cached pipeline and from in-memory tensors."""
+    from training.config import build_parser, config_from_args
+    from training.data.dataset import load_dataset
+    from training.model import build_model
+    from training.pipeline import Pipeline
+    from training.schedule import make_optimizer
+    from training.tfenv import keras, tf
+    from training.train import resolve_image_size
+
+    cfg = config_from_args(build_parser().parse_args(["--data", str(data), "--out", "unused", *train_args]))
+    ds = load_dataset(data)
+    size = resolve_image_size(cfg, ds)
+    batch = cfg.optim.batch_size
+    model = build_model(cfg.model, size, len(ds.classes), ds.mean, ds.std)
+    model.compile(make_optimizer(cfg.optim, cfg.optim.lr), keras.losses.CategoricalCrossentropy())
+    files = Pipeline(ds, cfg.data.__class__(**{**vars(cfg.data), "cache": False}), size, len(ds.classes), batch)
+    cached = Pipeline(ds, cfg.data, size, len(ds.classes), batch)
+    for _ in cached.train(0):   # fill the cache: what every epoch after the first reads
+        pass
+    x, y = next(iter(cached.train(0)))
+    memory = tf.data.Dataset.from_tensors((x, y)).repeat()
+    feeds = {"files": lambda epoch: files.train(epoch).repeat(), "cached": lambda epoch: cached.train(epoch).repeat(),
+             "memory": lambda epoch: memory}
+    warm = 3
+    model.fit(memory, steps_per_epoch=warm, epochs=1, verbose=0)     # trace the train step once
+    rates = {name: [] for name in feeds}
+    for r in range(rounds):
+        for name, feed in feeds.items():
+            clock = step_clock()
+            model.fit(feed(r + 1), steps_per_epoch=warm + steps, epochs=1, verbose=0, callbacks=[clock])
+            # From the end of the warm-up steps (pipeline threads running, buffers full) to the last.
+            rates[name].append(steps * batch / (clock.times[-1] - clock.times[warm - 1]))
+    med = {name: round(statistics.median(v), 1) for name, v in rates.items()}
+    return {"image_size": size, "batch": batch, "steps": steps, "rounds": rounds, "img_per_s": med,
+            "all_img_per_s": {k: [round(v, 1) for v in vs] for k, vs in rates.items()},
+            "files_vs_memory": round(med["files"] / med["memory"], 3),
+            "cached_vs_memory": round(med["cached"] / med["memory"], 3)}
+
+
+def summarize(runs: list[dict]) -> dict:
+    def stats(key):
+        values = [r[key] for r in runs]
+        return {"mean": round(statistics.fmean(values), 4), "std": round(statistics.pstdev(values), 4),
+                "min": min(values), "max": max(values)}
+    return {"test_top1": stats("test_top1"), "test_top3": stats("test_top3"), "val_top1": stats("val_top1"),
+            "wall_s": stats("wall_s")}
+
+
+def markdown(result: dict) -> str:
+    cpu, s, tp = result["cpu"], result["summary"], result["throughput"]
+    lines = [
+        "# Training benchmark (`python -m bench.train`)", "",
+        f"CPU: **{cpu['model']}** ({cpu['cores']} CPUs, {cpu['machine']}), avx2: {'yes' if cpu['avx2'] else 'no'}, "
+        f"avx512_vnni: {'yes' if cpu['avx512_vnni'] else 'no'}. Dataset `{result['dataset']}`. "
+        f"Train flags: `{result['train_args'] or '(defaults)'}`{' (--quick)' if result['quick'] else ''}. "
+        f"Measured {result['date']}; other programs shared the CPU, so times are upper bounds.", "",
+        "## Accuracy of the default configuration", "",
+        "| seed | test top-1 | test top-3 | val top-1 | train top-1 | epochs (best) | wall time |",
+        "|---|---|---|---|---|---|---|"]
+    for r in result["runs"]:
+        lines.append(f"| {r['seed']} | {r['test_top1']:.4f} | {r['test_top3']:.4f} | {r['val_top1']:.4f} | "
+                     f"{r['train_top1']:.4f} | {r['epochs']} ({r['best_epoch']}) | {r['wall_s']:.0f} s |")
+    lines += [
+        f"| **mean ± std** | **{s['test_top1']['mean']:.4f} ± {s['test_top1']['std']:.4f}** | "
+        f"{s['test_top3']['mean']:.4f} ± {s['test_top3']['std']:.4f} | {s['val_top1']['mean']:.4f} | | | "
+        f"{s['wall_s']['mean']:.0f} s |", "",
+        f"Goal: test top-1 >= {GOAL_TOP1:.0%}: **{'met' if s['test_top1']['mean'] >= GOAL_TOP1 else 'not met'}**.", "",
+        "## Input pipeline (training img/s, same model, same process)", "",
+        f"{tp['image_size']} px, batch {tp['batch']}, median of {tp['rounds']} alternated rounds of {tp['steps']} steps.", "",
+        "| fed from | img/s | vs in-memory |", "|---|---|---|",
+        f"| JPEG files, decoded every step (no cache) | {tp['img_per_s']['files']} | {tp['files_vs_memory']:.0%} |",
+        f"| default pipeline (decoded once, cached; augmented on the fly) | {tp['img_per_s']['cached']} | "
+        f"{tp['cached_vs_memory']:.0%} |",
+        f"| tensors in memory (no pipeline work) | {tp['img_per_s']['memory']} | 100% |", "",
+        f"Goal: files >= {GOAL_PIPELINE_RATIO:.0%} of in-memory: "
+        f"**{'met' if tp['files_vs_memory'] >= GOAL_PIPELINE_RATIO else 'not met'}**.", ""]
+    if result.get("notes"):
+        lines += ["## Notes", "", result["notes"], ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="data/office20", help="dataset folder (make data)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one training run per seed")
+    p.add_argument("--quick", action="store_true", help="1 seed, 8 epochs, short throughput measurement")
+    p.add_argument("--train-args", default="", help="extra training flags, e.g. '--epochs 40'")
+    p.add_argument("--work", default=None, help="where the runs go (default: a temporary folder)")
+    p.add_argument("--notes-file", default=None, help="markdown appended to the results under 'Notes'")
+    p.add_argument("--out", default=str(RESULTS), help="results folder")
+    args = p.parse_args(argv)
+    data = Path(args.data)
+    if not (data / "dataset.json").is_file():
+        print(f"error: no dataset at {data} (missing dataset.json); make one with `make data`", file=sys.stderr)
+        return 2
+    train_args = shlex.split(args.train_args)
+    seeds = args.seeds[:1] if args.quick else args.seeds
+    if args.quick and "--epochs" not in train_args:
+        train_args = ["--epochs", "8", *train_args]
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        work = Path(args.work or tmp)
+        tp = throughput(data, train_args, steps=8 if args.quick else 20, rounds=2 if args.quick else 3)
+        print(f"throughput: {tp['img_per_s']} img/s; files/memory {tp['files_vs_memory']:.0%}", flush=True)
+        runs = train_seeds(data, seeds, train_args, work)
+    from training.data.dataset import load_dataset
+    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu_info(),
+              "dataset": load_dataset(data).id, "train_args": " ".join(train_args), "quick": args.quick,
+              "runs": runs, "summary": summarize(runs), "throughput": tp,
+              "notes": Path(args.notes_file).read_text() if args.notes_file else ""}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "train.json", result)
+    write_bytes_atomic(out / "train.md", markdown(result).encode())
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
