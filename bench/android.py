@@ -43,7 +43,8 @@ def machine() -> dict:
 
 def summary(times_ms: list[float]) -> dict:
     q = statistics.quantiles(times_ms, n=20)
-    return {"median_ms": statistics.median(times_ms), "p5_ms": q[0], "p95_ms": q[-1], "n": len(times_ms)}
+    return {"median_ms": statistics.median(times_ms), "min_ms": min(times_ms), "p5_ms": q[0], "p95_ms": q[-1],
+            "n": len(times_ms)}
 
 
 def desktop_times(model_path: Path, x: np.ndarray, threads: int, warmup: int, iterations: int,
@@ -104,6 +105,8 @@ def run(bundle_dir: Path, photo: Path, warmup: int, iterations: int, batch: int)
         "desktop_litert_all_threads": {**summary(desktop_all), "threads": os.cpu_count()},
         "desktop_litert_builtin_kernels_1_thread": summary(builtin),
         "ratio_js_vs_desktop_1_thread": js["median_ms"] / d1["median_ms"],
+        # Other processes share this machine; the fastest samples are the least disturbed.
+        "ratio_js_vs_desktop_1_thread_min": js["min_ms"] / d1["min_ms"],
         "goal_ratio": GOAL_RATIO,
         "apk": {"bytes": info["bytes"], "model_bytes": info["model_bytes"], "model_share": info["model_share"],
                 "wasm_bytes": info["wasm_bytes"]},
@@ -116,7 +119,8 @@ def markdown(r: dict) -> str:
     ratio = r["ratio_js_vs_desktop_1_thread"]
     apk = r["apk"]
     def row(name: str, s: dict) -> str:
-        return f"| {name} | {s['median_ms']:.3f} | {s['p5_ms']:.3f} | {s['p95_ms']:.3f} | {s['n']} |"
+        return (f"| {name} | {s['median_ms']:.3f} | {s['min_ms']:.3f} | {s['p5_ms']:.3f} | {s['p95_ms']:.3f} "
+                f"| {s['n']} |")
 
     return "\n".join([
         "# Android demo: on-device runtime vs desktop LiteRT, APK size",
@@ -127,21 +131,21 @@ def markdown(r: dict) -> str:
         f"One run, same machine, same input tensor (photo `{r['photo']}` as the page preprocessed it); "
         f"outputs identical: **{r['same_output']}**. No phone or emulator here: desktop-CPU figures.",
         "",
-        f"| runtime | median ms | p5 ms | p95 ms | samples (each {r['runs_per_sample']} runs) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        f"| runtime | median ms | min ms | p5 ms | p95 ms | samples (each {r['runs_per_sample']} runs) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
         row("LiteRT.js (wasm, XNNPACK, 1 thread) in headless Chromium", js),
         row("desktop LiteRT (ai_edge_litert), 1 thread", d1),
         row(f"desktop LiteRT, {dall['threads']} threads", dall),
         row("desktop LiteRT, 1 thread, built-in kernels (no XNNPACK)", r["desktop_litert_builtin_kernels_1_thread"]),
         "",
-        f"LiteRT.js / desktop LiteRT (1 thread): **{ratio:.2f}x** (goal: within {r['goal_ratio']:.0f}x: "
-        f"**{'met' if ratio <= r['goal_ratio'] else 'not met'}**).",
+        f"LiteRT.js / desktop LiteRT (1 thread): **{ratio:.2f}x** on medians, "
+        f"{r['ratio_js_vs_desktop_1_thread_min']:.2f}x on the fastest samples (goal: within "
+        f"{r['goal_ratio']:.0f}x: **{'met' if ratio <= r['goal_ratio'] else 'not met'}**).",
         "",
         "Both run XNNPACK's int8 kernels; the page's are WebAssembly SIMD (128-bit, relaxed-SIMD dot "
         "products), the desktop's use this CPU's AVX2/AVX-512 (VNNI where present). On a phone, "
         "WebAssembly SIMD maps onto ARM NEON, also 128-bit, so the gap there should be smaller; "
-        "that was not measured (no device). The last row is desktop LiteRT without XNNPACK, for scale. "
-        "wasm threads (a cross-origin-isolated page) made no difference on this 2-core machine.",
+        "that was not measured (no device). The last row is desktop LiteRT without XNNPACK, for scale.",
         "",
         "| APK | bytes | share |",
         "| --- | ---: | ---: |",
