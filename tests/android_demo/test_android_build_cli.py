@@ -28,7 +28,7 @@ def test_help_reads_well(capsys):
 
 
 @pytest.mark.slow
-def test_int8_io_bundle_is_refused_before_building(tiny_bundle, android_tools, tmp_path, capsys):
+def test_int8_io_bundle_is_refused_before_building(tiny_bundle, tmp_path, capsys):
     """LiteRT.js cannot feed int8 tensors; the build says so instead of shipping a dead app."""
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
