@@ -69,7 +69,7 @@ const steps = {
   }, step),
   decode_preprocess: (page, step) => page.evaluate(async (b64) => {
     const frame = await window.officenet.decodePhoto(new Blob([window.__unb64(b64)]));
-    return {width: frame.width, height: frame.height,
+    return {width: frame.width, height: frame.height, rgba_b64: window.__b64(new Uint8Array(frame.data.buffer)),
             input_b64: window.__b64(window.__bytes(window.officenet.preprocess(frame.data, frame.width, frame.height)))};
   }, readFileSync(step.path).toString('base64')),
   // performance.now() is coarse in a page that is not cross-origin isolated (0.1 ms), so each
