@@ -120,8 +120,9 @@ def test_preprocessing_is_bit_exact_with_python(bundle, tiny_bundle, apk_site, r
         ({"size": size, "crop_fraction": 1.0}, {"scale": 1.0, "zero_point": 0}),
         ({"size": 24, "crop_fraction": 0.875}, {"scale": 1.0, "zero_point": 0}),
         ({"size": 17, "crop_fraction": 0.7}, {"scale": 0.75, "zero_point": -20}),  # rounding + clipping
+        ({"size": 3, "crop_fraction": 0.5}, {"scale": 1.0, "zero_point": 0}),  # 5 x 0.5: round(2.5) == 2
     ]
-    for h, w in [(size, size), (size - 3, size + 5), (7, 1000), (501, 333), (480, 640), (5, 4)]:
+    for h, w in [(size, size), (size - 3, size + 5), (7, 1000), (501, 333), (480, 640), (5, 4), (5, 9)]:
         rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         for spec, quant in variants:
             inp = {"shape": [1, spec["size"], spec["size"], 3], "dtype": "uint8", "quantization": quant,
