@@ -150,3 +150,24 @@ def test_stub_constants_have_the_framework_values(android_api):
         assert member is not None, f"{cls}.{name} is not in the Android API"
         assert member.value == value, f"{cls}.{name} = {value} in the stub, {member.value} on Android"
         assert member.since <= MIN_SDK
+
+
+def test_activity_serves_every_asset_with_a_type_the_webview_accepts(apk, tmp_path):
+    """MainActivity.mimeType on the JVM (it touches no Android class) for every file in assets/web/:
+    WebAssembly streaming compilation needs application/wasm, module scripts a JavaScript type."""
+    from android_demo.build import compile_dex, require_tools
+
+    compile_dex(require_tools(), tmp_path)
+    harness = tmp_path / "src" / "MimeTypes.java"
+    harness.parent.mkdir()
+    harness.write_text("package org.officenet.demo;\npublic class MimeTypes {\n"
+                       "  public static void main(String[] paths) {\n"
+                       "    for (String p : paths) System.out.println(MainActivity.mimeType(p));\n  }\n}\n")
+    classpath = f"{tmp_path / 'classes'}:{tmp_path / 'stub-classes'}"
+    tool("javac", "-cp", classpath, "-d", tmp_path / "classes", harness)
+    with zipfile.ZipFile(apk[0]) as z:
+        paths = ["/" + n.removeprefix("assets/web/") for n in z.namelist() if n.startswith("assets/web/")]
+    types = tool("java", "-cp", classpath, "org.officenet.demo.MimeTypes", *paths).split()
+    expected = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".json": "application/json",
+                ".wasm": "application/wasm", ".txt": "text/plain", ".tflite": "application/octet-stream"}
+    assert {p: t for p, t in zip(paths, types)} == {p: expected[p[p.rindex("."):]] for p in paths}

@@ -33,10 +33,11 @@ from fake_camera import write_y4m
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 # A JPEG file decoded by Chromium is pixel-identical to Pillow's full-size decode (both are
-# libjpeg-turbo with the same IDCT and upsampling; measured on 20 sample photos: 0 pixels differ). bundle.images.decode_image, the reference, decodes big JPEGs at a reduced DCT
-# scale instead (Pillow's draft), which no browser can do: from a JPEG *file*, the page's tensor
-# differs from the golden one by a mean |diff| of 0.6 to 10.5 levels on those photos. Camera frames
-# are pixels, not JPEGs, and from pixels on the page is exact. This bound only catches gross errors
+# libjpeg-turbo with the same IDCT and upsampling; on 20 sample photos, 0 pixels differ).
+# bundle.images.decode_image, the reference, decodes big JPEGs at a reduced DCT scale instead
+# (Pillow's draft), which no browser can do: from a JPEG *file*, the page's tensor differs from
+# the golden one by a mean |diff| of 0.6 to 10.5 levels on the sample photos. Camera frames are
+# pixels, not JPEGs, and from pixels on the page is exact. This bound only catches gross errors
 # (a wrong rotation or channel order gives 30+).
 DRAFT_MEAN_ABS_BOUND = 16
 
