@@ -15,7 +15,7 @@ import json
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -100,7 +100,7 @@ def build_manifest(cfg: ExportConfig, dataset, spec, int8_model: LiteRTModel, fi
                     "sparsity": {"target": cfg.prune.target_sparsity,
                                  "overall": round(overall_sparsity(sparsity), 4), "layers": sparsity},
                     "ops": op_counts(ops)},
-        "parity": {k: v for k, v in figures.items() if k != "per_class"},
+        "parity": {**{k: v for k, v in figures.items() if k != "per_class"}, "gate": asdict(cfg.gate)},
     }
 
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 from collections import Counter
 
 
+SIZE_NAMES = {"float_tflite": "float .tflite, pruned (zeros stored densely: same raw size as unpruned)",
+              "int8_tflite": "int8 model.tflite (this bundle)"}
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
@@ -21,7 +25,7 @@ def _pct(x: float | None) -> str:
 
 def render_report(manifest: dict, parity: dict, sparsity: list[dict], ops: list[dict],
                   plots: list[str] = (), failures: list[str] = (), layer_errors: list[dict] = ()) -> str:
-    m, metrics = manifest["model"], manifest["metrics"]
+    m, metrics, gate = manifest["model"], manifest["metrics"], manifest["parity"]["gate"]
     status = "REFUSED by the parity gate" if failures else "published"
     out = [f"# {m['name']} {m['version']}: int8 export ({status})", "",
            f"Created {m['created']} from git {m['git_revision']}; dataset `{manifest['dataset']['id']}` "
@@ -35,6 +39,8 @@ def render_report(manifest: dict, parity: dict, sparsity: list[dict], ops: list[
         ["int8 LiteRT top-1", _pct(parity["int8_accuracy"])],
         ["accuracy drop int8 vs float", f"{parity['accuracy_drop_points']:.2f} points"],
         ["top-1 agreement int8 vs float", f"{100 * parity['agreement']:.2f}%"],
+        ["gate", f"agreement >= {100 * gate['min_agreement']:.1f}%, accuracy drop <= "
+                 f"{gate['max_accuracy_drop']} points, float TFLite diff <= {gate['max_float_diff']:.0e}"],
         ["misses that are uint8 ties including the float top-1",
          f"{parity['disagreements_tied']} of {parity['disagreements']}"],
         ["mean / max abs probability diff", f"{parity['mean_abs_prob_diff']:.4f} / {parity['max_abs_prob_diff']:.4f}"],
@@ -45,7 +51,8 @@ def render_report(manifest: dict, parity: dict, sparsity: list[dict], ops: list[
     ]), ""]
     sizes = metrics["sizes"]
     out += ["## Sizes", "", _table(["model", "bytes", "gzip bytes"],
-                                   [[name, s["bytes"], s["gzip_bytes"]] for name, s in sizes.items()]), ""]
+                                   [[SIZE_NAMES.get(name, name), f"{s['bytes']:,}", f"{s['gzip_bytes']:,}"]
+                                    for name, s in sizes.items()]), ""]
     out += ["## Sparsity per layer", "", _table(
         ["layer", "kind", "weights", "zeros", "sparsity"],
         [[r["layer"], r["kind"], r["weights"], r["zeros"], _pct(r["sparsity"])] for r in sparsity]), ""]
@@ -55,7 +62,10 @@ def render_report(manifest: dict, parity: dict, sparsity: list[dict], ops: list[
             _table(["op", "count", "tensor dtypes"],
                    [[name, n, ", ".join(sorted({t for op in ops if op["op"] == name
                                                for t in op["inputs"] + op["outputs"]}))]
-                    for name, n in counts.items()]), ""]
+                    for name, n in counts.items()]), "",
+            "Labels, preprocessing and quantization are in manifest.json (normalization is inside the "
+            "model); model.tflite carries no TFLite metadata, because tflite-support pins protobuf<4, "
+            "which conflicts with TensorFlow 2.21.", ""]
     out += ["## Per class (test split)", "", _table(
         ["class", "label", "images", "float top-1", "int8 top-1", "change (points)", "agreement"],
         [[c["index"], c["label"], c["images"], _pct(c["float_accuracy"]), _pct(c["int8_accuracy"]),
