@@ -11,7 +11,6 @@ goes to ``OUT.float.tflite`` (kept out of the bundle, which phones download).
 """
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import time
