@@ -27,8 +27,8 @@ def _f(default, help: str, choices: tuple | None = None):
 class ModelConfig:
     width: int = _f(48, "channels of the first conv; the others follow AlexNet's ratios (x8/3, x4, x4, x8/3)")
     fc_units: int = _f(1024, "units of each of the two hidden fully-connected layers")
-    dropout: float = _f(0.5, "dropout rate after each hidden fully-connected layer")
-    weight_decay: float = _f(5e-4, "L2 penalty on conv/dense kernels (added to the loss; 0 disables)")
+    dropout: float = _f(0.3, "dropout rate after each hidden fully-connected layer")
+    weight_decay: float = _f(1e-4, "L2 penalty on conv/dense kernels (added to the loss; 0 disables)")
 
 
 @dataclass
