@@ -59,7 +59,6 @@ def test_bundle_validates_and_describes_the_int8_model(tiny_bundle, tiny_run):
     assert list(model.input["shape_signature"]) == m["input"]["shape"]
     for name in ("parity.json", "REPORT.md", "export_config.json", "labels.txt"):
         assert name in m["files"]
-    assert json.loads((tiny_bundle / "export_config.json").read_text())["prune"]["target_sparsity"] == 0.8
 
 
 def test_int8_model_is_integer_inside_and_sparse(tiny_bundle, tiny_run):
@@ -74,9 +73,11 @@ def test_int8_model_is_integer_inside_and_sparse(tiny_bundle, tiny_run):
     assert not any("float32" in op["inputs"] + op["outputs"] for op in ops)
     assert "CONV_2D" in {op["op"] for op in ops} and "FULLY_CONNECTED" in {op["op"] for op in ops}
 
+    target = json.loads((tiny_bundle / "export_config.json").read_text())["prune"]["target_sparsity"]
     sparsity = b.manifest["metrics"]["sparsity"]
-    assert abs(sparsity["overall"] - 0.8) <= 0.01
-    assert all(abs(layer["sparsity"] - 0.8) <= 0.01 for layer in sparsity["layers"])
+    assert target >= 0.5 and sparsity["target"] == target
+    assert abs(sparsity["overall"] - target) <= 0.01
+    assert all(abs(layer["sparsity"] - target) <= 0.01 for layer in sparsity["layers"])
     # Independent of the manifest: the int8 kernels in the flatbuffer are at least that sparse
     # (weights smaller than half a quantization step become zero too).
     zeros, total = 0, 0
@@ -88,7 +89,7 @@ def test_int8_model_is_integer_inside_and_sparse(tiny_bundle, tiny_run):
             except ValueError:  # activations have no data outside invoke
                 continue
             zeros, total = zeros + int((w == 0).sum()), total + w.size
-    assert total > 0 and zeros / total >= 0.79
+    assert total > 0 and zeros / total >= target - 0.01
 
 
 def test_parity_figures_come_from_the_real_test_split(tiny_bundle, tiny_run):
