@@ -16,10 +16,10 @@ Running it
 By default it runs one uvicorn worker process per CPU core, each with one LiteRT interpreter
 and one thread for the CPU work of requests (decode, preprocess, inference), so the event loop
 only does HTTP. Processes rather than threads, because decoding and preprocessing a small photo
-is mostly Python that holds the GIL: two request threads in one process queue behind each other
-and behind the event loop (bench/results/server.md shows both layouts side by side). A process
-can still run several interpreters on its own threads (``--interpreters N``), which pays off
-when inference, which releases the GIL, dominates (big models, many cores)::
+is mostly Python that holds the GIL, which the threads of one process share (the event loop
+too). A process can still run several interpreters on its own threads (``--interpreters N``;
+bench/results/server.md measures both layouts side by side), which suits models whose
+inference (it releases the GIL) dominates the time::
 
     python -m server --bundle artifacts/bundle --workers 1 --interpreters 2   # one process
     # two worker processes with plain uvicorn (settings from OFFICENET_* variables, see

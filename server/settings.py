@@ -29,9 +29,9 @@ class ServerSettings:
     interpreters: int = 0
     # Threads each interpreter may use inside one inference (1 keeps cores free for other requests).
     threads: int = 1
-    # uvicorn worker processes; 0 = one per CPU core. Processes beat threads here: decoding a
-    # small photo is mostly GIL-holding Python, so threads of one process queue on the GIL
-    # (bench/results/server.md measures both).
+    # uvicorn worker processes; 0 = one per CPU core. Processes rather than request threads:
+    # decoding and preprocessing a small photo is mostly Python holding the GIL, which threads
+    # of one process share (bench/results/server.md measures both layouts).
     workers: int = 0
     # Origins whose pages may read answers (CORS), comma-separated; "*" = any, "" = none. The
     # phone app's page is another origin; the API uses no cookies, so "*" exposes nothing.
