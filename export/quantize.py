@@ -6,8 +6,8 @@
     int8_bytes = to_tflite(model, size=64, calibration=x_calib)  # x_calib: uint8 (n, 64, 64, 3)
     problems = check_int8_graph(int8_bytes, model)              # [] when every op is int8
 
-The int8 model takes and returns uint8 (LiteRT.js refuses signed int8 I/O), so the only float
-free ops are the QUANTIZE ops at its edges that convert uint8 <-> int8. The input signature is
+The int8 model takes and returns uint8 (LiteRT.js refuses signed int8 I/O), so the only ops that
+touch a tensor other than int8/int32 are the QUANTIZE ops at its edges (uint8 <-> int8). The input signature is
 fixed at [1, S, S, 3]: the phone runtime refuses a dynamic batch dimension.
 """
 from __future__ import annotations
