@@ -64,7 +64,8 @@ def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
     from export.cli import main
 
     bundle = tmp_path_factory.mktemp("bundle") / "bundle"
-    rc = main(["--run", str(tiny_run), "--out", str(bundle), "--prune-epochs", "1",
-               "--calibration-images", "100"])
+    rc = main(["--run", str(tiny_run), "--out", str(bundle), "--prune-epochs", "3", "--prune-lr", "0.001",
+               "--batch-size", "32", "--calibration-images", "100", "--min-agreement", "0.9",
+               "--max-accuracy-drop", "5"])
     assert rc == 0 and (bundle / "manifest.json").is_file()
     return bundle
