@@ -17,7 +17,6 @@ import argparse
 import base64
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,20 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.machine import cpu_info, cpu_line
 from bundle.atomic import write_bytes_atomic, write_json_atomic
 from bundle.manifest import BundleError, load_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "datasets" / "imagenet-samples" / "images"
 GOAL_RATIO = 2.0
-
-
-def machine() -> dict:
-    info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    flags = fields.get("Flags", "").split()
-    return {"cpu": fields.get("Model name", "?").strip(), "cores": os.cpu_count(),
-            "avx2": "avx2" in flags, "avx512_vnni": "avx512_vnni" in flags}
 
 
 def summary(times_ms: list[float]) -> dict:
@@ -93,7 +85,7 @@ def run(bundle_dir: Path, photo: Path, warmup: int, iterations: int, batch: int)
     builtin, _ = desktop_times(bundle.model_path, x, 1, warmup, iterations, batch, xnnpack=False)
     js, d1 = summary(page_bench["times"]), summary(desktop1)
     return {
-        "machine": machine(),
+        "machine": cpu_info(),
         "bundle": {"path": str(bundle_dir.resolve()), "name": bundle.manifest["model"]["name"],
                    "version": str(bundle.manifest["model"].get("version")),
                    "sha256": bundle.manifest["files"][bundle.manifest["model"]["file"]]["sha256"],
@@ -125,7 +117,7 @@ def markdown(r: dict) -> str:
     return "\n".join([
         "# Android demo: on-device runtime vs desktop LiteRT, APK size",
         "",
-        f"Machine: **{m['cpu']}**, {m['cores']} cores, avx2={m['avx2']}, avx512_vnni={m['avx512_vnni']}. "
+        f"{cpu_line(m)}. "
         f"Bundle: `{r['bundle']['name']}` v{r['bundle']['version']} at `{r['bundle']['path']}`, "
         f"input {r['bundle']['input']}, model sha256 {r['bundle']['sha256'][:12]}. "
         f"One run, same machine, same input tensor (photo `{r['photo']}` as the page preprocessed it); "

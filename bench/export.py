@@ -16,42 +16,25 @@ from __future__ import annotations
 
 import argparse
 import io
-import platform
 import statistics
-import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench.machine import cpu_info, cpu_line
 from bundle.atomic import write_bytes_atomic, write_json_atomic
 from bundle.images import decode_image
-from bundle.manifest import file_digest, load_bundle
+from bundle.manifest import bytes_digest, file_digest, load_bundle
 from bundle.preprocess import preprocess
 
 RESULTS = Path(__file__).parent / "results"
 
 
-def cpu_info() -> dict:
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        text = ""
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    flags = fields.get("Flags", "").split()
-    return {"model": fields.get("Model name", platform.processor() or "unknown").strip(),
-            "cores": fields.get("CPU(s)", "?").strip(), "machine": platform.machine(),
-            "avx2": "avx2" in flags, "avx512_vnni": "avx512_vnni" in flags}
-
-
 def size_of(data: bytes) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.tflite"
-        path.write_bytes(data)
-        digest = file_digest(path)
+    digest = bytes_digest(data)
     return {"bytes": digest["bytes"], "gzip_bytes": digest["gzip_bytes"]}
 
 
@@ -135,8 +118,7 @@ def render(r: dict) -> str:
     s, lat, ratio = r["sizes"], r["latency"], r["ratios"]
     lines = [
         "# Export: float vs pruned int8", "",
-        f"CPU: **{cpu['model']}** ({cpu['cores']} CPUs, {cpu['machine']}), avx2: {'yes' if cpu['avx2'] else 'no'}, "
-        f"avx512_vnni: {'yes' if cpu['avx512_vnni'] else 'no'}; {r['threads']} threads "
+        f"{cpu_line(cpu)}; {r['threads']} threads "
         f"(Keras: {r['keras_threads']}); "
         f"input {r['input_size']} px; kernel sparsity {r['sparsity']:.1%}; model {r['model']['name']} "
         f"{r['model']['version']} (git {r['model']['git_revision'][:12]}).", "",

@@ -91,7 +91,11 @@ class Bundle:
 
 def file_digest(path: Path) -> dict:
     """sha256, size and gzip size of one file: the ``files`` entry of the manifest."""
-    data = Path(path).read_bytes()
+    return bytes_digest(Path(path).read_bytes())
+
+
+def bytes_digest(data: bytes) -> dict:
+    """``file_digest`` of content held in memory."""
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
             "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0))}
 

@@ -30,6 +30,7 @@ def staging_dir(dest: str | Path):
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would become the published bundle's mode
     try:
         yield tmp
     finally:

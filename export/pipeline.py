@@ -138,7 +138,6 @@ def export(cfg: ExportConfig) -> ExportResult:
     float_tflite = to_tflite(model, spec.size)
     int8_tflite = to_tflite(model, spec.size, x_calib)
     write_bytes_atomic(sidecar(cfg.out, "float.tflite"), float_tflite)
-    sidecar(cfg.out, "float.tflite").chmod(0o644)
     ops = graph_ops(int8_tflite)
     problems = check_int8_graph(int8_tflite, model)
 
@@ -168,7 +167,6 @@ def export(cfg: ExportConfig) -> ExportResult:
         (tmp / "REPORT.md").write_text(render_report(manifest, figures, sparsity, ops,
                                                      [f"plots/{p}" for p in plots]))
         manifest = seal(tmp, manifest)
-        _world_readable(tmp)
         publish(tmp, cfg.out)
     shutil.rmtree(sidecar(cfg.out, "parity-failure"), ignore_errors=True)
     log(f"published {cfg.out} ({manifest['metrics']['sizes']['int8_tflite']['bytes']} bytes int8 model)")
@@ -195,13 +193,6 @@ def _refuse(cfg, run, model, x_calib, x_test, manifest, figures, sparsity, ops, 
         tmp.rename(folder)
     return ExportResult(published=None, failures=failures, drifted=drifted, failure_dir=folder,
                         manifest=manifest)
-
-
-def _world_readable(folder: Path) -> None:
-    """mkdtemp/mkstemp create 0700/0600 entries; a server running as another user must read them."""
-    folder.chmod(0o755)
-    for p in folder.rglob("*"):
-        p.chmod(0o755 if p.is_dir() else 0o644)
 
 
 def _copy_plots(run: Path, dest: Path, plots: list[str]) -> None:

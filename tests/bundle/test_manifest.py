@@ -116,3 +116,9 @@ def test_crash_while_publishing_leaves_the_old_bundle(tmp_path, monkeypatch):
         build(dest, model=b"v2")
     assert snapshot(dest) == before
     assert not list(tmp_path.glob(".bundle.staging-*"))
+
+
+def test_published_bundle_is_readable_by_other_users(tmp_path):
+    dest = build(tmp_path / "bundle")
+    assert dest.stat().st_mode & 0o777 == 0o755
+    assert (dest / "manifest.json").stat().st_mode & 0o777 == 0o644
