@@ -36,6 +36,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -47,6 +48,9 @@ from training.data.dataset import Dataset, DatasetError, load_dataset
 
 # Tiny ImageNet photos are 64 px; anything with a median side up to this trains at 64 px.
 SMALL_DATA_MAX_SIDE = 80
+# What TF's image decoders say about a broken file (inside tf.data's longer error message).
+BROKEN_IMAGE = re.compile(r"Invalid JPEG data[^\n\]]*|Unknown image file format[^\n\]]*|"
+                          r"Input is not a valid[^\n\]]*|[^:\n]*[Cc]orrupt[^\n\]]*")
 HISTORY_FIELDS = ["epoch", "lr", "loss", "accuracy", "top3", "val_loss", "val_accuracy", "val_top3", "seconds"]
 
 
@@ -112,8 +116,17 @@ def main(argv: list[str] | None = None) -> int:
               f"{cfg.optim.batch_size}) or --image-size (now {cfg.data.image_size}), or pass --no-cache; "
               f"then continue with --resume.", file=sys.stderr)
         return 2
-    except DatasetError as e:
+    except (DatasetError, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except tf.errors.InvalidArgumentError as e:
+        # tf.data names the failing op, not the file: say what failed and where to look.
+        found = BROKEN_IMAGE.search(str(e))
+        if found is None:
+            raise
+        reason = found.group(0).strip()
+        print(f"error: an image of {cfg.data.root} can't be decoded ({reason}); re-import the dataset "
+              f"(the importer checks every file) or remove the broken file", file=sys.stderr)
         return 2
     return 0
 
@@ -256,7 +269,11 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, strategy, mixed: bool, jit: boo
         tf.train.Checkpoint(best_val=best_val, best_epoch=best_epoch).read(
             best_manager.latest_checkpoint).expect_partial()
     if cfg.runtime.resume and manager.latest_checkpoint:
-        manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        try:
+            manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
+            raise UsageError(f"{manager.latest_checkpoint} does not fit this model ({str(e).splitlines()[0]}); "
+                             f"resume with the run's own model flags") from e
         print(f"resumed from {manager.latest_checkpoint}: epoch {int(epoch_var.numpy())}, "
               f"optimizer step {int(optimizer.iterations.numpy())}")
     history_path = out / "history.csv"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -144,7 +145,8 @@ def test_every_config_field_is_a_grouped_cli_flag_and_resume_keeps_the_saved_con
         parser.parse_args(["--data", "d", "--out", "o", "--optimizer", "rmsprop"])
 
 
-@pytest.mark.parametrize("problem", ["missing", "no_manifest", "class_without_train_images", "tiny_images"])
+@pytest.mark.parametrize("problem", ["missing", "no_manifest", "class_without_train_images", "tiny_images",
+                                     "broken_jpeg"])
 def test_bad_input_is_one_clear_error_with_exit_code_2(problem, tiny_dataset, tmp_path, capsys):
     root = tmp_path / "data"
     args = []
@@ -161,8 +163,29 @@ def test_bad_input_is_one_clear_error_with_exit_code_2(problem, tiny_dataset, tm
         (root / "dataset.json").write_text(json.dumps(meta))
     elif problem == "tiny_images":
         root, args = tiny_dataset, ["--image-size", "8"]
+    elif problem == "broken_jpeg":   # passes the manifest checks, fails when TF decodes it
+        root.mkdir()
+        meta = json.loads((tiny_dataset / "dataset.json").read_text())
+        broken = next(f["path"] for f in meta["files"] if f["split"] == "train")
+        for wnid in {f["path"].split("/")[0] for f in meta["files"]}:
+            (root / wnid).mkdir()
+            for photo in (tiny_dataset / wnid).iterdir():
+                (root / wnid / photo.name).symlink_to(photo)
+        (root / broken).unlink()
+        (root / broken).write_bytes((tiny_dataset / broken).read_bytes()[:300])
+        (root / "dataset.json").write_text(json.dumps(meta))
+        args = ["--image-size", "32", "--epochs", "1", "--no-progress"]
     assert main(["--data", str(root), "--out", str(tmp_path / "run"), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
     assert {"missing": "does not exist", "no_manifest": "dataset.json is missing",
-            "class_without_train_images": "has no train images", "tiny_images": "too small"}[problem] in err
+            "class_without_train_images": "has no train images", "tiny_images": "too small",
+            "broken_jpeg": "can't be decoded (Invalid JPEG data"}[problem] in err
+
+
+@pytest.mark.slow
+def test_resuming_with_other_model_flags_is_a_clear_error(tiny_run, tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert main(["--data", str(tiny_dataset), "--out", str(run), "--resume", "--width", "48"]) == 2
+    assert "does not fit this model" in capsys.readouterr().err
