@@ -13,15 +13,14 @@ Running it
     curl -F file=@mug.jpg 'http://127.0.0.1:8000/classify?top_k=3'
     curl --data-binary @mug.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8000/classify
 
-By default it runs one uvicorn worker process per CPU core, each with one LiteRT interpreter
-and one thread for the CPU work of requests (decode, preprocess, inference), so the event loop
-only does HTTP. Processes rather than threads, because decoding and preprocessing a small photo
-is mostly Python that holds the GIL, which the threads of one process share (the event loop
-too). A process can still run several interpreters on its own threads (``--interpreters N``;
-bench/results/server.md measures both layouts side by side), which suits models whose
-inference (it releases the GIL) dominates the time::
+By default it runs one uvicorn process with one LiteRT interpreter per CPU core and as many
+threads for the CPU work of requests (decode, preprocess, inference), so the event loop only
+does HTTP; Pillow and LiteRT release the GIL while they compute. Several worker processes
+(``--workers N``, each with its own model and ``cores / N`` interpreters) are the other layout:
+bench/results/server.md measures both side by side (on the shared 2-core machine the single
+process was as fast or faster)::
 
-    python -m server --bundle artifacts/bundle --workers 1 --interpreters 2   # one process
+    python -m server --bundle artifacts/bundle --workers 2   # a process per core, 1 interpreter each
     # two worker processes with plain uvicorn (settings from OFFICENET_* variables, see
     # server.settings; python -m server does exactly this after checking the bundle):
     OFFICENET_BUNDLE=artifacts/bundle OFFICENET_WORKERS=2 \\

@@ -1,6 +1,6 @@
 """``python -m server --bundle DIR``: check the bundle, then serve it with uvicorn.
 
-    python -m server --bundle artifacts/bundle --host 0.0.0.0 --port 8000   # one worker per core
+    python -m server --bundle artifacts/bundle --host 0.0.0.0 --port 8000
 
 The bundle is validated (schema, every file's sha256, LiteRT can load the model and it matches
 the manifest) before uvicorn starts: a missing, incomplete or modified bundle exits with code 2

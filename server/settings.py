@@ -29,10 +29,10 @@ class ServerSettings:
     interpreters: int = 0
     # Threads each interpreter may use inside one inference (1 keeps cores free for other requests).
     threads: int = 1
-    # uvicorn worker processes; 0 = one per CPU core. Processes rather than request threads:
-    # decoding and preprocessing a small photo is mostly Python holding the GIL, which threads
-    # of one process share (bench/results/server.md measures both layouts).
-    workers: int = 0
+    # uvicorn worker processes, each with its own model copy and pool; 0 = one per CPU core.
+    # One process with an interpreter per core is the default: it measured as fast or faster
+    # than a process per core here, with one copy of the model (bench/results/server.md).
+    workers: int = 1
     # Origins whose pages may read answers (CORS), comma-separated; "*" = any, "" = none. The
     # phone app's page is another origin; the API uses no cookies, so "*" exposes nothing.
     cors_origins: str = "*"
