@@ -9,8 +9,8 @@ What it measures, in one run on this machine:
 2. ``python -m server`` in a subprocess on 127.0.0.1, driven by a small asyncio HTTP/1.1 client
    (raw sockets, keep-alive, far cheaper than the server per request, but it shares the cores):
    requests/s, p50 and p99 latency at concurrency 1, 4, 16, for a 1600x1200 phone-sized JPEG (a
-   real sample photo upscaled) and a small 320x240 one, in two layouts: a worker process per
-   core with one interpreter each (the default) and one process with an interpreter per core;
+   real sample photo upscaled) and a small 320x240 one, in two layouts: one process with an
+   interpreter per core (the default) and a worker process per core with one interpreter each;
 3. a bounded abuse run: N requests at concurrency 16, 30 % of them bad (empty, HTML, truncated,
    bomb header, over the body limit, wrong Content-Type, missing field, bad top_k): counts 5xx
    and the server's RSS growth over the run;
@@ -475,9 +475,9 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result["ceiling"]), flush=True)
     result["server"] = {}
     cores = len(os.sched_getaffinity(0))
-    # the default layout (a worker process per core) and the one-process thread pool
-    for workers, interpreters in dict.fromkeys(((cores, 1), (1, cores))):
-        config = f"{workers} proc x {interpreters} interp" + (" (default)" if interpreters == 1 else "")
+    # the default layout (one process, an interpreter per core) and a process per core
+    for workers, interpreters in dict.fromkeys(((1, cores), (cores, 1))):
+        config = f"{workers} proc x {interpreters} interp" + (" (default)" if workers == 1 else "")
         print(f"server, {config}...", flush=True)
         with Served(["server", "--bundle", str(bundle_dir), "--workers", str(workers),
                      "--interpreters", str(interpreters), "--log-level", "warning"]) as srv:
