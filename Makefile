@@ -21,6 +21,7 @@ DATA_ARGS  ?=
 OTHERS     ?= ../shared/datasets/tiny-imagenet-others
 TRAIN_ARGS ?=
 EXPORT_ARGS ?=
+SERVE_ARGS ?=
 BENCH_ARGS ?=
 TEST_ARGS  ?=
 
@@ -87,7 +88,7 @@ export: setup
 serve:
 	@test -x $(PY) || { echo "error: no $(VENV). Run: make setup (or make setup-serve for a serving-only machine)"; exit 1; }
 	@test -f $(BUNDLE)/manifest.json || { echo "error: no bundle at $(BUNDLE) (missing $(BUNDLE)/manifest.json). Make one with: make train export"; exit 1; }
-	$(PY) -m server --bundle $(BUNDLE) --host $(HOST) --port $(PORT)
+	$(PY) -m server --bundle $(BUNDLE) --host $(HOST) --port $(PORT) $(SERVE_ARGS)
 
 apk: setup setup-android
 	@test -f $(BUNDLE)/manifest.json || { echo "error: no bundle at $(BUNDLE) (missing $(BUNDLE)/manifest.json). Make one with: make train export"; exit 1; }

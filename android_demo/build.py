@@ -241,7 +241,7 @@ def build(cfg: BuildConfig) -> dict:
         "model_bytes": model_entry.compress_size, "model_share": model_entry.compress_size / size,
         "wasm_bytes": wasm_bytes,
         "bundle": {"path": str(b.path.resolve()), "model": b.manifest["model"],
-                   "model_sha256": b.manifest["files"][b.manifest["model"]["file"]]["sha256"],
+                   "model_sha256": b.model_sha256,
                    "manifest_sha256": hashlib.sha256((b.path / MANIFEST).read_bytes()).hexdigest()},
         "signing": {"debug_key": key.debug, "certificate_sha256": cert},
         "config": {k: (str(v) if v is not None else None) for k, v in asdict(cfg).items()},

@@ -88,7 +88,7 @@ def run(bundle_dir: Path, photo: Path, warmup: int, iterations: int, batch: int)
         "machine": cpu_info(),
         "bundle": {"path": str(bundle_dir.resolve()), "name": bundle.manifest["model"]["name"],
                    "version": str(bundle.manifest["model"].get("version")),
-                   "sha256": bundle.manifest["files"][bundle.manifest["model"]["file"]]["sha256"],
+                   "sha256": bundle.model_sha256,
                    "input": bundle.manifest["input"]["shape"]},
         "photo": photo.name, "runs_per_sample": batch,
         "same_output": picked["raw"] == raw.reshape(-1).tolist(),

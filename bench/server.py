@@ -40,6 +40,7 @@ import numpy as np
 from fastapi import FastAPI, File, UploadFile
 from PIL import Image
 
+from bench.machine import cpu_info, cpu_line
 from bundle.atomic import write_bytes_atomic, write_json_atomic
 from bundle.manifest import BundleError, load_bundle
 
@@ -334,14 +335,9 @@ def naive_app(model_path: str, size: int):
 def machine() -> dict:
     import importlib.util
 
-    info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    fields = dict(l.split(":", 1) for l in info.splitlines() if ":" in l)
-    flags = fields.get("Flags", "").split()
     installed = lambda name: importlib.util.find_spec(name) is not None  # noqa: E731
     # uvicorn picks the faster HTTP parser and event loop when they are installed
-    return {"cpu": fields.get("Model name", "?").strip(), "cores": len(os.sched_getaffinity(0)),
-            "avx2": "avx2" in flags, "avx512_vnni": "avx512_vnni" in flags,
-            "uvicorn_http": "httptools" if installed("httptools") else "h11",
+    return {**cpu_info(), "uvicorn_http": "httptools" if installed("httptools") else "h11",
             "uvicorn_loop": "uvloop" if installed("uvloop") else "asyncio"}
 
 
@@ -372,8 +368,7 @@ def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [
         "# Serving benchmark (`python -m bench.server`)", "",
-        f"Machine: **{m['cpu']}**, {m['cores']} cores, avx2={m['avx2']}, "
-        f"avx512_vnni={m['avx512_vnni']}. Bundle: `{r['bundle']['name']}` "
+        f"{cpu_line(m)}. Bundle: `{r['bundle']['name']}` "
         f"{r['bundle']['version']}, input {r['bundle']['input']}, "
         f"{r['bundle']['model_bytes'] / 1e6:.1f} MB int8 model. {r['note']} uvicorn with "
         f"{m['uvicorn_http']} + {m['uvicorn_loop']}. Client and server share the cores "
@@ -465,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"machine": machine(), "load_average_before": os.getloadavg(),
               "bundle": {"name": bundle.manifest["model"]["name"],
                          "version": str(bundle.manifest["model"].get("version")),
-                         "sha256": bundle.manifest["files"][bundle.manifest["model"]["file"]]["sha256"],
+                         "sha256": bundle.model_sha256,
                          "input": bundle.manifest["input"]["shape"],
                          "model_bytes": bundle.model_path.stat().st_size},
               "note": args.note,

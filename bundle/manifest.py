@@ -61,6 +61,10 @@ class Bundle:
         return self.path / self.manifest["model"]["file"]
 
     @property
+    def model_sha256(self) -> str:
+        return self.manifest["files"][self.manifest["model"]["file"]]["sha256"]
+
+    @property
     def labels(self) -> list[str]:
         return [c["label"] for c in self.manifest["classes"]]
 

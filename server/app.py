@@ -50,7 +50,7 @@ def create_app(bundle_dir: str | os.PathLike, settings: ServerSettings | None = 
             app.state.model_ref = {
                 "name": bundle.manifest["model"]["name"],
                 "version": str(bundle.manifest["model"].get("version", "")),
-                "sha256": bundle.manifest["files"][bundle.manifest["model"]["file"]]["sha256"]}
+                "sha256": bundle.model_sha256}
             yield
         finally:
             app.state.classifier = None
