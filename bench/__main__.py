@@ -1,0 +1,60 @@
+"""`make bench`: every stage's benchmark in one go, results in bench/results/<stage>.md and .json.
+
+    python -m bench --data data/office20 --run artifacts/run --bundle artifacts/bundle
+    python -m bench --only export server          # a subset
+    python -m bench --only train --train-quick    # 1 seed, 8 epochs instead of 3 full seeds
+
+Order matters only for reading: training accuracy (trains its own runs), then export (size and
+latency of RUN vs BUNDLE), the HTTP server (serves BUNDLE), and the APK's on-device runtime.
+Each stage's module can also be run alone (`python -m bench.server --help`).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+STAGES = ("train", "export", "server", "android")
+
+
+def stage_args(stage: str, a: argparse.Namespace) -> list[str]:
+    return {
+        "train": ["--data", a.data] + (["--quick"] if a.train_quick else []),
+        "export": ["--run", a.run, "--bundle", a.bundle],
+        "server": ["--bundle", a.bundle, "--run", a.run],
+        "android": ["--bundle", a.bundle],
+    }[stage]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="data/office20", help="dataset (for the training benchmark)")
+    p.add_argument("--run", default="artifacts/run", help="trained run (make train)")
+    p.add_argument("--bundle", default="artifacts/bundle", help="published bundle (make export)")
+    p.add_argument("--only", nargs="+", choices=STAGES, default=list(STAGES), help="stages to run")
+    p.add_argument("--train-quick", action="store_true", help="training benchmark: 1 seed, short")
+    a = p.parse_args(argv)
+    needs = {"export": a.run, "server": a.bundle, "android": a.bundle}
+    missing = [f"{s} needs {needs[s]} (make train export)" for s in a.only if s in needs
+               and not Path(needs[s]).exists()]
+    if missing:
+        print("error: " + "; ".join(missing), file=sys.stderr)
+        return 2
+    failed = []
+    for stage in a.only:
+        print(f"== bench.{stage}", flush=True)
+        start = time.monotonic()
+        rc = importlib.import_module(f"bench.{stage}").main(stage_args(stage, a))
+        print(f"== bench.{stage}: exit {rc} after {time.monotonic() - start:.0f} s", flush=True)
+        if rc:
+            failed.append(stage)
+    if failed:
+        print(f"error: benchmarks failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
