@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -45,7 +46,8 @@ def checkpoint_counters(run: Path) -> tuple[int, int]:
 def test_tiny_run_writes_the_run_directory_export_reads(tiny_run, tiny_dataset):
     for name in RUN_FILES:
         assert (tiny_run / name).is_file(), name
-    assert any((tiny_run / "logs").rglob("events.out.tfevents.*"))
+    if importlib.util.find_spec("tensorboard"):   # optional package: without it the run notes "no logs"
+        assert any((tiny_run / "logs").rglob("events.out.tfevents.*"))
     config = json.loads((tiny_run / "config.json").read_text())
     assert Path(config["data"]["root"]).is_absolute() and config["data"]["image_size"] == 32
     assert config["model"]["width"] == 32 and config["model"]["fc_units"] == 256
