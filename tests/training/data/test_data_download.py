@@ -28,7 +28,7 @@ from bundle.images import decode_image
 from training.data.cli import main
 from training.data.dataset import load_dataset
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 KEYBOARD, REMOTE = "n03085013", "n04074963"
 CATALOG = f"{KEYBOARD}\tcomputer keyboard\n{REMOTE}\tremote control\n"
 
