@@ -24,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.machine import cpu_info, cpu_line
-from bundle.atomic import write_bytes_atomic, write_json_atomic
+from bench.record import cpu_info, cpu_line, write_results
 from bundle.manifest import BundleError, load_bundle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(args.out_dir / "android.json", result)
-    write_bytes_atomic(args.out_dir / "android.md", markdown(result).encode())
+    write_results(args.out_dir, "android", result, markdown(result))
     print(markdown(result))
     return 0
 

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.machine import cpu_info, cpu_line
-from bundle.atomic import write_bytes_atomic, write_json_atomic
+from bench.record import cpu_info, cpu_line, write_results
 from bundle.images import decode_image
 from bundle.manifest import bytes_digest, file_digest, load_bundle
 from bundle.preprocess import preprocess
@@ -163,10 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 200:
         print("note: fewer than 200 runs; medians are less stable")
     result = measure(args.run, args.bundle, args.runs, args.threads)
-    args.results.mkdir(parents=True, exist_ok=True)
     text = render(result)
-    write_bytes_atomic(args.results / "export.md", text.encode())
-    write_json_atomic(args.results / "export.json", result)
+    write_results(args.results, "export", result, text)
     print(text)
     return 0
 

@@ -40,8 +40,7 @@ import numpy as np
 from fastapi import FastAPI, File, UploadFile
 from PIL import Image
 
-from bench.machine import cpu_info, cpu_line
-from bundle.atomic import write_bytes_atomic, write_json_atomic
+from bench.record import cpu_info, cpu_line, write_results
 from bundle.manifest import BundleError, load_bundle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -488,10 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         result["naive_skipped"] = f"no model.keras in {run}" if run else "no --run given"
     result["load_average_after"] = os.getloadavg()
     result["goals"] = goals(result)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "server.json", result)
-    write_bytes_atomic(out / "server.md", markdown(result).encode())
+    write_results(args.out, "server", result, markdown(result))
     print(markdown(result))
     return 0
 

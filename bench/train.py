@@ -27,8 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.export import cpu_info
-from bundle.atomic import write_bytes_atomic, write_json_atomic
+from bench.record import cpu_info, cpu_line, write_results
 
 RESULTS = Path(__file__).parent / "results"
 GOAL_TOP1 = 0.75
@@ -124,8 +123,7 @@ def markdown(result: dict) -> str:
     cpu, s, tp = result["cpu"], result["summary"], result["throughput"]
     lines = [
         "# Training benchmark (`python -m bench.train`)", "",
-        f"CPU: **{cpu['model']}** ({cpu['cores']} CPUs, {cpu['machine']}), avx2: {'yes' if cpu['avx2'] else 'no'}, "
-        f"avx512_vnni: {'yes' if cpu['avx512_vnni'] else 'no'}. Dataset `{result['dataset']}`. "
+        f"{cpu_line(cpu)}. Dataset `{result['dataset']}`. "
         f"Train flags: `{result['train_args'] or '(defaults)'}`{' (--quick)' if result['quick'] else ''}. "
         f"Measured {result['date']}; other programs shared the CPU, so times are upper bounds.", "",
         "## Accuracy (default configuration plus the train flags above)", "",
@@ -182,10 +180,7 @@ def main(argv: list[str] | None = None) -> int:
               "dataset": load_dataset(data).id, "train_args": " ".join(train_args), "quick": args.quick,
               "runs": runs, "summary": summarize(runs), "throughput": tp,
               "notes": Path(args.notes_file).read_text() if args.notes_file else ""}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "train.json", result)
-    write_bytes_atomic(out / "train.md", markdown(result).encode())
+    write_results(args.out, "train", result, markdown(result))
     print(markdown(result))
     return 0
 

@@ -1,17 +1,21 @@
-"""What machine a benchmark ran on: CPU model, cores and the SIMD flags int8 speed depends on.
+"""Recording a benchmark: the machine it ran on, and its results files.
 
-Every results file prints this next to its figures (int8 kernels are fast with AVX512-VNNI and can
-be slower than float with AVX2 alone), so numbers from different machines are never confused.
+Every results file prints the CPU next to its figures (int8 kernels are fast with AVX512-VNNI and
+can be slower than float with AVX2 alone), so numbers from different machines are never confused.
 
-    from bench.machine import cpu_info, cpu_line
+    from bench.record import cpu_info, cpu_line, write_results
     info = cpu_info()     # {"model": "AMD EPYC ...", "cores": 2, "machine": "x86_64", "avx2": True, ...}
     print(cpu_line(info)) # "CPU: AMD EPYC ... (2 cores, x86_64), avx2: yes, avx512_vnni: yes, avx_vnni: no"
+    write_results("bench/results", "server", result_dict, markdown_text)   # server.json + server.md
 """
 from __future__ import annotations
 
 import os
 import platform
 import subprocess
+from pathlib import Path
+
+from bundle.atomic import write_bytes_atomic, write_json_atomic
 
 FLAGS = ("avx2", "avx512_vnni", "avx_vnni")
 
@@ -31,3 +35,11 @@ def cpu_info() -> dict:
 def cpu_line(info: dict) -> str:
     flags = ", ".join(f"{f}: {'yes' if info.get(f) else 'no'}" for f in FLAGS)
     return f"CPU: {info['model']} ({info['cores']} cores, {info['machine']}), {flags}"
+
+
+def write_results(folder: str | Path, stage: str, result: dict, markdown: str) -> None:
+    """``<stage>.json`` (every figure) and ``<stage>.md`` (the table quoted in the README)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / f"{stage}.json", result)
+    write_bytes_atomic(folder / f"{stage}.md", markdown.encode())
