@@ -6,7 +6,8 @@
     cfg.to_dict()                    # saved into the bundle as export_config.json
 
 Every group maps to one step: ``prune`` (tfmot magnitude pruning + fine-tune), ``quantize``
-(full-integer int8 calibration), ``gate`` (parity thresholds), ``model`` (manifest identity).
+(full-integer int8 calibration), ``gate`` (parity thresholds), ``abstain`` (the "not an office
+object" threshold, export.abstain), ``model`` (manifest identity).
 """
 from __future__ import annotations
 
@@ -34,6 +35,13 @@ class GateConfig:
     min_agreement: float = 0.98    # top-1 agreement float Keras vs int8 LiteRT on the test split
     max_accuracy_drop: float = 1.5  # percentage points of top-1 the int8 model may lose
     max_float_diff: float = 1e-4   # max |prob diff| float Keras vs float LiteRT (conversion bugs)
+    min_abstain_agreement: float = 0.98  # float vs int8 same abstain-vs-answer, office + others test
+
+
+@dataclass
+class AbstainConfig:
+    enabled: bool = True           # calibrate the rule when the dataset has others (import-others)
+    coverage: float = 0.9          # share of office val photos the threshold keeps answered
 
 
 @dataclass
@@ -51,6 +59,7 @@ class ExportConfig:
     prune: PruneConfig = field(default_factory=PruneConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    abstain: AbstainConfig = field(default_factory=AbstainConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def to_dict(self) -> dict:
@@ -60,11 +69,14 @@ class ExportConfig:
         return d
 
 
-GROUPS = {"prune": PruneConfig, "quantize": QuantizeConfig, "gate": GateConfig, "model": ModelConfig}
+GROUPS = {"prune": PruneConfig, "quantize": QuantizeConfig, "gate": GateConfig, "abstain": AbstainConfig,
+          "model": ModelConfig}
 HELP = {
     "prune": "magnitude pruning of Conv2D/Dense kernels, then fine-tuning on the train split",
     "quantize": "full-integer int8 conversion calibrated on real, reference-preprocessed train images",
     "gate": "parity gate on the whole test split; a failure publishes nothing",
+    "abstain": "'not an office object' rule: a max-softmax threshold calibrated on val photos, "
+               "when the dataset has non-office photos (import-others)",
     "model": "identity written into manifest.json",
 }
 FLAG_HELP = {
@@ -77,12 +89,17 @@ FLAG_HELP = {
     "min_agreement": "minimum top-1 agreement of int8 LiteRT with float Keras (0..1)",
     "max_accuracy_drop": "maximum top-1 accuracy loss of int8 vs float, in percentage points",
     "max_float_diff": "maximum |probability difference| of float LiteRT vs float Keras",
+    "min_abstain_agreement": "minimum share of office + non-office test images where int8 and float "
+                             "take the same abstain-vs-answer decision (0..1)",
+    "enabled": "calibrate and ship the abstain rule when the dataset has non-office photos",
+    "coverage": "share of office val photos the threshold keeps answered (0..1)",
     "name": "model name in the manifest",
     "version": "model version in the manifest",
     "golden_images": "number of real test images written as golden vectors",
 }
 # "--prune-epochs" reads better than "--epochs" next to the other groups' flags.
-PREFIXED = {("prune", "epochs"), ("prune", "lr"), ("model", "name"), ("model", "version")}
+PREFIXED = {("prune", "epochs"), ("prune", "lr"), ("model", "name"), ("model", "version"),
+            ("abstain", "coverage")}
 
 
 def _flag(group: str, name: str) -> str:
@@ -106,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
         g = p.add_argument_group(group, HELP[group])
         for f in fields(cls):
             default = f.default
+            if isinstance(default, bool):  # an on-by-default switch: --no-GROUP turns it off
+                g.add_argument(f"--no-{group}", dest=f"{group}.{f.name}", action="store_false",
+                               help=f"do not {FLAG_HELP[f.name]}")
+                continue
             g.add_argument(_flag(group, f.name), dest=f"{group}.{f.name}", metavar=f.name.upper(),
                            type=type(default), default=default,
                            help=f"{FLAG_HELP[f.name]} (default: {default})")
@@ -131,5 +152,9 @@ def validate(cfg: ExportConfig) -> None:
         raise ValueError("--calibration-images must be >= 1")
     if not 0 <= cfg.gate.min_agreement <= 1:
         raise ValueError(f"--min-agreement is a fraction in [0, 1], got {cfg.gate.min_agreement}")
+    if not 0 <= cfg.gate.min_abstain_agreement <= 1:
+        raise ValueError(f"--min-abstain-agreement is a fraction in [0, 1], got {cfg.gate.min_abstain_agreement}")
+    if not 0 < cfg.abstain.coverage <= 1:
+        raise ValueError(f"--abstain-coverage is a fraction in (0, 1], got {cfg.abstain.coverage}")
     if cfg.model.golden_images < 1:
         raise ValueError("--golden-images must be >= 1 (consumers prove their preprocessing with them)")

@@ -4,6 +4,10 @@
     figures = measure(keras_probs, float_tflite_probs, int8_probs, labels, class_names)
     failures = gate(figures, GateConfig())     # [] = publish; else the reasons, one per line
 
+With an abstain rule (export.abstain), the pipeline adds ``abstain_agreement`` (float vs int8
+take the same abstain-vs-answer decision, over office test + non-office test images) and
+``abstain_images`` to the figures, and the gate holds it to ``min_abstain_agreement``.
+
 All probabilities are float32 (n, N) over the same images (the whole test split, reference
 preprocessing). Accuracies are fractions in [0, 1]; the accuracy drop is reported in points.
 """
@@ -69,6 +73,12 @@ def gate(figures: dict, cfg: GateConfig) -> list[str]:
         failures.append(f"int8 top-1 accuracy {100 * figures['int8_accuracy']:.1f}% is "
                         f"{figures['accuracy_drop_points']:.1f} points below float "
                         f"{100 * figures['float_accuracy']:.1f}% (limit {cfg.max_accuracy_drop} points)")
+    if figures.get("abstain_agreement") is not None and \
+            figures["abstain_agreement"] < cfg.min_abstain_agreement:
+        failures.append(f"int8 and float agree on abstain-vs-answer for {100 * figures['abstain_agreement']:.2f}% "
+                        f"of {figures['abstain_images']} office + non-office test images (need >= "
+                        f"{100 * cfg.min_abstain_agreement:.2f}%): the abstain threshold sits where the "
+                        f"int8 output moves")
     return failures
 
 

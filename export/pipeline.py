@@ -1,4 +1,4 @@
-"""The export, step by step: run -> pruned model -> int8 TFLite -> parity gate -> published bundle.
+"""The export, step by step: run -> pruned model -> int8 TFLite -> abstain rule -> parity gate -> bundle.
 
     from export.pipeline import export
     result = export(cfg)        # ExportConfig; returns ExportResult(published=..., failures=[...])
@@ -8,6 +8,8 @@ directory beside it, sealed (hashed + validated by ``bundle.manifest.load_bundle
 into place by ``bundle.publish``. A refused model leaves its evidence in ``OUT.parity-failure/``
 and the published bundle byte-identical. The float TFLite of the pruned model, for comparison,
 goes to ``OUT.float.tflite`` (kept out of the bundle, which phones download).
+When the dataset has non-office photos (``import-others``), the manifest gets an ``abstain``
+rule (export.abstain) and the gate also checks float and int8 agree on abstaining.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import numpy as np
 from bundle.atomic import write_bytes_atomic, write_json_atomic
 from bundle.manifest import SCHEMA_VERSION, file_digest
 from bundle.publish import publish, seal, staging_dir
+from export import abstain
 from export.config import ExportConfig
 from export.debug import layer_errors
 from export.golden import write_golden
@@ -116,6 +119,46 @@ def train_batches(run, batch_size: int):
     return pipe.train
 
 
+def abstain_rule(cfg: ExportConfig, run, model, int8_model: LiteRTModel, office_test: tuple,
+                 figures: dict) -> dict | None:
+    """The manifest's ``abstain`` section, or None without non-office photos (or --no-abstain).
+
+    Adds ``abstain_agreement``/``abstain_images`` to the parity ``figures`` for the gate.
+    ``office_test`` is (labels, float Keras probs, int8 probs) of the office test split.
+    """
+    dataset, spec = run.dataset, run.spec
+    others_val, others_test = dataset.others_items("val"), dataset.others_items("test")
+    if not cfg.abstain.enabled:
+        log("abstain rule: off (--no-abstain)")
+        return None
+    if not others_val or not others_test:
+        log("abstain rule: none, the dataset has no non-office val and test photos "
+            "(add them with `python -m training.data import-others`)")
+        return None
+    x_val, y_val = split_arrays(dataset, "val", spec)
+    x_others_val = load_pixels([p for p, _ in others_val], spec)
+    x_others_test = load_pixels([p for p, _ in others_test], spec)
+    rule = abstain.calibrate(predict_keras(model, x_val), y_val, predict_keras(model, x_others_val),
+                             int8_model.output_quant[0], cfg.abstain.coverage)
+    t = rule["threshold"]
+    rule["calibrated_on"]["int8_office_coverage"] = round(
+        float(abstain.answered(int8_model.probabilities(x_val), t).mean()), 4)
+    y_test, keras_test, int8_test = office_test
+    keras_others, int8_others = predict_keras(model, x_others_test), int8_model.probabilities(x_others_test)
+    rule["figures"] = {"int8": abstain.evaluate(int8_test, y_test, int8_others, t),
+                       "float": abstain.evaluate(keras_test, y_test, keras_others, t)}
+    figures["abstain_agreement"] = round(abstain.abstain_agreement(
+        np.concatenate([keras_test, keras_others]), np.concatenate([int8_test, int8_others]), t), 4)
+    figures["abstain_images"] = len(y_test) + len(others_test)
+    f = rule["figures"]["int8"]
+    log(f"abstain rule: max-softmax threshold {t:.4f} (int8 output scale) calibrated on {len(y_val)} office "
+        f"+ {len(others_val)} non-office val photos for {cfg.abstain.coverage:.0%} office coverage; on "
+        f"{len(others_test)} photos of unseen non-office classes: AUROC {f['auroc']:.3f}, "
+        f"{f['others_answered']:.1%} given an office label, office coverage {f['office_coverage']:.1%}; "
+        f"int8/float abstain agreement {figures['abstain_agreement']:.2%}")
+    return rule
+
+
 def export(cfg: ExportConfig) -> ExportResult:
     log(f"loading run {cfg.run}")
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
@@ -143,11 +186,14 @@ def export(cfg: ExportConfig) -> ExportResult:
 
     log(f"parity on {len(y_test)} test images (LiteRT)")
     int8_model = LiteRTModel(int8_tflite)
-    figures = measure(predict_keras(model, x_test), LiteRTModel(float_tflite).probabilities(x_test),
-                      int8_model.probabilities(x_test), y_test, names)
+    keras_test, int8_test = predict_keras(model, x_test), int8_model.probabilities(x_test)
+    figures = measure(keras_test, LiteRTModel(float_tflite).probabilities(x_test), int8_test, y_test, names)
+    rule = abstain_rule(cfg, run, model, int8_model, (y_test, keras_test, int8_test), figures)
     failures = problems + gate(figures, cfg.gate)
 
     manifest = build_manifest(cfg, dataset, spec, int8_model, figures, sparsity, ops, run_float_accuracy)
+    if rule:
+        manifest["abstain"] = rule
     plots = [p for p in PLOTS if (run.path / p).is_file()]
 
     if failures:

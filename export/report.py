@@ -23,6 +23,27 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _abstain_section(rule: dict, parity: dict) -> list[str]:
+    cal, f = rule["calibrated_on"], rule["figures"]
+    rows = [[name, f[m]["office_images"], f[m]["others_images"], f"{f[m]['auroc']:.3f}",
+             _pct(f[m]["at_office_coverage"]["90"]["others_answered"]),
+             _pct(f[m]["at_office_coverage"]["95"]["others_answered"]),
+             _pct(f[m]["office_coverage"]), _pct(f[m]["others_answered"]),
+             _pct(f[m]["top1_answered"]), _pct(f[m]["top1_overall"])]
+            for name, m in (("int8 (shipped)", "int8"), ("float Keras", "float")) if m in f]
+    return ["## Not an office object (abstain rule)", "",
+            f"Abstains when the max dequantized output probability is below **{rule['threshold']:.4f}** "
+            f"({rule['method']}), calibrated on the float model for {_pct(rule['target_coverage'])} office "
+            f"coverage on {cal['office_val']} office + {cal['others_val']} non-office val photos (float "
+            f"threshold {cal['float_threshold']:.4f}; office val answered: float {_pct(cal['float_office_coverage'])}, "
+            f"int8 {_pct(cal.get('int8_office_coverage'))}). Figures below: office test vs non-office photos "
+            f"of classes kept out of calibration. Abstain agreement int8 vs float: "
+            f"{_pct(parity.get('abstain_agreement'))} of {parity.get('abstain_images')} images.", "",
+            _table(["model", "office", "non-office", "AUROC", "non-office labelled @90% cov.",
+                    "@95% cov.", "office answered @threshold", "non-office labelled @threshold",
+                    "top-1 answered", "top-1 overall"], rows), ""]
+
+
 def render_report(manifest: dict, parity: dict, sparsity: list[dict], ops: list[dict],
                   plots: list[str] = (), failures: list[str] = (), layer_errors: list[dict] = ()) -> str:
     m, metrics, gate = manifest["model"], manifest["metrics"], manifest["parity"]["gate"]
@@ -49,6 +70,8 @@ def render_report(manifest: dict, parity: dict, sparsity: list[dict], ops: list[
         ["input quantization (scale, zero point)",
          f"{manifest['input']['quantization']['scale']}, {manifest['input']['quantization']['zero_point']}"],
     ]), ""]
+    if manifest.get("abstain"):
+        out += _abstain_section(manifest["abstain"], parity)
     sizes = metrics["sizes"]
     out += ["## Sizes", "", _table(["model", "bytes", "gzip bytes"],
                                    [[SIZE_NAMES.get(name, name), f"{s['bytes']:,}", f"{s['gzip_bytes']:,}"]

@@ -1,0 +1,149 @@
+"""Step 4b: the "not an office object" rule (issue 8, method a): a calibrated max-softmax threshold.
+
+    from export.abstain import calibrate, evaluate, abstain_agreement
+    rule = calibrate(float_office_val, float_others_val, output_scale, coverage=0.9)
+    rule["threshold"]       # a consumer abstains when max(dequantized uint8 probabilities) < threshold
+    figures = evaluate(int8_office_test, office_labels, int8_others_test, rule["threshold"])
+    abstain_agreement(float_probs, int8_probs, rule["threshold"])    # the parity gate's figure
+
+Calibration uses the FLOAT model's probabilities on the val split: office val photos, and
+non-office val photos of the train-side others classes (``Dataset.others_items("val")``). The
+threshold is the max probability that keeps ``coverage`` of the office val photos answered.
+Evaluation uses only the others classes kept for evaluation (split "test"), which no calibration
+photo comes from, against the office test split, on the int8 model that consumers run.
+
+The threshold is expressed on the int8 model's output scale: the server and the phone page
+compare the max of the DEQUANTIZED uint8 output, which moves in steps of the output scale (1/256),
+with it. So the float threshold is snapped down to that grid (the largest representable
+probability not above it): every office val photo the float model answers is still answered by
+the float rule, and an int8 output (the float one rounded to the grid, give or take a step) at or
+above the float threshold is at or above the snapped one. The int8 and float rules then disagree
+only on photos whose int8 output moved by a quantization step across it, which the parity gate
+counts.
+
+Temperature scaling (T fitted by NLL on office val) is measured but not applied: the consumers
+threshold the model's own softmax, so applying T would mean changing the model graph, and a
+single T only rescales the logits, which for a coverage-calibrated threshold changes a decision
+only where it reorders the photos' max probabilities. ``temperature`` reports the fitted T and the
+val AUROC with and without it, so the decision to leave it out is measured each export.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+METHOD = "max_softmax"
+
+
+def max_prob(probs: np.ndarray) -> np.ndarray:
+    return np.asarray(probs, np.float64).max(1)
+
+
+def coverage_threshold(scores: np.ndarray, coverage: float) -> float:
+    """The largest threshold t with at least ``coverage`` of ``scores`` >= t (answered)."""
+    ranked = np.sort(np.asarray(scores, np.float64))[::-1]
+    keep = max(1, int(np.ceil(coverage * len(ranked) - 1e-9)))
+    return float(ranked[keep - 1])
+
+
+def snap(threshold: float, output_scale: float) -> float:
+    """The largest uint8 output grid value <= a float threshold (zero point 0: probabilities >= 0)."""
+    return float(np.floor(threshold / output_scale + 1e-6) * output_scale)
+
+
+def answered(probs: np.ndarray, threshold: float) -> np.ndarray:
+    """The consumers' rule: answer when the max probability reaches the threshold."""
+    return max_prob(probs) >= threshold
+
+
+def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(score of a positive > score of a negative), ties counting half (Mann-Whitney U)."""
+    scores = np.concatenate([positive, negative])
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    # uint8 outputs tie often: every tied score gets the average of its ranks.
+    uniq, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    ranks = (sums / counts)[inverse]
+    n_pos, n_neg = len(positive), len(negative)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
+    """T minimising the NLL of softmax(log(p) / T) (a golden-section search over log T)."""
+    logits = np.log(np.clip(np.asarray(probs, np.float64), 1e-12, 1))
+
+    def nll(log_t: float) -> float:
+        z = logits / np.exp(log_t)
+        z -= z.max(1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+        return float(-logp[np.arange(len(labels)), labels].mean())
+
+    lo, hi, golden = np.log(0.05), np.log(20.0), (np.sqrt(5) - 1) / 2
+    for _ in range(60):
+        a, b = hi - golden * (hi - lo), lo + golden * (hi - lo)
+        lo, hi = (lo, b) if nll(a) < nll(b) else (a, hi)
+    return float(np.exp((lo + hi) / 2))
+
+
+def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
+    z = np.log(np.clip(np.asarray(probs, np.float64), 1e-12, 1)) / temperature
+    z -= z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def calibrate(office_val: np.ndarray, office_val_labels: np.ndarray, others_val: np.ndarray,
+              output_scale: float, coverage: float) -> dict:
+    """The manifest's ``abstain`` section (less ``figures``), from FLOAT val probabilities."""
+    float_threshold = coverage_threshold(max_prob(office_val), coverage)
+    threshold = snap(float_threshold, output_scale)
+    t = fit_temperature(office_val, office_val_labels)
+    return {
+        "method": METHOD,
+        "threshold": round(threshold, 8),
+        "target_coverage": coverage,
+        "rule": "abstained = max(dequantized output probabilities) < threshold",
+        "calibrated_on": {
+            "office_val": int(len(office_val)), "others_val": int(len(others_val)),
+            "float_threshold": round(float_threshold, 6),
+            "float_office_coverage": _r(answered(office_val, threshold).mean()),
+            "float_others_answered": _r(answered(others_val, threshold).mean()),
+            "float_auroc": _r(auroc(max_prob(office_val), max_prob(others_val))),
+        },
+        "temperature": {
+            "fitted": round(t, 4), "applied": False,
+            "val_auroc_t1": _r(auroc(max_prob(office_val), max_prob(others_val))),
+            "val_auroc_fitted": _r(auroc(max_prob(tempered(office_val, t)), max_prob(tempered(others_val, t)))),
+        },
+    }
+
+
+def evaluate(office: np.ndarray, office_labels: np.ndarray, others: np.ndarray, threshold: float) -> dict:
+    """Figures on office test vs the evaluation-only others classes (probabilities of one model)."""
+    office_max, others_max = max_prob(office), max_prob(others)
+    correct = office.argmax(1) == office_labels
+    kept = office_max >= threshold
+    at = {}
+    for c in (0.90, 0.95):
+        t = coverage_threshold(office_max, c)
+        at[f"{round(100 * c)}"] = {"threshold": round(t, 6), "office_coverage": _r((office_max >= t).mean()),
+                                   "others_answered": _r((others_max >= t).mean())}
+    return {
+        "office_images": int(len(office)), "others_images": int(len(others)),
+        "auroc": _r(auroc(office_max, others_max)),
+        "at_office_coverage": at,
+        "office_coverage": _r(kept.mean()),
+        "others_answered": _r((others_max >= threshold).mean()),
+        "top1_overall": _r(correct.mean()),
+        "top1_answered": _r(correct[kept].mean()) if kept.any() else None,
+    }
+
+
+def abstain_agreement(float_probs: np.ndarray, int8_probs: np.ndarray, threshold: float) -> float:
+    """Share of images where float and int8 take the same abstain-vs-answer decision."""
+    return float((answered(float_probs, threshold) == answered(int8_probs, threshold)).mean())
+
+
+def _r(x, digits: int = 4) -> float:
+    return round(float(x), digits)

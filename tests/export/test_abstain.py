@@ -1,0 +1,170 @@
+"""The "not an office object" rule (export.abstain): the numbers, then a real export of the tiny run
+on a private copy of the tiny dataset with non-office photos imported by the data stage's CLI.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bundle.manifest import load_bundle
+from export import abstain
+from export.config import GateConfig, build_parser, config_from_args
+from export.inputs import load_pixels, split_arrays
+from export.litert import LiteRTModel
+from export.parity import gate, measure
+from training.data.dataset import load_dataset
+
+FAST = ["--target-sparsity", "0", "--calibration-images", "50", "--min-agreement", "0.9",
+        "--max-accuracy-drop", "5", "--golden-images", "2"]
+
+
+def test_auroc_is_the_pairwise_win_rate_with_ties_as_half():
+    rng = np.random.default_rng(0)
+    pos = rng.integers(0, 6, 40) / 8  # uint8-like outputs: many ties
+    neg = rng.integers(0, 5, 30) / 8
+    pairs = [1.0 if p > n else 0.5 if p == n else 0.0 for p, n in product(pos, neg)]
+    assert abstain.auroc(pos, neg) == pytest.approx(np.mean(pairs))
+    assert abstain.auroc(np.ones(3), np.zeros(4)) == 1.0
+
+
+def test_threshold_keeps_the_coverage_and_sits_on_the_uint8_grid():
+    scores = np.linspace(0.05, 1, 200)
+    t = abstain.coverage_threshold(scores, 0.9)
+    assert (scores >= t).mean() == 0.9 and (scores > t).mean() < 0.9
+    snapped = abstain.snap(t, 1 / 256)
+    assert snapped <= t < snapped + 1 / 256 and (snapped * 256).is_integer()
+    assert abstain.snap(0.5, 1 / 256) == 0.5  # already on the grid: unchanged
+
+
+def test_gate_refuses_an_abstain_decision_that_moves_under_int8():
+    labels = np.array([0, 1, 0, 1])
+    float_p = np.array([[0.9, 0.1], [0.2, 0.8], [0.55, 0.45], [0.45, 0.55]], np.float32)
+    figures = measure(float_p, float_p, float_p, labels, ["a", "b"])
+    assert gate(figures, GateConfig()) == []  # no abstain rule: no abstain check
+    int8_p = float_p.copy()
+    int8_p[2] = [0.6, 0.4]  # crosses a 0.58 threshold: one decision of four changes
+    figures["abstain_agreement"] = abstain.abstain_agreement(float_p, int8_p, 0.58)
+    figures["abstain_images"] = 4
+    assert figures["abstain_agreement"] == 0.75
+    assert ["abstain-vs-answer for 75.00% of 4" in f for f in gate(figures, GateConfig())] == [True]
+
+
+def test_cli_flags_turn_the_rule_off_and_set_its_operating_point():
+    parse = lambda *a: config_from_args(build_parser().parse_args(["--run", "r", "--out", "o", *a]))
+    cfg = parse()
+    assert cfg.abstain.enabled and cfg.abstain.coverage == 0.9 and cfg.gate.min_abstain_agreement == 0.98
+    cfg = parse("--no-abstain", "--abstain-coverage", "0.95", "--min-abstain-agreement", "0.9")
+    assert (cfg.abstain.enabled, cfg.abstain.coverage, cfg.gate.min_abstain_agreement) == (False, 0.95, 0.9)
+    assert cfg.to_dict()["abstain"] == {"enabled": False, "coverage": 0.95}
+
+
+@pytest.fixture(scope="module")
+def others_dataset(tiny_dataset, shared_datasets, tmp_path_factory) -> Path:
+    """A copy of the tiny dataset plus 5 photos of each non-office class (the shared fixture stays as is)."""
+    from training.data.cli import main
+
+    root = tmp_path_factory.mktemp("others") / "office20"
+    shutil.copytree(tiny_dataset, root)
+    assert main(["import-others", "--from", str(shared_datasets / "tiny-imagenet-others"),
+                 "--out", str(root), "--per-class", "5"]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def abstain_bundle(tiny_run, others_dataset, tmp_path_factory) -> Path:
+    from export.cli import main
+
+    out = tmp_path_factory.mktemp("abstain") / "bundle"
+    # The 8-epoch 32 px model is unsure of almost everything: many max probabilities sit near the
+    # threshold, so a few uint8 steps flip more decisions than on a real model.
+    assert main(["--run", str(tiny_run), "--data", str(others_dataset), "--out", str(out), *FAST,
+                 "--min-abstain-agreement", "0.9"]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_calibration_and_evaluation_never_share_a_class(abstain_bundle, others_dataset):
+    ds = load_dataset(others_dataset)
+    seen = {w for split in ("train", "val") for _, w in ds.others_items(split)}
+    unseen = {w for _, w in ds.others_items("test")}
+    assert seen and unseen and not seen & unseen
+    rule = load_bundle(abstain_bundle).abstain
+    assert rule["calibrated_on"]["office_val"] == len(ds.items("val"))
+    assert rule["calibrated_on"]["others_val"] == len(ds.others_items("val"))
+    assert rule["figures"]["int8"]["others_images"] == len(ds.others_items("test"))
+    assert rule["figures"]["int8"]["office_images"] == len(ds.items("test"))
+
+
+@pytest.mark.slow
+def test_threshold_reproduces_the_reported_figures(abstain_bundle, others_dataset):
+    b = load_bundle(abstain_bundle)
+    rule, ds = b.abstain, load_dataset(others_dataset)
+    assert (rule["method"], rule["target_coverage"]) == ("max_softmax", 0.9)
+    t = rule["threshold"]
+    assert (t / b.output_quant.scale).is_integer() and b.output_quant.zero_point == 0
+    # Its own calibration set, through the float TFLite of the exported model (kept beside the bundle)
+    # and the shipped int8 model: the coverage the manifest reports, and at least the target in float.
+    x_val, _ = split_arrays(ds, "val", b.preprocess)
+    float_model = LiteRTModel((abstain_bundle.parent / "bundle.float.tflite").read_bytes())
+    int8_model = LiteRTModel(b.model_path.read_bytes())
+    float_cov = abstain.answered(float_model.probabilities(x_val), t).mean()
+    assert float_cov == pytest.approx(rule["calibrated_on"]["float_office_coverage"], abs=1e-4)
+    assert float_cov >= rule["target_coverage"]
+    assert abstain.answered(int8_model.probabilities(x_val), t).mean() == \
+        pytest.approx(rule["calibrated_on"]["int8_office_coverage"], abs=1e-4)
+    # The evaluation figures, recomputed from the bundle's own model on the unseen classes.
+    x_test, y_test = split_arrays(ds, "test", b.preprocess)
+    x_others = load_pixels([p for p, _ in ds.others_items("test")], b.preprocess)
+    again = abstain.evaluate(int8_model.probabilities(x_test), y_test, int8_model.probabilities(x_others), t)
+    assert again == rule["figures"]["int8"]
+    parity = json.loads((abstain_bundle / "parity.json").read_text())
+    assert parity["abstain_images"] == len(y_test) + len(x_others)
+    assert b.manifest["parity"]["abstain_agreement"] == parity["abstain_agreement"] >= 0.9
+    assert "Not an office object" in (abstain_bundle / "REPORT.md").read_text()
+
+
+@pytest.mark.slow
+def test_server_abstains_as_the_manifest_rule_on_litert_says(abstain_bundle, others_dataset):
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+
+    b = load_bundle(abstain_bundle)
+    ds = load_dataset(others_dataset)
+    model = LiteRTModel(b.model_path.read_bytes())
+    pool = [p for p, _ in ds.items("test")] + [p for p, _ in ds.others_items("test")]
+    decisions = ~abstain.answered(model.probabilities(load_pixels(pool, b.preprocess)), b.abstain["threshold"])
+    # Eight photos of each decision, so the server must get both right.
+    chosen = np.concatenate([np.flatnonzero(decisions)[:8], np.flatnonzero(~decisions)[:8]])
+    photos, expected = [pool[i] for i in chosen], decisions[chosen]
+    assert expected.any() and not expected.all()
+    with TestClient(create_app(abstain_bundle)) as client:
+        got = [client.post("/classify", files={"file": (p.name, p.read_bytes())}).json()["abstained"]
+               for p in photos]
+        assert client.get("/model").json()["abstain"]["threshold"] == b.abstain["threshold"]
+    assert got == expected.tolist()
+
+
+@pytest.mark.slow
+def test_without_others_the_bundle_has_no_abstain_rule(tiny_bundle):
+    b = load_bundle(tiny_bundle)
+    assert b.abstain is None and "abstain_agreement" not in b.manifest["parity"]
+
+
+@pytest.mark.slow
+def test_bench_recomputes_the_bundle_figures(abstain_bundle, others_dataset, tiny_bundle, tmp_path, capsys):
+    from bench.abstain import main
+
+    assert main(["--bundle", str(abstain_bundle), "--data", str(others_dataset), "--results", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "abstain.json").read_text())
+    assert result["int8"] == load_bundle(abstain_bundle).abstain["figures"]["int8"]
+    assert [s["target_coverage"] for s in result["sweep"]] == [0.8, 0.85, 0.9, 0.95, 0.98]
+    md = (tmp_path / "abstain.md").read_text()
+    assert result["cpu"]["model"] in md and "avx512_vnni" in md and "AUROC" in md
+    assert main(["--bundle", str(tiny_bundle), "--data", str(others_dataset)]) == 2
+    assert "no abstain rule" in capsys.readouterr().err
