@@ -110,7 +110,14 @@ def render(r: dict, cpu: dict) -> str:
     at90 = i8["at_office_coverage"]["90"]["others_answered"]
     lines += ["", f"Goals (issue 8): AUROC >= {GOAL_AUROC:.2f}: {'met' if i8['auroc'] >= GOAL_AUROC else 'NOT met'}; "
                   f"at 90% office coverage <= {GOAL_LABELLED_AT_90:.0%} non-office labelled: "
-                  f"{'met' if at90 <= GOAL_LABELLED_AT_90 else 'NOT met'}.", ""]
+                  f"{'met' if at90 <= GOAL_LABELLED_AT_90 else 'NOT met'}."]
+    if i8["auroc"] < GOAL_AUROC or at90 > GOAL_LABELLED_AT_90:
+        lines += ["", "A threshold can only cut along the model's own max probabilities, and a classifier this unsure of "
+                      "office photos gives non-office photos similar max probabilities. Closing the gap takes "
+                      "the model learning non-office photos (issue 8, method b: an explicit \"other\" output "
+                      "trained on the train-side classes); the energy score needs logits, which the shipped "
+                      "model does not output."]
+    lines.append("")
     return "\n".join(lines)
 
 
