@@ -5,7 +5,8 @@
     python -m bench --only train --train-quick    # 1 seed, 8 epochs instead of 3 full seeds
 
 Order matters only for reading: training accuracy (trains its own runs), then export (size and
-latency of RUN vs BUNDLE), the HTTP server (serves BUNDLE), and the APK's on-device runtime.
+latency of RUN vs BUNDLE), the abstain rule's figures, the HTTP server (serves BUNDLE), and the
+APK's on-device runtime.
 Each stage's module can also be run alone (`python -m bench.server --help`).
 """
 from __future__ import annotations
@@ -16,13 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-STAGES = ("train", "export", "server", "android")
+STAGES = ("train", "export", "abstain", "server", "android")
 
 
 def stage_args(stage: str, a: argparse.Namespace) -> list[str]:
     return {
         "train": ["--data", a.data] + (["--quick"] if a.train_quick else []),
         "export": ["--run", a.run, "--bundle", a.bundle],
+        "abstain": ["--run", a.run, "--bundle", a.bundle],
         "server": ["--bundle", a.bundle, "--run", a.run],
         "android": ["--bundle", a.bundle],
     }[stage]
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="+", choices=STAGES, default=list(STAGES), help="stages to run")
     p.add_argument("--train-quick", action="store_true", help="training benchmark: 1 seed, short")
     a = p.parse_args(argv)
-    needs = {"export": a.run, "server": a.bundle, "android": a.bundle}
+    needs = {"export": a.run, "abstain": a.bundle, "server": a.bundle, "android": a.bundle}
     missing = [f"{s} needs {needs[s]} (make train export)" for s in a.only if s in needs
                and not Path(needs[s]).exists()]
     if missing:
