@@ -77,7 +77,7 @@ def measure(run: Path, bundle_dir: Path, runs: int, threads: int) -> dict:
     float_tflite = to_tflite(model, spec.size)
     int8_tflite = b.model_path.read_bytes()
     photo = bundle_dir / b.manifest["golden"][0]["image"]
-    pixels = preprocess(decode_image(photo.read_bytes(), target_size=spec.size), spec)
+    pixels = preprocess(decode_image(photo.read_bytes()), spec)
 
     sizes = {"float_tflite": size_of(float_tflite), "int8_tflite": size_of(int8_tflite),
              "bundle_tar_gz": {"bytes": bundle_targz(bundle_dir), "gzip_bytes": None},

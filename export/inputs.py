@@ -70,7 +70,7 @@ def load_run(path: Path, data: Path | None = None) -> Run:
 def pixels_of(path: Path, spec: PreprocessSpec) -> np.ndarray:
     """One image file -> uint8 (S, S, 3), the reference way."""
     try:
-        return preprocess(decode_image(Path(path).read_bytes(), target_size=spec.size), spec)
+        return preprocess(decode_image(Path(path).read_bytes()), spec)
     except ImageError as e:
         raise ExportError(f"{path}: {e}")
 

@@ -93,7 +93,7 @@ class Classifier:
     def classify(self, data: bytes) -> Classification:
         """Encoded image bytes -> probabilities; raises ``bundle.images.ImageError`` on bad input."""
         t0 = time.perf_counter()
-        img = decode_image(data, target_size=self.spec.size, max_pixels=self.max_pixels)
+        img = decode_image(data, max_pixels=self.max_pixels)
         t1 = time.perf_counter()
         pixels = preprocess(img, self.spec)
         x = quantize(pixels, self._in_q.scale, self._in_q.zero_point, self.bundle.input_dtype)[None]

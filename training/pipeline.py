@@ -2,8 +2,7 @@
 
 Preprocessing follows ``bundle.images.decode_image`` + ``bundle.preprocess`` (what inference
 does): decode (JPEG with ``dct_method="INTEGER_ACCURATE"``, libjpeg's ISLOW DCT, which is what
-Pillow uses, at the same reduced DCT scale Pillow's ``draft`` picks for large photos, so the
-decoded pixels are the same; grayscale becomes RGB), centre-crop a square of side
+Pillow uses, at full size, so the decoded pixels are the same; grayscale becomes RGB), centre-crop a square of side
 ``round(min(W, H) * crop_fraction)``, resize to ``size x size`` with antialiased bilinear, round to
 uint8. When no resize is needed (64 px Tiny ImageNet photos at 64 px) the pixels are exactly the
 reference's. When resizing, TF's antialiased bilinear is close to Pillow's BILINEAR but not
@@ -31,32 +30,11 @@ from training.tfenv import tf
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def jpeg_scale(height: tf.Tensor, width: tf.Tensor, size: int) -> tf.Tensor:
-    """The DCT scale (1, 2, 4 or 8) that ``bundle.images.decode_image(data, target_size=size)``
-    decodes a JPEG at: Pillow's ``draft`` asked for 2x the target on the shorter side."""
-    f64 = lambda v: tf.constant(v, tf.float64)  # noqa: E731 (Python's float arithmetic, in graph mode too)
-    h, w = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
-    want = 2.0 * size / tf.minimum(h, w)
-    req_w = tf.maximum(f64(1), tf.round(w * want))
-    req_h = tf.maximum(f64(1), tf.round(h * want))
-    scale = tf.minimum(tf.math.floordiv(w, req_w), tf.math.floordiv(h, req_h))
-    scale = tf.where(want < 1.0, scale, f64(1))
-    scale = tf.where(scale >= 8, f64(8), tf.where(scale >= 4, f64(4), tf.where(scale >= 2, f64(2), f64(1))))
-    return tf.cast(scale, tf.int32)
-
-
-def decode(data: tf.Tensor, size: int) -> tf.Tensor:
+def decode(data: tf.Tensor) -> tf.Tensor:
     """Encoded bytes -> uint8 RGB [H, W, 3], the pixels ``bundle.images.decode_image`` gives:
-    JPEGs with libjpeg's ISLOW DCT at Pillow's reduced scale; other formats via decode_image."""
-    def jpeg():
-        shape = tf.io.extract_jpeg_shape(data)
-        scale = jpeg_scale(shape[0], shape[1], size)
-        at = lambda ratio: lambda: tf.io.decode_jpeg(  # noqa: E731
-            data, channels=3, ratio=ratio, dct_method="INTEGER_ACCURATE")
-        return tf.switch_case(scale // 2 - scale // 8,  # 1, 2, 4, 8 -> 0, 1, 2, 3
-                              [at(1), at(2), at(4), at(8)])
-
-    return tf.cond(tf.io.is_jpeg(data), jpeg,
+    JPEGs with libjpeg's ISLOW DCT, as Pillow decodes them; other formats via decode_image."""
+    return tf.cond(tf.io.is_jpeg(data),
+                   lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
                    lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
 
 
@@ -122,7 +100,7 @@ class Pipeline:
                                                    tf.constant([label for _, label in items], tf.int32)))
 
     def _load(self, path, label):
-        return crop_and_resize(decode(tf.io.read_file(path), self.size), self.size, self.cfg.crop_fraction), label
+        return crop_and_resize(decode(tf.io.read_file(path)), self.size, self.cfg.crop_fraction), label
 
     def _decoded(self, files: tf.data.Dataset) -> tf.data.Dataset:
         """(uint8 image, label) in file order, cached in memory when it fits."""

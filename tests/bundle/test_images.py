@@ -60,12 +60,13 @@ def test_animated_gif_uses_first_frame(photo, sample_photos):
     assert np.array_equal(np.asarray(img), np.asarray(first))
 
 
-def test_large_jpeg_is_drafted_but_never_below_twice_the_target(photo):
-    data = v.encode(photo.resize((photo.width * 4, photo.height * 4)), "JPEG", quality=90)
-    full = decode_image(data)
-    small = decode_image(data, target_size=64)
-    assert full.size == (photo.width * 4, photo.height * 4)
-    assert min(small.size) >= 128 and small.width < full.width
+def test_large_jpeg_is_decoded_at_full_size_like_a_browser(photo):
+    # No reduced-scale (draft) decoding: the phone page's decoder must see the same pixels.
+    big = photo.resize((photo.width * 4, photo.height * 4))
+    data = v.encode(big, "JPEG", quality=90)
+    img = decode_image(data)
+    assert img.size == big.size
+    assert np.array_equal(np.asarray(img), np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
 
 
 @pytest.mark.parametrize("data, code", [

@@ -102,7 +102,7 @@ def test_parity_figures_come_from_the_real_test_split(tiny_bundle, tiny_run):
     assert parity["float_tflite_max_abs_diff"] < 1e-4
     # Re-run the published model on every test photo through the reference path.
     model = LiteRTModel(b.model_path.read_bytes())
-    top = [int(model.run(quantize(preprocess(decode_image(p.read_bytes(), target_size=b.preprocess.size),
+    top = [int(model.run(quantize(preprocess(decode_image(p.read_bytes()),
                                               b.preprocess), b.input_quant.scale, b.input_quant.zero_point,
                                    "uint8")[None]).argmax()) for p, _ in test]
     accuracy = float(np.mean(np.array(top) == np.array([y for _, y in test])))
@@ -122,7 +122,7 @@ def test_golden_vectors_reproduce(tiny_bundle, tiny_run):
         assert hashlib.sha256(jpg).hexdigest() in test_hashes  # a real test photo, byte-identical
         raw = (tiny_bundle / g["input"]).read_bytes()
         assert hashlib.sha256(raw).hexdigest() == g["input_sha256"]
-        pixels = preprocess(decode_image(jpg, target_size=b.preprocess.size), b.preprocess)
+        pixels = preprocess(decode_image(jpg), b.preprocess)
         x = quantize(pixels, b.input_quant.scale, b.input_quant.zero_point, b.input_dtype)
         assert x.tobytes() == raw and len(raw) == b.preprocess.size ** 2 * 3
         out = model.run(np.frombuffer(raw, np.uint8).reshape(1, *x.shape))

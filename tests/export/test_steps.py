@@ -33,7 +33,7 @@ def test_pixels_are_the_reference_path(tiny_dataset):
     x = load_pixels(paths, spec)
     assert x.dtype == np.uint8 and x.shape == (5, 32, 32, 3)
     for p, got in zip(paths, x):
-        assert np.array_equal(got, preprocess(decode_image(p.read_bytes(), target_size=32), spec))
+        assert np.array_equal(got, preprocess(decode_image(p.read_bytes()), spec))
 
 
 def _probs(top: list[int], n: int = 3) -> np.ndarray:

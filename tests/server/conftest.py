@@ -76,7 +76,7 @@ def reference(bundle_dir):
     spec = bundle.preprocess
 
     def run(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-        pixels = preprocess(decode_image(data, target_size=spec.size), spec)
+        pixels = preprocess(decode_image(data), spec)
         return pixels, model.probabilities(pixels[None])[0]
 
     return run

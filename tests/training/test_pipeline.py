@@ -16,7 +16,7 @@ from training.tfenv import tf
 
 
 def reference(path, size, crop_fraction=1.0) -> np.ndarray:
-    return preprocess(decode_image(path.read_bytes(), target_size=size), PreprocessSpec(size, crop_fraction))
+    return preprocess(decode_image(path.read_bytes()), PreprocessSpec(size, crop_fraction))
 
 
 def images_of(ds: tf.data.Dataset) -> np.ndarray:
@@ -42,21 +42,20 @@ def test_eval_pixels_are_exactly_the_reference_at_native_size_grayscale_included
 
 @pytest.mark.parametrize("size, crop_fraction", [(64, 1.0), (128, 0.875), (224, 1.0)])
 def test_large_photos_match_the_reference_within_one_level(sample_photos, size, crop_fraction):
-    """Decoding (DCT-scaled like Pillow's draft) is exact; TF's antialiased bilinear resize is
-    within 1 of 255 of Pillow's BILINEAR."""
+    """Decoding is exact; TF's antialiased bilinear resize is within 1 of 255 of Pillow's BILINEAR."""
     worst = 0
     for path in sample_photos[:12]:
-        got = crop_and_resize(decode(tf.constant(path.read_bytes()), size), size, crop_fraction).numpy()
+        got = crop_and_resize(decode(tf.constant(path.read_bytes())), size, crop_fraction).numpy()
         want = reference(path, size, crop_fraction)
         assert got.shape == want.shape == (size, size, 3)
         worst = max(worst, int(np.abs(got.astype(int) - want).max()))
     assert worst <= 1
 
 
-def test_jpeg_decode_is_pillows_at_the_same_reduced_scale(sample_photos):
+def test_jpeg_decode_is_pillows(sample_photos):
     for path in sample_photos[:12]:
         data = path.read_bytes()
-        np.testing.assert_array_equal(decode(tf.constant(data), 64).numpy(), np.asarray(decode_image(data, 64)))
+        np.testing.assert_array_equal(decode(tf.constant(data)).numpy(), np.asarray(decode_image(data)))
 
 
 def test_augmentation_is_active_in_training_seeded_by_epoch_and_absent_in_evaluation(dataset):

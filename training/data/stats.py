@@ -81,7 +81,7 @@ def contact_sheet(ds: Dataset, cfg: StatsConfig) -> Path:
                   fill="gray", font=font)
         for col, path in enumerate(shown):
             try:
-                img = decode_image(path.read_bytes(), target_size=cfg.thumb)
+                img = decode_image(path.read_bytes())
             except ImageError:  # the dataset was edited after it was built: show a red tile, go on
                 img = Image.new("RGB", (cfg.thumb, cfg.thumb), (200, 0, 0))
             sheet.paste(ImageOps.fit(img, (cfg.thumb, cfg.thumb)), (LABEL_WIDTH + col * cell, y))
