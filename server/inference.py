@@ -57,6 +57,12 @@ class Classifier:
         self._interpreters: queue.SimpleQueue[Interpreter] = queue.SimpleQueue()
         for _ in range(pool_size):
             self._interpreters.put(self._open_interpreter(threads))
+        # Tensor indices are a property of the model, the same in every interpreter: looking them up
+        # once keeps get_*_details() (which builds dicts of every tensor's metadata) off the request path.
+        probe = self._interpreters.get()
+        self._in_index = probe.get_input_details()[0]["index"]
+        self._out_index = probe.get_output_details()[0]["index"]
+        self._interpreters.put(probe)
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="classify")
 
     def _open_interpreter(self, threads: int) -> Interpreter:
@@ -85,7 +91,7 @@ class Classifier:
         """One quantized input tensor [1, S, S, 3] -> dequantized probabilities [N]."""
         it = self._interpreters.get()
         try:
-            raw = _invoke(it, x)
+            raw = self._invoke(it, x)
         finally:
             self._interpreters.put(it)
         return dequantize(raw[0], self._out_q.scale, self._out_q.zero_point)
@@ -117,16 +123,15 @@ class Classifier:
         idle = [self._interpreters.get() for _ in range(self.pool_size)]
         try:
             for it in idle:
-                _invoke(it, x)
+                self._invoke(it, x)
         finally:
             for it in idle:
                 self._interpreters.put(it)
 
+    def _invoke(self, it: Interpreter, x: np.ndarray) -> np.ndarray:
+        it.set_tensor(self._in_index, x)
+        it.invoke()
+        return it.get_tensor(self._out_index)
+
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _invoke(it: Interpreter, x: np.ndarray) -> np.ndarray:
-    it.set_tensor(it.get_input_details()[0]["index"], x)
-    it.invoke()
-    return it.get_tensor(it.get_output_details()[0]["index"])
