@@ -5,6 +5,7 @@ import csv
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -32,6 +33,16 @@ RUN_FILES = ["model.keras", "preprocess.json", "config.json", "metrics.json", "h
 def history(run: Path) -> list[dict]:
     with open(run / "history.csv", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def latest_checkpoint_number(run: Path) -> int:
+    """N of the last complete ckpt-N (from the CheckpointManager's state file), 0 if none yet."""
+    try:
+        state = (run / "checkpoints" / "checkpoint").read_text()
+    except FileNotFoundError:
+        return 0
+    found = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', state, re.M)
+    return int(found.group(1)) if found else 0
 
 
 def checkpoint_counters(run: Path) -> tuple[int, int]:
@@ -101,7 +112,9 @@ def test_resume_after_kill_9_continues_from_the_checkpoint_and_ends_like_an_unin
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 240
-        while not (run / "checkpoints" / "ckpt-2.index").is_file():
+        # Wait for the checkpoint *state* file to name epoch 2: ckpt-2.index appears before the
+        # checkpoint is complete, and resume (rightly) only trusts complete ones.
+        while latest_checkpoint_number(run) < 2:
             assert proc.poll() is None and time.time() < deadline, "the run ended before its second checkpoint"
             time.sleep(0.1)
     finally:
