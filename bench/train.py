@@ -40,18 +40,48 @@ def train_seeds(data: Path, seeds: list[int], train_args: list[str], work: Path)
     runs = []
     for seed in seeds:
         run = work / f"seed{seed}"
+        argv = ["--data", str(data), "--out", str(run), "--seed", str(seed), "--no-progress", *train_args]
         t = time.time()
-        rc = train_main(["--data", str(data), "--out", str(run), "--seed", str(seed), "--no-progress", *train_args])
-        if rc != 0:
-            raise SystemExit(f"training seed {seed} failed (exit {rc})")
+        if finished_run(run, argv):
+            print(f"seed {seed}: reusing the finished run in {run} (same resolved config)", flush=True)
+        else:
+            rc = train_main(argv)
+            if rc != 0:
+                raise SystemExit(f"training seed {seed} failed (exit {rc})")
         m = json.loads((run / "metrics.json").read_text())
         runs.append({"seed": seed, "run": str(run), "test_top1": m["test"]["top1"], "test_top3": m["test"]["top3"],
                      "val_top1": m["val"]["top1"], "train_top1": m["train"]["top1"], "epochs": m["epochs"],
                      "best_epoch": m["best_epoch"], "params": m["params"], "image_size": m["image_size"],
-                     "wall_s": round(time.time() - t, 1)})
+                     "wall_s": m["wall_time_s"]})
         print(f"seed {seed}: test top-1 {m['test']['top1']:.4f} top-3 {m['test']['top3']:.4f} "
               f"({runs[-1]['wall_s']:.0f} s)", flush=True)
     return runs
+
+
+def finished_run(run: Path, argv: list[str]) -> bool:
+    """Whether ``run`` already holds a complete training run of exactly this configuration.
+
+    A 30-epoch default run costs ~26 minutes of a 2-core CPU, so a run made earlier (for example
+    ``make train``'s, copied or pointed to with --work) counts if its saved config.json equals what
+    ``argv`` resolves to, ignoring only where it was written and whether a progress bar showed.
+    """
+    from training.config import TrainConfig, build_parser, config_from_args
+    from training.data.dataset import load_dataset
+    from training.train import resolve_image_size
+
+    if not (run / "metrics.json").is_file() or not (run / "config.json").is_file():
+        return False
+    cfg = config_from_args(build_parser().parse_args(argv))
+    cfg.data.image_size = resolve_image_size(cfg, load_dataset(argv[argv.index("--data") + 1]))
+    want = cfg.to_dict()
+    have = TrainConfig.from_dict(json.loads((run / "config.json").read_text())).to_dict()  # new fields default
+    for c in (want, have):
+        for key in ("out", "progress", "resume", "stop_after"):
+            c["runtime"].pop(key, None)
+        c["data"].pop("root", None)   # the same dataset may sit at another path; its id is checked below
+    same_data = json.loads((run / "metrics.json").read_text())["dataset"]["id"] == \
+        load_dataset(argv[argv.index("--data") + 1]).id
+    return same_data and want == have
 
 
 def step_clock():
@@ -72,7 +102,7 @@ def step_clock():
 
 def throughput(data: Path, train_args: list[str], steps: int, rounds: int) -> dict:
     """Training img/s from JPEG files, from the cached pipeline and from in-memory tensors."""
-    from training.config import build_parser, config_from_args
+    from training.config import TrainConfig, build_parser, config_from_args
     from training.data.dataset import load_dataset
     from training.model import build_model
     from training.pipeline import Pipeline
@@ -158,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one training run per seed")
     p.add_argument("--quick", action="store_true", help="1 seed, 8 epochs, short throughput measurement")
     p.add_argument("--train-args", default="", help="extra training flags, e.g. '--epochs 40'")
-    p.add_argument("--work", default=None, help="where the runs go (default: a temporary folder)")
+    p.add_argument("--work", default=None, help="where the runs go, one seedN/ folder each (default: a temporary folder); "
+                        "a seedN/ already holding a finished run of the same config is reused")
     p.add_argument("--notes-file", default=None, help="markdown appended to the results under 'Notes'")
     p.add_argument("--out", default=str(RESULTS), help="results folder")
     args = p.parse_args(argv)
