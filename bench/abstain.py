@@ -1,15 +1,18 @@
-"""How well the bundle says "not an office object" (issue 8, method a: a calibrated max-softmax threshold).
+"""How well bundles say "not an office object" (issue 8), method against method on the same photos.
 
-    python -m bench.abstain --run artifacts/run --bundle artifacts/bundle
+    python -m bench.abstain --bundle artifacts/bundle-maxsoftmax --bundle artifacts/bundle   # side by side
     python -m bench.abstain --bundle BUNDLE --data data/office20     # dataset given directly
+    python -m bench.abstain --run artifacts/run --bundle artifacts/bundle   # the run's config names the dataset
 
-Runs the bundle's int8 model.tflite (desktop LiteRT) on the office test split and on the photos of
-the non-office classes kept out of calibration (``Dataset.others_items("test")``), and writes
-bench/results/abstain.md and .json: AUROC office vs non-office of the max probability, the share
-of non-office photos given an office label at 90 % and 95 % office coverage and at the manifest's
-threshold, selective accuracy (office top-1 on answered photos) vs top-1 overall, and a sweep of
-coverages. The figures export measured on the float model, the calibration and the int8/float
-abstain agreement come from the manifest, side by side.
+For each bundle, runs its int8 model.tflite (desktop LiteRT) on the office test split and on the
+photos of the non-office classes kept out of training and calibration (``others_items("test")``),
+and writes bench/results/abstain.md and .json: AUROC office vs non-office of the max output
+probability (the score every consumer thresholds), the share of non-office photos given an office
+label at 90 % and 95 % office coverage and at the manifest's threshold, selective accuracy (office
+top-1 on answered photos) vs top-1 overall, and a sweep of coverages. The figures export measured
+on the float model, the calibration and the int8/float abstain agreement come from each manifest.
+Methods (export.abstain): ``max_softmax`` (a) on a model trained on office photos only, and
+``other_output`` (b) on a model trained with a hidden "other" output (``--other-class``).
 Goals (issue 8): AUROC >= 0.90; at 90 % office coverage <= 20 % of non-office photos labelled.
 """
 from __future__ import annotations
@@ -56,6 +59,7 @@ def measure(bundle_dir: Path, root: Path) -> dict:
     office = model.probabilities(x_test)
     non_office = model.probabilities(load_pixels([p for p, _ in others], b.preprocess))
     rule = b.abstain
+    metrics = b.manifest["metrics"]
     office_max, others_max = abstain.max_prob(office), abstain.max_prob(non_office)
     sweep = []
     for c in SWEEP:
@@ -66,6 +70,8 @@ def measure(bundle_dir: Path, root: Path) -> dict:
                       "top1_answered": round(float((office.argmax(1) == y_test)[kept].mean()), 4)})
     return {"bundle": str(bundle_dir), "dataset": str(root), "model": b.manifest["model"],
             "rule": {k: v for k, v in rule.items() if k != "figures"},
+            "office_top1": {"run_float": metrics.get("run_float_accuracy"), "float": metrics.get("float_accuracy"),
+                            "int8": metrics.get("int8_accuracy")},
             "int8": abstain.evaluate(office, y_test, non_office, rule["threshold"]),
             "float_at_export": rule["figures"].get("float"),
             "abstain_agreement": b.manifest["parity"].get("abstain_agreement"),
@@ -79,64 +85,78 @@ def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
-def render(r: dict, cpu: dict) -> str:
-    rule, cal, i8 = r["rule"], r["rule"]["calibrated_on"], r["int8"]
-    rows = [(name, f) for name, f in (("int8 model.tflite (shipped)", i8), ("float Keras (at export)",
-                                                                           r["float_at_export"])) if f]
+def render(results: list[dict], cpu: dict) -> str:
+    lines = ['# Abstain: "not an office object", method against method', "", cpu_line(cpu) + ".", "",
+             "Every bundle is scored on the same photos: the office test split against photos of non-office "
+             "classes that no training or calibration photo comes from. The score is the max dequantized "
+             "output probability of the shipped int8 model (what the server and the phone page threshold).", "",
+             "| bundle (method) | AUROC | non-office labelled @90% office cov. | @95% | office answered @threshold "
+             "| non-office labelled @threshold | top-1 answered | top-1 overall | int8/float abstain agreement |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        f = r["int8"]
+        lines.append(f"| `{r['bundle']}` ({r['rule']['method']}) | {f['auroc']:.3f} | "
+                     f"{_pct(f['at_office_coverage']['90']['others_answered'])} | "
+                     f"{_pct(f['at_office_coverage']['95']['others_answered'])} | {_pct(f['office_coverage'])} | "
+                     f"{_pct(f['others_answered'])} | {_pct(f['top1_answered'])} | {_pct(f['top1_overall'])} | "
+                     f"{_pct(r['abstain_agreement'])} |")
+    for r in results:
+        lines += ["", *_details(r)]
+    best = max(results, key=lambda r: r["int8"]["auroc"])["int8"]
+    at90 = best["at_office_coverage"]["90"]["others_answered"]
+    lines += ["", f"Goals (issue 8), best bundle: AUROC >= {GOAL_AUROC:.2f}: "
+                  f"{'met' if best['auroc'] >= GOAL_AUROC else 'NOT met'} ({best['auroc']:.3f}); "
+                  f"at 90% office coverage <= {GOAL_LABELLED_AT_90:.0%} non-office labelled: "
+                  f"{'met' if at90 <= GOAL_LABELLED_AT_90 else 'NOT met'} ({_pct(at90)}).", ""]
+    return "\n".join(lines)
+
+
+def _details(r: dict) -> list[str]:
+    rule, cal, i8, top1 = r["rule"], r["rule"]["calibrated_on"], r["int8"], r["office_top1"]
     lines = [
-        "# Abstain: \"not an office object\" (max-softmax threshold)", "",
-        cpu_line(cpu) + f"; model {r['model']['name']} {r['model']['version']} (git {r['model']['git_revision'][:12]}).", "",
-        f"Rule: abstain when the max dequantized output probability < **{rule['threshold']:.4f}**, calibrated on the "
-        f"float model for {_pct(rule['target_coverage'])} coverage of {cal['office_val']} office val photos "
-        f"(+ {cal['others_val']} non-office val photos of {r['others_classes']['calibration']} classes). Evaluated on "
-        f"{i8['office_images']} office test photos vs {i8['others_images']} photos of "
-        f"{r['others_classes']['evaluation']} non-office classes never used for calibration.", "",
-        "| model | AUROC | non-office labelled @90% office cov. | @95% | office answered @threshold "
-        "| non-office labelled @threshold | top-1 answered | top-1 overall |",
-        "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {name} | {f['auroc']:.3f} | {_pct(f['at_office_coverage']['90']['others_answered'])} | "
-              f"{_pct(f['at_office_coverage']['95']['others_answered'])} | {_pct(f['office_coverage'])} | "
-              f"{_pct(f['others_answered'])} | {_pct(f['top1_answered'])} | {_pct(f['top1_overall'])} |"
-              for name, f in rows]
-    lines += ["", f"Abstain agreement int8 vs float (parity gate, >= 98 %): **{_pct(r['abstain_agreement'])}** "
-                  f"of {r['abstain_images']} office + non-office test images.",
-              f"Temperature scaling (fitted on office val): T = {rule['temperature']['fitted']}, val AUROC "
-              f"{rule['temperature']['val_auroc_t1']:.3f} at T=1 vs {rule['temperature']['val_auroc_fitted']:.3f} "
-              f"at the fitted T (not applied: the consumers threshold the model's own softmax).", "",
-              "| office coverage (int8, office test) | threshold | non-office labelled | top-1 answered |",
+        f"## `{r['bundle']}`: {rule['method']}", "",
+        f"Model {r['model']['name']} {r['model']['version']} (git {r['model']['git_revision'][:12]}). Rule: abstain "
+        f"when the max dequantized output probability < **{rule['threshold']:.4f}**, calibrated on the float model "
+        f"for {_pct(rule['target_coverage'])} coverage of {cal['office_val']} office val photos (+ {cal['others_val']} "
+        f"non-office val photos of {r['others_classes']['calibration']} classes). Evaluated on {i8['office_images']} "
+        f"office test photos vs {i8['others_images']} photos of {r['others_classes']['evaluation']} non-office "
+        f"classes. Office test top-1: trained model {_pct(top1['run_float'])}, pruned float {_pct(top1['float'])}, "
+        f"int8 {_pct(top1['int8'])}.", ""]
+    if r["float_at_export"]:
+        f = r["float_at_export"]
+        lines += [f"Float Keras at export: AUROC {f['auroc']:.3f}, non-office labelled @90% "
+                  f"{_pct(f['at_office_coverage']['90']['others_answered'])}, @threshold {_pct(f['others_answered'])}.", ""]
+    if "temperature" in rule:
+        lines += [f"Temperature scaling (fitted on office val): T = {rule['temperature']['fitted']}, val AUROC "
+                  f"{rule['temperature']['val_auroc_t1']:.3f} at T=1 vs {rule['temperature']['val_auroc_fitted']:.3f} "
+                  f"at the fitted T (not applied: the consumers threshold the model's own softmax).", ""]
+    if "float_auroc_office_mass" in cal:
+        lines += [f"Val AUROC of the two scores the hidden output offers (float): max office probability "
+                  f"{cal['float_auroc']:.3f} (shipped), office mass 1 - p(other) {cal['float_auroc_office_mass']:.3f}.", ""]
+    lines += ["| office coverage (int8, office test) | threshold | non-office labelled | top-1 answered |",
               "|---|---|---|---|"]
     lines += [f"| {_pct(s['office_coverage'])} (target {_pct(s['target_coverage'])}) | {s['threshold']:.4f} | "
               f"{_pct(s['others_answered'])} | {_pct(s['top1_answered'])} |" for s in r["sweep"]]
-    at90 = i8["at_office_coverage"]["90"]["others_answered"]
-    lines += ["", f"Goals (issue 8): AUROC >= {GOAL_AUROC:.2f}: {'met' if i8['auroc'] >= GOAL_AUROC else 'NOT met'}; "
-                  f"at 90% office coverage <= {GOAL_LABELLED_AT_90:.0%} non-office labelled: "
-                  f"{'met' if at90 <= GOAL_LABELLED_AT_90 else 'NOT met'}."]
-    if i8["auroc"] < GOAL_AUROC or at90 > GOAL_LABELLED_AT_90:
-        lines += ["", "A threshold can only cut along the model's own max probabilities, and a classifier this unsure of "
-                      "office photos gives non-office photos similar max probabilities. Closing the gap takes "
-                      "the model learning non-office photos (issue 8, method b: an explicit \"other\" output "
-                      "trained on the train-side classes); the energy score needs logits, which the shipped "
-                      "model does not output."]
-    lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.abstain", description=__doc__.split("\n\n")[0])
-    p.add_argument("--bundle", type=Path, default=Path("artifacts/bundle"), help="published bundle with an abstain rule")
+    p.add_argument("--bundle", type=Path, action="append", default=None,
+                   help="published bundle with an abstain rule; repeat to compare (default: artifacts/bundle)")
     p.add_argument("--run", type=Path, default=None, help="trained run: its config.json names the dataset")
     p.add_argument("--data", type=Path, default=None, help="dataset root (overrides the run's)")
     p.add_argument("--results", type=Path, default=RESULTS, help="folder for abstain.md / abstain.json")
     a = p.parse_args(argv)
     try:
-        result = measure(a.bundle, dataset_root(a.run, a.data))
+        root = dataset_root(a.run, a.data)
+        results = [measure(bundle, root) for bundle in a.bundle or [Path("artifacts/bundle")]]
     except (ValueError, BundleError, DatasetError, ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     cpu = cpu_info()
-    result["cpu"] = cpu
-    write_results(a.results, "abstain", result, render(result, cpu))
-    print(render(result, cpu))
+    write_results(a.results, "abstain", {"cpu": cpu, "bundles": results}, render(results, cpu))
+    print(render(results, cpu))
     return 0
 
 

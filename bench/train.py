@@ -67,20 +67,21 @@ def finished_run(run: Path, argv: list[str]) -> bool:
     """
     from training.config import TrainConfig, build_parser, config_from_args
     from training.data.dataset import load_dataset
-    from training.train import resolve_image_size
+    from training.train import resolve_image_size, resolve_other_class
 
     if not (run / "metrics.json").is_file() or not (run / "config.json").is_file():
         return False
     cfg = config_from_args(build_parser().parse_args(argv))
-    cfg.data.image_size = resolve_image_size(cfg, load_dataset(argv[argv.index("--data") + 1]))
+    ds = load_dataset(argv[argv.index("--data") + 1])
+    cfg.data.image_size = resolve_image_size(cfg, ds)
+    cfg.data.other_class = resolve_other_class(cfg, ds)
     want = cfg.to_dict()
     have = TrainConfig.from_dict(json.loads((run / "config.json").read_text())).to_dict()  # new fields default
     for c in (want, have):
         for key in ("out", "progress", "resume", "stop_after"):
             c["runtime"].pop(key, None)
         c["data"].pop("root", None)   # the same dataset may sit at another path; its id is checked below
-    same_data = json.loads((run / "metrics.json").read_text())["dataset"]["id"] == \
-        load_dataset(argv[argv.index("--data") + 1]).id
+    same_data = json.loads((run / "metrics.json").read_text())["dataset"]["id"] == ds.id
     return same_data and want == have
 
 

@@ -1,7 +1,18 @@
-"""Step 4b: the "not an office object" rule (issue 8, method a): a calibrated max-softmax threshold.
+"""Step 4b: the "not an office object" rule (issue 8): a calibrated threshold on the max probability.
+
+Two methods share the rule consumers apply (abstain when the max of the dequantized outputs is
+below the threshold) and differ in the model it reads:
+
+- ``max_softmax`` (method a): a model trained on the office classes only; its max softmax
+  probability is the score.
+- ``other_output`` (method b): a model trained with a hidden "other" output on the train-side
+  non-office classes (``--other-class``); export cuts "other" off the graph (export.outputs), so
+  the shipped office probabilities sum to 1 - p(other) and a photo the model calls "other" has a
+  low max office probability.
 
     from export.abstain import calibrate, evaluate, abstain_agreement
-    rule = calibrate(float_office_val, float_others_val, output_scale, coverage=0.9)
+    rule = calibrate(float_office_val, labels, float_others_val, output_scale, coverage=0.9,
+                     method="other_output")
     rule["threshold"]       # a consumer abstains when max(dequantized uint8 probabilities) < threshold
     figures = evaluate(int8_office_test, office_labels, int8_others_test, rule["threshold"])
     abstain_agreement(float_probs, int8_probs, rule["threshold"])    # the parity gate's figure
@@ -21,7 +32,7 @@ above the float threshold is at or above the snapped one. The int8 and float rul
 only on photos whose int8 output moved by a quantization step across it, which the parity gate
 counts.
 
-Temperature scaling (T fitted by NLL on office val) is measured but not applied: the consumers
+Temperature scaling (method a only; T fitted by NLL on office val) is measured but not applied: the consumers
 threshold the model's own softmax, so applying T would mean changing the model graph, and a
 single T only rescales the logits, which for a coverage-calibrated threshold changes a decision
 only where it reorders the photos' max probabilities. ``temperature`` reports the fitted T and the
@@ -31,7 +42,11 @@ from __future__ import annotations
 
 import numpy as np
 
-METHOD = "max_softmax"
+METHODS = {
+    "max_softmax": "abstained = max(dequantized output probabilities) < threshold",
+    "other_output": "abstained = max(dequantized output probabilities) < threshold; the outputs are the "
+                    "office classes of a softmax with a hidden 'other' class, so they sum to 1 - p(other)",
+}
 
 
 def max_prob(probs: np.ndarray) -> np.ndarray:
@@ -94,16 +109,16 @@ def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def calibrate(office_val: np.ndarray, office_val_labels: np.ndarray, others_val: np.ndarray,
-              output_scale: float, coverage: float) -> dict:
-    """The manifest's ``abstain`` section (less ``figures``), from FLOAT val probabilities."""
+              output_scale: float, coverage: float, method: str = "max_softmax") -> dict:
+    """The manifest's ``abstain`` section (less ``figures``), from FLOAT val probabilities
+    (the shipped outputs: for ``other_output``, the office columns only)."""
     float_threshold = coverage_threshold(max_prob(office_val), coverage)
     threshold = snap(float_threshold, output_scale)
-    t = fit_temperature(office_val, office_val_labels)
-    return {
-        "method": METHOD,
+    rule = {
+        "method": method,
         "threshold": round(threshold, 8),
         "target_coverage": coverage,
-        "rule": "abstained = max(dequantized output probabilities) < threshold",
+        "rule": METHODS[method],
         "calibrated_on": {
             "office_val": int(len(office_val)), "others_val": int(len(others_val)),
             "float_threshold": round(float_threshold, 6),
@@ -111,12 +126,19 @@ def calibrate(office_val: np.ndarray, office_val_labels: np.ndarray, others_val:
             "float_others_answered": _r(answered(others_val, threshold).mean()),
             "float_auroc": _r(auroc(max_prob(office_val), max_prob(others_val))),
         },
-        "temperature": {
-            "fitted": round(t, 4), "applied": False,
-            "val_auroc_t1": _r(auroc(max_prob(office_val), max_prob(others_val))),
-            "val_auroc_fitted": _r(auroc(max_prob(tempered(office_val, t)), max_prob(tempered(others_val, t)))),
-        },
     }
+    if method == "other_output":
+        # The other score the hidden output offers, 1 - p(other) (the office mass), for comparison.
+        mass = lambda p: np.asarray(p, np.float64).sum(1)  # noqa: E731
+        rule["calibrated_on"]["float_auroc_office_mass"] = _r(auroc(mass(office_val), mass(others_val)))
+        return rule
+    t = fit_temperature(office_val, office_val_labels)
+    rule["temperature"] = {
+        "fitted": round(t, 4), "applied": False,
+        "val_auroc_t1": _r(auroc(max_prob(office_val), max_prob(others_val))),
+        "val_auroc_fitted": _r(auroc(max_prob(tempered(office_val, t)), max_prob(tempered(others_val, t)))),
+    }
+    return rule
 
 
 def evaluate(office: np.ndarray, office_labels: np.ndarray, others: np.ndarray, threshold: float) -> dict:

@@ -34,6 +34,11 @@ class Run:
     config: dict
     dataset: Dataset
 
+    @property
+    def other_class(self) -> bool:
+        """Trained with a hidden "other" output (``--other-class``): N + 1 model outputs."""
+        return self.config.get("data", {}).get("other_class") == "on"
+
 
 def load_run(path: Path, data: Path | None = None) -> Run:
     """Load RUN/model.keras, RUN/preprocess.json and the dataset the run was trained on."""
@@ -61,10 +66,14 @@ def load_run(path: Path, data: Path | None = None) -> Run:
     model = keras.models.load_model(path / "model.keras", compile=False)
     if model.input_shape[1:] != (spec.size, spec.size, 3):
         raise ExportError(f"model input {model.input_shape} disagrees with preprocess size {spec.size}")
-    if model.output_shape[-1] != len(dataset.classes):
+    run = Run(path=path, model=model, spec=spec, config=config, dataset=dataset)
+    if model.output_shape[-1] != len(dataset.classes) + run.other_class:
         raise ExportError(f"model has {model.output_shape[-1]} outputs, dataset {data} has "
-                          f"{len(dataset.classes)} classes")
-    return Run(path=path, model=model, spec=spec, config=config, dataset=dataset)
+                          f"{len(dataset.classes)} classes" + (" + 'other'" if run.other_class else ""))
+    if run.other_class and not dataset.others_items("train"):
+        raise ExportError(f"{path} was trained with --other-class but dataset {data} has no non-office "
+                          f"train photos to fine-tune and calibrate with")
+    return run
 
 
 def pixels_of(path: Path, spec: PreprocessSpec) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The export, step by step: run -> pruned model -> int8 TFLite -> abstain rule -> parity gate -> bundle.
+"""The export, step by step: run -> pruned model -> office outputs -> int8 TFLite -> abstain rule -> parity gate -> bundle.
 
     from export.pipeline import export
     result = export(cfg)        # ExportConfig; returns ExportResult(published=..., failures=[...])
@@ -31,6 +31,7 @@ from export.debug import layer_errors
 from export.golden import write_golden
 from export.inputs import ExportError, load_pixels, load_run, split_arrays
 from export.litert import LiteRTModel
+from export.outputs import office_outputs
 from export.parity import drifted_classes, gate, measure
 from export.prune import overall_sparsity, prune_model
 from export.quantize import calibration_items, check_int8_graph, graph_ops, op_counts, to_tflite
@@ -106,8 +107,9 @@ def build_manifest(cfg: ExportConfig, dataset, spec, int8_model: LiteRTModel, fi
     }
 
 
-def train_batches(run, batch_size: int):
-    """The trainer's tf.data pipeline with the run's own data settings (augmentation included)."""
+def train_pipeline(run, batch_size: int):
+    """The trainer's tf.data pipeline with the run's own data settings (augmentation and, for a
+    run with a hidden "other" output, its non-office photos included)."""
     from training.config import TrainConfig
     from training.pipeline import Pipeline
 
@@ -115,8 +117,7 @@ def train_batches(run, batch_size: int):
         data_cfg = TrainConfig.from_dict(run.config).data
     except (TypeError, ValueError) as e:
         raise ExportError(f"{run.path / 'config.json'} is not a trainer config: {e}")
-    pipe = Pipeline(run.dataset, data_cfg, run.spec.size, len(run.dataset.classes), batch_size)
-    return pipe.train
+    return Pipeline(run.dataset, data_cfg, run.spec.size, len(run.dataset.classes), batch_size)
 
 
 def abstain_rule(cfg: ExportConfig, run, model, int8_model: LiteRTModel, office_test: tuple,
@@ -138,8 +139,9 @@ def abstain_rule(cfg: ExportConfig, run, model, int8_model: LiteRTModel, office_
     x_val, y_val = split_arrays(dataset, "val", spec)
     x_others_val = load_pixels([p for p, _ in others_val], spec)
     x_others_test = load_pixels([p for p, _ in others_test], spec)
+    method = "other_output" if run.other_class else "max_softmax"
     rule = abstain.calibrate(predict_keras(model, x_val), y_val, predict_keras(model, x_others_val),
-                             int8_model.output_quant[0], cfg.abstain.coverage)
+                             int8_model.output_quant[0], cfg.abstain.coverage, method)
     t = rule["threshold"]
     rule["calibrated_on"]["int8_office_coverage"] = round(
         float(abstain.answered(int8_model.probabilities(x_val), t).mean()), 4)
@@ -151,7 +153,7 @@ def abstain_rule(cfg: ExportConfig, run, model, int8_model: LiteRTModel, office_
         np.concatenate([keras_test, keras_others]), np.concatenate([int8_test, int8_others]), t), 4)
     figures["abstain_images"] = len(y_test) + len(others_test)
     f = rule["figures"]["int8"]
-    log(f"abstain rule: max-softmax threshold {t:.4f} (int8 output scale) calibrated on {len(y_val)} office "
+    log(f"abstain rule ({method}): threshold {t:.4f} (int8 output scale) calibrated on {len(y_val)} office "
         f"+ {len(others_val)} non-office val photos for {cfg.abstain.coverage:.0%} office coverage; on "
         f"{len(others_test)} photos of unseen non-office classes: AUROC {f['auroc']:.3f}, "
         f"{f['others_answered']:.1%} given an office label, office coverage {f['office_coverage']:.1%}; "
@@ -166,16 +168,22 @@ def export(cfg: ExportConfig) -> ExportResult:
     spec, dataset = run.spec, run.dataset
     names = [c.label for c in dataset.classes]
     x_test, y_test = split_arrays(dataset, "test", spec)
-    run_float_accuracy = float((predict_keras(run.model, x_test).argmax(1) == y_test).mean())
+    run_float_accuracy = float((office_outputs(run.model, len(names)).predict(
+        x_test.astype(np.float32), batch_size=64, verbose=0).argmax(1) == y_test).mean())
 
     if cfg.prune.target_sparsity:
         log(f"pruning Conv2D/Dense kernels to {cfg.prune.target_sparsity:.0%} sparsity, "
             f"{cfg.prune.epochs} fine-tuning epochs")
-    model, sparsity = prune_model(run.model, train_batches(run, cfg.prune.batch_size),
-                                  len(dataset.items("train")), cfg.prune)
+    pipe = train_pipeline(run, cfg.prune.batch_size)
+    model, sparsity = prune_model(run.model, pipe.train, pipe.epoch_size(), cfg.prune)
     log(f"kernel sparsity {overall_sparsity(sparsity):.4f}")
+    if run.other_class:
+        log(f"cutting the hidden 'other' output (index {len(names)}) off the model: it ships "
+            f"{len(names)} office probabilities that sum to 1 - p(other)")
+    model = office_outputs(model, len(names))
 
-    calib_items = calibration_items(dataset, cfg.quantize.calibration_images, cfg.quantize.seed)
+    calib_items = calibration_items(dataset, cfg.quantize.calibration_images, cfg.quantize.seed,
+                                    run.other_class)
     log(f"converting: float TFLite, and int8 calibrated on {len(calib_items)} train images")
     x_calib = load_pixels([p for p, _ in calib_items], spec)
     float_tflite = to_tflite(model, spec.size)

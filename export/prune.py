@@ -2,7 +2,7 @@
 
     from export.prune import prune_model, kernel_sparsity
     pipe = training.pipeline.Pipeline(dataset, run_cfg.data, size, num_classes, batch_size=64)
-    pruned, layers = prune_model(model, pipe.train, pipe.count("train"), PruneConfig(target_sparsity=0.8))
+    pruned, layers = prune_model(model, pipe.train, pipe.epoch_size(), PruneConfig(target_sparsity=0.8))
     layers   # [{"layer": "conv1", "kind": "Conv2D", "weights": 3600, "zeros": 2880, "sparsity": 0.8}, ...]
 
 Fine-tuning reads the trainer's own tf.data pipeline (``batches(epoch)``: that epoch's shuffled,

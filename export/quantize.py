@@ -2,6 +2,7 @@
 
     from export.quantize import calibration_items, to_tflite, graph_ops, check_int8_graph
     items = calibration_items(dataset, n=300, seed=0)          # real train images, stratified by class
+    items = calibration_items(dataset, 300, other_class=True)  # non-office photos as one more class
     float_bytes = to_tflite(model, size=64)
     int8_bytes = to_tflite(model, size=64, calibration=x_calib)  # x_calib: uint8 (n, 64, 64, 3)
     problems = check_int8_graph(int8_bytes, model)              # [] when every op is int8
@@ -25,11 +26,16 @@ ELEMENTWISE_OPS = {"MUL", "ADD", "SUB", "DIV"}
 ELEMENTWISE_LAYERS = {"Normalization": 2, "Rescaling": 2, "Add": 1, "Subtract": 1, "Multiply": 1}
 
 
-def calibration_items(dataset: Dataset, n: int, seed: int = 0) -> list[tuple]:
-    """Up to ``n`` train (path, label) pairs, as equal a share per class as the split allows."""
+def calibration_items(dataset: Dataset, n: int, seed: int = 0, other_class: bool = False) -> list[tuple]:
+    """Up to ``n`` train (path, label) pairs, as equal a share per class as the split allows.
+
+    With ``other_class`` the non-office train photos are one more class (label N), so the
+    activations a non-office photo causes, "other" winning included, are in the calibrated ranges.
+    """
     rng = random.Random(seed)
     by_class: dict[int, list] = {}
-    for item in dataset.items("train"):
+    others = [(p, len(dataset.classes)) for p, _ in dataset.others_items("train")] if other_class else []
+    for item in dataset.items("train") + others:
         by_class.setdefault(item[1], []).append(item)
     for items in by_class.values():
         rng.shuffle(items)

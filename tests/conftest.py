@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from recipes import TINY_TRAIN_FLAGS
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -45,15 +46,37 @@ def tiny_dataset(shared_datasets, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def others_dataset(tiny_dataset, shared_datasets, tmp_path_factory) -> Path:
+    """A copy of the tiny dataset plus 5 photos of each non-office class (``import-others``)."""
+    import shutil
+
+    from training.data.cli import main
+
+    root = tmp_path_factory.mktemp("others") / "office20"
+    shutil.copytree(tiny_dataset, root)
+    assert main(["import-others", "--from", str(shared_datasets / "tiny-imagenet-others"),
+                 "--out", str(root), "--per-class", "5"]) == 0
+    return root
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
     """A real model trained for a few epochs at 32 px by the trainer's CLI."""
     from training.train import main
 
     run = tmp_path_factory.mktemp("run") / "run"
-    rc = main(["--data", str(tiny_dataset), "--out", str(run), "--image-size", "32",
-               "--epochs", "8", "--seed", "0", "--batch-size", "32", "--width", "32",
-               "--fc-units", "256", "--warmup-epochs", "1", "--dropout", "0.2", "--weight-decay", "1e-4",
-               "--label-smoothing", "0", "--brightness", "0", "--contrast", "0", "--no-progress"])
+    rc = main(["--data", str(tiny_dataset), "--out", str(run), *TINY_TRAIN_FLAGS])
+    assert rc == 0 and (run / "model.keras").is_file()
+    return run
+
+
+@pytest.fixture(scope="session")
+def other_run(others_dataset, tmp_path_factory) -> Path:
+    """The tiny run's recipe with the hidden "other" output trained on the non-office photos."""
+    from training.train import main
+
+    run = tmp_path_factory.mktemp("run-other") / "run"
+    rc = main(["--data", str(others_dataset), "--out", str(run), *TINY_TRAIN_FLAGS, "--other-class", "on"])
     assert rc == 0 and (run / "model.keras").is_file()
     return run
 

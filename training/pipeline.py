@@ -20,6 +20,7 @@ It never runs for evaluation. Kept out of the model because XLA can't compile
     pipe = Pipeline(ds, cfg.data, image_size=64, num_classes=20, batch_size=128, seed=0)
     for x, y in pipe.train(epoch=0): ...       # x float32 [B, 64, 64, 3] in 0..255, y one-hot
     pipe.evaluation("val")                      # unaugmented, in file order
+    pipe.epoch_size()                           # train images per epoch (office + "other" draw)
 """
 from __future__ import annotations
 
@@ -78,13 +79,27 @@ def augment(image: tf.Tensor, seed: tf.Tensor, cfg: DataConfig, size: int) -> tf
 
 
 class Pipeline:
-    """The train and evaluation datasets of one run; decoded images are shared by all epochs."""
+    """The train and evaluation datasets of one run; decoded images are shared by all epochs.
+
+    With ``cfg.other_class == "on"`` the labels have one more class, index ``num_classes``
+    ("other"): each training epoch mixes ``other_fraction`` of non-office photos of the train-side
+    classes (a fresh seeded draw every epoch) into the office ones, and ``others_val`` /
+    ``others_test`` are evaluation splits of the non-office photos.
+    """
 
     def __init__(self, dataset: Dataset, cfg: DataConfig, image_size: int, num_classes: int,
                  batch_size: int, seed: int = 0):
         self.cfg, self.size, self.num_classes = cfg, image_size, num_classes
         self.batch_size, self.seed = batch_size, seed
         self.items = {split: dataset.items(split) for split in ("train", "val", "test")}
+        self.other_class = cfg.other_class == "on"
+        if self.other_class:
+            for split in ("train", "val", "test"):
+                self.items[f"others_{split}"] = [(p, num_classes) for p, _ in dataset.others_items(split)]
+            if not self.items["others_train"]:
+                raise ValueError(f"--other-class on: {dataset.root} has no non-office train photos "
+                                 f"(add them with `python -m training.data import-others`)")
+        self.outputs = num_classes + self.other_class
         bytes_needed = sum(len(v) for v in self.items.values()) * image_size * image_size * 3
         self.cached = cfg.cache and bytes_needed <= cfg.cache_limit_mb * 2**20
         self.parallel = cfg.workers or AUTOTUNE
@@ -93,6 +108,16 @@ class Pipeline:
 
     def count(self, split: str) -> int:
         return len(self.items[split])
+
+    def others_per_epoch(self) -> int:
+        """Non-office photos mixed into each training epoch: ``other_fraction`` of the epoch."""
+        if not self.other_class:
+            return 0
+        f = self.cfg.other_fraction
+        return round(self.count("train") * f / (1 - f))
+
+    def epoch_size(self) -> int:
+        return self.count("train") + self.others_per_epoch()
 
     def _file_list(self, split: str) -> tf.data.Dataset:
         items = self.items[split]
@@ -109,18 +134,23 @@ class Pipeline:
 
     def _to_model(self, image, label):
         image = tf.ensure_shape(tf.cast(image, tf.float32), (self.size, self.size, 3))
-        return image, tf.one_hot(label, self.num_classes)
+        return image, tf.one_hot(label, self.outputs)
 
     def train(self, epoch: int, augment_images: bool | None = None) -> tf.data.Dataset:
         """Epoch ``epoch``'s shuffled (and augmented) batches; the same for the same seed and epoch."""
         do_augment = self.cfg.augment if augment_images is None else augment_images
         shuffle_seed = self.seed * 100_003 + epoch
-        n = self.count("train")
-        if self.cached:
-            ds = self._images["train"].shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=False)
-        else:
-            # Shuffle the file names, not the pictures: the first batch needn't wait for every decode.
-            ds = self._files["train"].shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=False)
+        # Shuffle file names, not pictures, when nothing is cached: the first batch needn't wait
+        # for every decode.
+        source = self._images if self.cached else self._files
+        ds, n = source["train"], self.count("train")
+        if self.other_class:
+            k = self.others_per_epoch()
+            others = source["others_train"].shuffle(self.count("others_train"), seed=shuffle_seed + 1,
+                                                    reshuffle_each_iteration=False)
+            ds, n = ds.concatenate(others.repeat().take(k)), n + k
+        ds = ds.shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=False)
+        if not self.cached:
             ds = ds.map(self._load, num_parallel_calls=self.parallel)
         ds = ds.enumerate().map(lambda i, pair: (i, *self._to_model(*pair)), num_parallel_calls=self.parallel)
         if do_augment:

@@ -66,6 +66,17 @@ def resolve_image_size(cfg: TrainConfig, ds: Dataset) -> int:
     return 64 if 0 < side <= SMALL_DATA_MAX_SIDE else 128
 
 
+def resolve_other_class(cfg: TrainConfig, ds: Dataset) -> str:
+    """"on" or "off": whether this run trains the hidden "other" output (``--other-class``)."""
+    has_others = bool(ds.others_items("train"))
+    if cfg.data.other_class == "on" and not has_others:
+        raise DatasetError(f"--other-class on: {cfg.data.root} has no non-office train photos "
+                           f"(add them with `python -m training.data import-others`)")
+    if not 0 < cfg.data.other_fraction < 1:
+        raise UsageError(f"--other-fraction is a share in (0, 1), got {cfg.data.other_fraction}")
+    return "on" if cfg.data.other_class == "on" or (cfg.data.other_class == "auto" and has_others) else "off"
+
+
 def resolve_config(argv: list[str] | None) -> TrainConfig:
     args = build_parser().parse_args(argv)
     out = Path(args.out).resolve()
@@ -100,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ds = load_dataset(cfg.data.root)
         cfg.data.image_size = resolve_image_size(cfg, ds)
+        cfg.data.other_class = resolve_other_class(cfg, ds)
         if not ds.items("val"):
             raise DatasetError(f"{cfg.data.root} has no val images: early stopping and best-model "
                                f"selection need some (rebuild the dataset with a val fraction > 0)")
@@ -227,15 +239,19 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, strategy, mixed: bool, jit: boo
     global_batch = cfg.optim.batch_size * replicas
 
     pipe = Pipeline(ds, cfg.data, size, num_classes, global_batch, seed=cfg.runtime.seed)
-    steps_per_epoch = math.ceil(pipe.count("train") / global_batch)
+    steps_per_epoch = math.ceil(pipe.epoch_size() / global_batch)
     print(f"data: {ds.id}, {num_classes} classes, train/val/test = {pipe.count('train')}/"
           f"{pipe.count('val')}/{pipe.count('test')} images at {size} px "
           f"({'cached in memory' if pipe.cached else 'decoded every epoch'})")
+    if pipe.other_class:
+        print(f"other class: output {num_classes} ('other', hidden from users) trained on "
+              f"{pipe.others_per_epoch()} of {pipe.count('others_train')} non-office train photos per epoch "
+              f"({cfg.data.other_fraction:.0%} of each epoch)")
     print(f"hardware: {replicas} replica(s) ({'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'}), "
           f"global batch {global_batch}, mixed precision {'on' if mixed else 'off'}, XLA {'on' if jit else 'off'}")
 
     with strategy.scope():
-        model = build_model(cfg.model, size, num_classes, ds.mean, ds.std)
+        model = build_model(cfg.model, size, pipe.outputs, ds.mean, ds.std)
         schedule = WarmupSchedule(cfg.optim.lr, cfg.schedule, steps_per_epoch)
         model.compile(
             optimizer=make_optimizer(cfg.optim, schedule),
@@ -308,7 +324,7 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, strategy, mixed: bool, jit: boo
 
     best_manager.checkpoint.read(best_manager.latest_checkpoint).expect_partial()
     print(f"best val accuracy {best_val.numpy():.4f} at epoch {int(best_epoch.numpy())}; saving float32 model")
-    final = _float32_copy(model, cfg, size, num_classes, ds)
+    final = _float32_copy(model, cfg, size, pipe.outputs, ds)
     _save_keras_atomic(final, out / "model.keras")
     write_json_atomic(out / "preprocess.json", PreprocessSpec(size, cfg.data.crop_fraction).to_dict())
     metrics = evaluate_run(final, pipe, ds, cfg, rows, params, int(best_epoch.numpy()), time.time() - started)
@@ -318,7 +334,7 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, strategy, mixed: bool, jit: boo
     return metrics
 
 
-def _float32_copy(model, cfg: TrainConfig, size: int, num_classes: int, ds: Dataset):
+def _float32_copy(model, cfg: TrainConfig, size: int, outputs: int, ds: Dataset):
     """The trained weights in a fresh float32 model with plain (stateless-at-rest) Dropout layers:
     what export loads. Copied layer by layer, because the training model's Dropout layers also
     hold their random generator's state."""
@@ -327,7 +343,7 @@ def _float32_copy(model, cfg: TrainConfig, size: int, num_classes: int, ds: Data
 
     keras.mixed_precision.set_global_policy("float32")
     keras.backend.experimental.disable_tf_random_generator()
-    final = build_model(cfg.model, size, num_classes, ds.mean, ds.std)
+    final = build_model(cfg.model, size, outputs, ds.mean, ds.std)
     for layer in final.layers:
         if layer.weights:
             layer.set_weights(model.get_layer(layer.name).get_weights())
@@ -349,12 +365,23 @@ def evaluate_run(model, pipe, ds: Dataset, cfg: TrainConfig, rows: list[dict], p
                "params": int(params), "epochs": len(rows), "best_epoch": best_epoch,
                "wall_time_s": round(wall_time, 1)}
     test_cm = None
-    for split in splits:
+    called_other = {}
+    for split in splits + (("others_val", "others_test") if pipe.other_class else ()):
         y = np.asarray(pipe.labels(split), dtype=np.int64)
-        probs = model.predict(pipe.evaluation(split), verbose=0) if len(y) else np.zeros((0, len(labels)))
+        probs = model.predict(pipe.evaluation(split), verbose=0) if len(y) else np.zeros((0, pipe.outputs))
+        if pipe.other_class:
+            called_other[split] = round(float((probs.argmax(1) == len(labels)).mean()), 4) if len(y) else None
+            if split.startswith("others_"):
+                continue
+            # What users see: the best office label, whatever "other" scored (export decides abstaining).
+            probs = probs[:, :len(labels)]
         metrics[split] = split_metrics(probs, y, labels, wnids)
         if split == "test":
             test_cm = confusion_matrix(probs, y, len(labels))
+    if pipe.other_class:
+        metrics["other_class"] = {"index": len(labels), "fraction": cfg.data.other_fraction,
+                                  "others_train_photos": pipe.count("others_train"),
+                                  "share_called_other": called_other}
     if rows:
         plot_curves(rows, out / "curves.png")
     plot_confusion(test_cm, labels, out / "confusion.png",

@@ -63,28 +63,59 @@ def test_cli_flags_turn_the_rule_off_and_set_its_operating_point():
     assert cfg.to_dict()["abstain"] == {"enabled": False, "coverage": 0.95}
 
 
-@pytest.fixture(scope="module")
-def others_dataset(tiny_dataset, shared_datasets, tmp_path_factory) -> Path:
-    """A copy of the tiny dataset plus 5 photos of each non-office class (the shared fixture stays as is)."""
-    from training.data.cli import main
-
-    root = tmp_path_factory.mktemp("others") / "office20"
-    shutil.copytree(tiny_dataset, root)
-    assert main(["import-others", "--from", str(shared_datasets / "tiny-imagenet-others"),
-                 "--out", str(root), "--per-class", "5"]) == 0
-    return root
-
-
-@pytest.fixture(scope="module")
-def abstain_bundle(tiny_run, others_dataset, tmp_path_factory) -> Path:
+def export_with_others(run: Path, data: Path, out: Path) -> Path:
     from export.cli import main
 
-    out = tmp_path_factory.mktemp("abstain") / "bundle"
     # The 8-epoch 32 px model is unsure of almost everything: many max probabilities sit near the
     # threshold, so a few uint8 steps flip more decisions than on a real model.
-    assert main(["--run", str(tiny_run), "--data", str(others_dataset), "--out", str(out), *FAST,
+    assert main(["--run", str(run), "--data", str(data), "--out", str(out), *FAST,
                  "--min-abstain-agreement", "0.9"]) == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def max_softmax_bundle(tiny_run, others_dataset, tmp_path_factory) -> Path:
+    """Method a: the tiny run (office photos only), exported with the non-office photos present."""
+    return export_with_others(tiny_run, others_dataset, tmp_path_factory.mktemp("abstain-a") / "bundle")
+
+
+@pytest.fixture(scope="module")
+def other_output_bundle(other_run, others_dataset, tmp_path_factory) -> Path:
+    """Method b: the tiny run trained with a hidden "other" output, exported."""
+    return export_with_others(other_run, others_dataset, tmp_path_factory.mktemp("abstain-b") / "bundle")
+
+
+@pytest.fixture(params=["max_softmax", "other_output"])
+def abstain_bundle(request) -> Path:
+    return request.getfixturevalue(f"{request.param}_bundle")
+
+
+def expected_method(bundle: Path) -> str:
+    """What the exported run says: trained with a hidden "other" output or not."""
+    run = Path(json.loads((bundle / "export_config.json").read_text())["run"])
+    return {"on": "other_output", "off": "max_softmax"}[json.loads((run / "config.json").read_text())["data"]["other_class"]]
+
+
+@pytest.mark.slow
+def test_other_output_is_cut_off_and_the_shipped_model_stays_fully_int8(other_output_bundle, others_dataset):
+    abstain_bundle = other_output_bundle
+    from export.quantize import graph_ops
+
+    b = load_bundle(abstain_bundle)
+    assert b.abstain["method"] == "other_output" and "office_mass" in str(b.abstain["calibrated_on"])
+    assert b.manifest["output"]["shape"] == [1, 20] and len(b.labels) == 20 and "other" not in b.labels
+    ops = graph_ops(b.model_path.read_bytes())
+    assert "STRIDED_SLICE" in [op["op"] for op in ops]
+    assert all(set(op["inputs"] + op["outputs"]) <= {"int8", "int32"} for op in ops[1:-1])
+    float_model = LiteRTModel((abstain_bundle.parent / "bundle.float.tflite").read_bytes())
+    assert float_model.output["shape"].tolist() == [1, 20]
+    # The shipped office probabilities sum to 1 - p(other): less on photos of unseen non-office
+    # classes than on office photos, because the hidden output takes their mass.
+    ds = load_dataset(others_dataset)
+    int8_model = LiteRTModel(b.model_path.read_bytes())
+    office = int8_model.probabilities(split_arrays(ds, "test", b.preprocess)[0]).sum(1)
+    others = int8_model.probabilities(load_pixels([p for p, _ in ds.others_items("test")], b.preprocess)).sum(1)
+    assert office.max() <= 1 + 20 / 256 and others.mean() < office.mean() - 0.04, (others.mean(), office.mean())
 
 
 @pytest.mark.slow
@@ -104,7 +135,8 @@ def test_calibration_and_evaluation_never_share_a_class(abstain_bundle, others_d
 def test_threshold_reproduces_the_reported_figures(abstain_bundle, others_dataset):
     b = load_bundle(abstain_bundle)
     rule, ds = b.abstain, load_dataset(others_dataset)
-    assert (rule["method"], rule["target_coverage"]) == ("max_softmax", 0.9)
+    assert rule["target_coverage"] == 0.9
+    assert rule["method"] == expected_method(abstain_bundle)
     t = rule["threshold"]
     assert (t / b.output_quant.scale).is_integer() and b.output_quant.zero_point == 0
     # Its own calibration set, through the float TFLite of the exported model (kept beside the bundle)
@@ -157,14 +189,21 @@ def test_without_others_the_bundle_has_no_abstain_rule(tiny_bundle):
 
 
 @pytest.mark.slow
-def test_bench_recomputes_the_bundle_figures(abstain_bundle, others_dataset, tiny_bundle, tmp_path, capsys):
+def test_bench_compares_the_methods_on_the_same_photos(max_softmax_bundle, other_output_bundle, others_dataset,
+                                                       tiny_bundle, tmp_path, capsys):
     from bench.abstain import main
 
-    assert main(["--bundle", str(abstain_bundle), "--data", str(others_dataset), "--results", str(tmp_path)]) == 0
+    bundles = [max_softmax_bundle, other_output_bundle]
+    assert main(["--data", str(others_dataset), "--results", str(tmp_path),
+                 "--bundle", str(bundles[0]), "--bundle", str(bundles[1])]) == 0
     result = json.loads((tmp_path / "abstain.json").read_text())
-    assert result["int8"] == load_bundle(abstain_bundle).abstain["figures"]["int8"]
-    assert [s["target_coverage"] for s in result["sweep"]] == [0.8, 0.85, 0.9, 0.95, 0.98]
+    assert [r["rule"]["method"] for r in result["bundles"]] == ["max_softmax", "other_output"]
+    for b, r in zip(bundles, result["bundles"]):
+        assert r["int8"] == load_bundle(b).abstain["figures"]["int8"]
+        assert [s["target_coverage"] for s in r["sweep"]] == [0.8, 0.85, 0.9, 0.95, 0.98]
     md = (tmp_path / "abstain.md").read_text()
-    assert result["cpu"]["model"] in md and "avx512_vnni" in md and "AUROC" in md
+    assert result["cpu"]["model"] in md and "avx512_vnni" in md
+    assert md.count("(max_softmax) |") == 1 and md.count("(other_output) |") == 1
+    assert "office mass 1 - p(other)" in md and "Temperature scaling" in md
     assert main(["--bundle", str(tiny_bundle), "--data", str(others_dataset)]) == 2
     assert "no abstain rule" in capsys.readouterr().err

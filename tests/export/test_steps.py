@@ -26,6 +26,16 @@ def test_calibration_is_stratified_real_train_images(tiny_dataset):
     assert len(calibration_items(ds, 10**6)) == len(train)  # asks for more than exist: all of them
 
 
+def test_calibration_of_an_other_class_model_includes_non_office_train_photos(others_dataset):
+    ds = load_dataset(others_dataset)
+    items = calibration_items(ds, 105, seed=0, other_class=True)
+    counts = Counter(label for _, label in items)
+    assert sorted(counts) == list(range(21)) and set(counts.values()) == {5}
+    others = {p for p, label in items if label == 20}
+    assert others <= {p for p, _ in ds.others_items("train")}
+    assert 20 not in {label for _, label in calibration_items(ds, 105, seed=0)}
+
+
 def test_pixels_are_the_reference_path(tiny_dataset):
     ds = load_dataset(tiny_dataset)
     spec = PreprocessSpec(size=32)

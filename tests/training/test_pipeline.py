@@ -94,3 +94,33 @@ def test_uncached_pipeline_gives_the_same_pixels(dataset):
     assert cached.cached and not streamed.cached
     np.testing.assert_array_equal(images_of(cached.evaluation("test")), images_of(streamed.evaluation("test")))
     np.testing.assert_array_equal(images_of(cached.train(2)), images_of(streamed.train(2)))
+
+
+def test_other_class_mixes_a_fresh_seeded_draw_of_non_office_photos_into_each_epoch(others_dataset):
+    ds = load_dataset(others_dataset)
+    cfg = dataclasses.replace(DataConfig(), other_class="on", other_fraction=0.25, augment=False)
+    pipe = Pipeline(ds, cfg, image_size=32, num_classes=20, batch_size=64, seed=1)
+    office, k = pipe.count("train"), pipe.others_per_epoch()
+    assert pipe.outputs == 21 and k == round(office / 3) and pipe.epoch_size() == office + k
+
+    def epoch(n):
+        x, y = zip(*[(x.numpy(), y.numpy()) for x, y in pipe.train(n)])
+        return np.concatenate(x), np.concatenate(y).argmax(1)
+
+    x0, y0 = epoch(0)
+    assert len(y0) == office + k and (y0 == 20).sum() == k
+    assert np.bincount(y0[y0 < 20], minlength=20).tolist() == np.bincount(pipe.labels("train"), minlength=20).tolist()
+    others_pixels = {img.tobytes() for img in images_of(pipe.evaluation("others_train"))}
+    drawn0 = {img.tobytes() for img in x0[y0 == 20]}
+    assert drawn0 <= others_pixels and len(drawn0) == k, "the 'other' images are non-office train photos, no repeats"
+    x0_again, y0_again = epoch(0)
+    assert np.array_equal(x0, x0_again) and np.array_equal(y0, y0_again)
+    x1, y1 = epoch(1)
+    assert {img.tobytes() for img in x1[y1 == 20]} != drawn0, "each epoch draws other non-office photos"
+    # "other" is only a training target: the evaluation splits of non-office photos are all class 20,
+    # and they never come from the classes trained on.
+    assert set(pipe.labels("others_test")) == {20} and pipe.count("others_test") == len(ds.others_items("test"))
+    assert not {img.tobytes() for img in images_of(pipe.evaluation("others_test"))} & others_pixels
+
+    plain = Pipeline(ds, DataConfig(), image_size=32, num_classes=20, batch_size=64)
+    assert plain.outputs == 20 and plain.epoch_size() == office and "others_train" not in plain.items

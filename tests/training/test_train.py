@@ -17,15 +17,12 @@ import numpy as np
 import pytest
 
 from bundle.preprocess import PreprocessSpec
+from recipes import TINY_TRAIN_FLAGS
 from training.config import build_parser, config_from_args
 from training.data.dataset import load_dataset
 from training.train import main
 
 REPO = Path(__file__).resolve().parents[2]
-# The tiny_run fixture's flags (tests/conftest.py): the kill -9 test repeats that run exactly.
-TINY_FLAGS = ["--image-size", "32", "--epochs", "8", "--seed", "0", "--batch-size", "32", "--width", "32",
-              "--fc-units", "256", "--warmup-epochs", "1", "--dropout", "0.2", "--weight-decay", "1e-4",
-              "--label-smoothing", "0", "--brightness", "0", "--contrast", "0", "--no-progress"]
 RUN_FILES = ["model.keras", "preprocess.json", "config.json", "metrics.json", "history.csv",
              "curves.png", "confusion.png", "filters.png"]
 
@@ -73,6 +70,36 @@ def test_tiny_run_writes_the_run_directory_export_reads(tiny_run, tiny_dataset):
 
 
 @pytest.mark.slow
+def test_other_class_run_has_a_hidden_output_that_learns_non_office_photos(other_run, others_dataset):
+    from training.tfenv import keras
+
+    ds = load_dataset(others_dataset)
+    config = json.loads((other_run / "config.json").read_text())
+    assert (config["data"]["other_class"], config["data"]["other_fraction"]) == ("on", 0.25)
+    assert keras.models.load_model(other_run / "model.keras", compile=False).output_shape == (None, 21)
+    metrics = json.loads((other_run / "metrics.json").read_text())
+    # Office accuracy is over the 20 office outputs, as users see it; "other" is not a class there.
+    assert [c["wnid"] for c in metrics["test"]["per_class"]] == [c.wnid for c in ds.classes]
+    assert metrics["test"]["count"] == len(ds.items("test")) and metrics["val"]["top1"] >= 0.12
+    other = metrics["other_class"]
+    assert other["index"] == 20 and other["others_train_photos"] == len(ds.others_items("train"))
+    called = other["share_called_other"]
+    # Non-office photos of classes it never saw are called "other" more often than office photos.
+    assert called["others_test"] > called["test"] + 0.1, called
+    assert set(called) == {"train", "val", "test", "others_val", "others_test"}
+
+
+def test_other_class_auto_follows_the_dataset(tiny_dataset, others_dataset):
+    from training.train import resolve_other_class
+
+    cfg = config_from_args(build_parser().parse_args(["--data", "d", "--out", "o", "--other-class", "auto"]))
+    assert resolve_other_class(cfg, load_dataset(others_dataset)) == "on"
+    assert resolve_other_class(cfg, load_dataset(tiny_dataset)) == "off"
+    cfg.data.other_class = "off"
+    assert resolve_other_class(cfg, load_dataset(others_dataset)) == "off"
+
+
+@pytest.mark.slow
 def test_tiny_run_beats_chance_clearly(tiny_run):
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     # 20 classes: chance is 5 % top-1 and 15 % top-3.
@@ -108,7 +135,7 @@ def test_resume_after_kill_9_continues_from_the_checkpoint_and_ends_like_an_unin
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "training.train", "--data", str(tiny_dataset),
-                             "--out", str(run), *TINY_FLAGS], cwd=REPO, env=env,
+                             "--out", str(run), *TINY_TRAIN_FLAGS], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 240
@@ -161,7 +188,7 @@ def test_every_config_field_is_a_grouped_cli_flag_and_resume_keeps_the_saved_con
 
 
 @pytest.mark.parametrize("problem", ["missing", "no_manifest", "class_without_train_images", "tiny_images",
-                                     "broken_jpeg"])
+                                     "broken_jpeg", "other_class_without_others", "other_fraction_out_of_range"])
 def test_bad_input_is_one_clear_error_with_exit_code_2(problem, tiny_dataset, tmp_path, capsys):
     root = tmp_path / "data"
     args = []
@@ -190,12 +217,18 @@ def test_bad_input_is_one_clear_error_with_exit_code_2(problem, tiny_dataset, tm
         (root / broken).write_bytes((tiny_dataset / broken).read_bytes()[:300])
         (root / "dataset.json").write_text(json.dumps(meta))
         args = ["--image-size", "32", "--epochs", "1", "--no-progress"]
+    elif problem == "other_class_without_others":
+        root, args = tiny_dataset, ["--other-class", "on"]
+    elif problem == "other_fraction_out_of_range":
+        root, args = tiny_dataset, ["--other-fraction", "1"]
     assert main(["--data", str(root), "--out", str(tmp_path / "run"), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
     assert {"missing": "does not exist", "no_manifest": "dataset.json is missing",
             "class_without_train_images": "has no train images", "tiny_images": "too small",
-            "broken_jpeg": "can't be decoded (Invalid JPEG data"}[problem] in err
+            "broken_jpeg": "can't be decoded (Invalid JPEG data",
+            "other_class_without_others": "--other-class on: " + str(root) + " has no non-office train photos",
+            "other_fraction_out_of_range": "--other-fraction is a share in (0, 1), got 1.0"}[problem] in err
 
 
 @pytest.mark.slow
