@@ -18,7 +18,11 @@ manifest.json (``schema_version`` 1)::
     dataset:  {id, sha256, ...}                             # which dataset.json trained it
     metrics:  {...}   parity: {...}                         # figures export measured
     golden:   [{image, input, input_sha256, output, top1}]  # files under golden/, see export
-    abstain:  optional {method, threshold, ...}             # "not an office object" rule
+    abstain:  optional {method, threshold, rule, ...}       # "not an office object": abstain when the
+                                                            # max dequantized output < threshold. Method
+                                                            # "max_softmax" or "other_output" (the model
+                                                            # was trained with a hidden "other" class, cut
+                                                            # off at export: outputs sum to 1 - p(other))
     files:    {relative path: {sha256, bytes, gzip_bytes}}  # every other file in the bundle
 
 Use:

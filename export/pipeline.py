@@ -9,7 +9,9 @@ into place by ``bundle.publish``. A refused model leaves its evidence in ``OUT.p
 and the published bundle byte-identical. The float TFLite of the pruned model, for comparison,
 goes to ``OUT.float.tflite`` (kept out of the bundle, which phones download).
 When the dataset has non-office photos (``import-others``), the manifest gets an ``abstain``
-rule (export.abstain) and the gate also checks float and int8 agree on abstaining.
+rule (export.abstain) and the gate also checks float and int8 agree on abstaining. A run trained
+with a hidden "other" output (``--other-class``) is fine-tuned and calibrated with its non-office
+photos too, and ships without that output (export.outputs): consumers see the office classes only.
 """
 from __future__ import annotations
 

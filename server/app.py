@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -56,11 +57,13 @@ def create_app(bundle_dir: str | os.PathLike, settings: ServerSettings | None = 
             app.state.classifier = None
             clf.close()
 
-    app = FastAPI(title="officenet classifier",
-                  description="Office-object classification with the int8 model of an officenet "
-                              "bundle (the same model and preprocessing as the phone app). "
-                              "Errors are always `{\"error\": {\"code\", \"message\"}}`.",
-                  version="1", lifespan=lifespan)
+    # FastAPIOffline: /docs and /redoc served with their Swagger UI / ReDoc files from the package,
+    # not a CDN, so the API docs work on a machine without internet (the usual place for a fallback).
+    app = FastAPIOffline(title="officenet classifier",
+                         description="Office-object classification with the int8 model of an officenet "
+                                     "bundle (the same model and preprocessing as the phone app). "
+                                     "Errors are always `{\"error\": {\"code\", \"message\"}}`.",
+                         version="1", lifespan=lifespan)
     app.state.classifier = None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_bytes)
     if settings.cors_origin_list:  # added last = outermost: error answers carry the headers too

@@ -22,6 +22,11 @@ The story of a run:
    RGB in, float32 probabilities out, normalization inside), then evaluate train/val/test into
    metrics.json and draw curves.png, confusion.png (test) and filters.png.
 
+Non-office photos (issue 8): with ``--other-class on`` (or ``auto`` and a dataset that has them)
+the model gets one more output, "other", trained on the train-side non-office classes mixed into
+every epoch (``--other-fraction``); office accuracy in metrics.json is over the office outputs, as
+users see it, and export cuts "other" off the shipped model.
+
 Determinism: with ``--deterministic`` (default) a seed gives the same run on the same machine
 and TF build. Not covered: a different CPU/GPU model or thread count (different kernels and
 reduction orders), and multi-GPU all-reduce order.

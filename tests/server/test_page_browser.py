@@ -111,3 +111,16 @@ def test_phone_page_shows_top3_with_scores_and_time(browser, server_url, sample_
     assert page["status"] == "Top 3:" and page["preview"]
     assert page["model"].startswith(f"{answer['model']['name']} {answer['model']['version']} · server ")
     assert "ms, round trip" in page["model"]
+
+
+def test_api_docs_render_offline_from_the_servers_own_files(browser, server_url):
+    # This machine (like the test browser) reaches nothing but 127.0.0.1: a CDN-hosted Swagger UI
+    # would leave the page empty.
+    html = httpx.get(server_url + "/docs").text
+    assert "cdn." not in html and "/static-offline-docs/swagger-ui-bundle.js" in html
+    browser.call("Page.navigate", url=server_url + "/docs")
+    ops = browser.wait_for("[...document.querySelectorAll('.opblock-summary-path')].map(e => e.textContent)"
+                           ".filter(t => t.includes('/classify')).length > 0 && "
+                           "[...document.querySelectorAll('.opblock-summary-path')].map(e => e.textContent)")
+    assert {"/classify", "/healthz", "/model", "/labels"} <= set(ops), ops
+    assert "cdn." not in httpx.get(server_url + "/redoc").text
