@@ -89,7 +89,10 @@ def finished_run(run: Path, argv: list[str]) -> bool:
     cfg.data.image_size = resolve_image_size(cfg, ds)
     cfg.data.other_class = resolve_other_class(cfg, ds)
     want = cfg.to_dict()
-    have = TrainConfig.from_dict(json.loads((run / "config.json").read_text())).to_dict()  # new fields default
+    saved = json.loads((run / "config.json").read_text())
+    # A run from before --other-class existed trained no "other" output, whatever today's default.
+    saved.setdefault("data", {}).setdefault("other_class", "off")
+    have = TrainConfig.from_dict(saved).to_dict()  # other fields added since then take their defaults
     for c in (want, have):
         for key in ("out", "progress", "resume", "stop_after"):
             c["runtime"].pop(key, None)
