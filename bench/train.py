@@ -41,7 +41,6 @@ def train_seeds(data: Path, seeds: list[int], train_args: list[str], work: Path)
     for seed in seeds:
         run = work / f"seed{seed}"
         argv = ["--data", str(data), "--out", str(run), "--seed", str(seed), "--no-progress", *train_args]
-        t = time.time()
         if finished_run(run, argv):
             print(f"seed {seed}: reusing the finished run in {run} (same resolved config)", flush=True)
         else:
@@ -125,16 +124,17 @@ def throughput(data: Path, train_args: list[str], steps: int, rounds: int) -> di
     from training.pipeline import Pipeline
     from training.schedule import make_optimizer
     from training.tfenv import keras, tf
-    from training.train import resolve_image_size
+    from training.train import resolve_image_size, resolve_other_class
 
     cfg = config_from_args(build_parser().parse_args(["--data", str(data), "--out", "unused", *train_args]))
     ds = load_dataset(data)
     size = resolve_image_size(cfg, ds)
+    cfg.data.other_class = resolve_other_class(cfg, ds)
     batch = cfg.optim.batch_size
-    model = build_model(cfg.model, size, len(ds.classes), ds.mean, ds.std)
-    model.compile(make_optimizer(cfg.optim, cfg.optim.lr), keras.losses.CategoricalCrossentropy())
     files = Pipeline(ds, cfg.data.__class__(**{**vars(cfg.data), "cache": False}), size, len(ds.classes), batch)
     cached = Pipeline(ds, cfg.data, size, len(ds.classes), batch)
+    model = build_model(cfg.model, size, cached.outputs, ds.mean, ds.std)
+    model.compile(make_optimizer(cfg.optim, cfg.optim.lr), keras.losses.CategoricalCrossentropy())
     for _ in cached.train(0):   # fill the cache: what every epoch after the first reads
         pass
     x, y = next(iter(cached.train(0)))

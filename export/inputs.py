@@ -70,9 +70,10 @@ def load_run(path: Path, data: Path | None = None) -> Run:
     if model.output_shape[-1] != len(dataset.classes) + run.other_class:
         raise ExportError(f"model has {model.output_shape[-1]} outputs, dataset {data} has "
                           f"{len(dataset.classes)} classes" + (" + 'other'" if run.other_class else ""))
-    if run.other_class and not dataset.others_items("train"):
-        raise ExportError(f"{path} was trained with --other-class but dataset {data} has no non-office "
-                          f"train photos to fine-tune and calibrate with")
+    if run.other_class and not all(dataset.others_items(s) for s in ("train", "val", "test")):
+        raise ExportError(f"{path} was trained with --other-class but dataset {data} lacks non-office "
+                          f"train/val/test photos to fine-tune with, calibrate the abstain rule on and "
+                          f"evaluate it (python -m training.data import-others)")
     return run
 
 

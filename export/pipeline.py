@@ -95,7 +95,8 @@ def build_manifest(cfg: ExportConfig, dataset, spec, int8_model: LiteRTModel, fi
         "input": {"shape": [1, spec.size, spec.size, 3], "dtype": int8_model.input_dtype,
                   "quantization": {"scale": float(in_scale), "zero_point": int(in_zp)},
                   "preprocess": spec.to_dict()},
-        "output": {"shape": [1, len(dataset.classes)], "dtype": np.dtype(int8_model.output["dtype"]).name,
+        "output": {"shape": [int(d) for d in int8_model.output["shape"]],
+                   "dtype": np.dtype(int8_model.output["dtype"]).name,
                    "quantization": {"scale": float(out_scale), "zero_point": int(out_zp)},
                    "kind": "probabilities"},
         "dataset": {"id": dataset.id, "sha256": dataset.sha256, "catalog": dataset.meta.get("catalog")},
@@ -119,6 +120,7 @@ def train_pipeline(run, batch_size: int):
         data_cfg = TrainConfig.from_dict(run.config).data
     except (TypeError, ValueError) as e:
         raise ExportError(f"{run.path / 'config.json'} is not a trainer config: {e}")
+    data_cfg.other_class = "on" if run.other_class else "off"   # a config saved before the flag: off
     return Pipeline(run.dataset, data_cfg, run.spec.size, len(run.dataset.classes), batch_size)
 
 
@@ -167,11 +169,15 @@ def export(cfg: ExportConfig) -> ExportResult:
     log(f"loading run {cfg.run}")
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
     run = load_run(cfg.run, cfg.data)
+    if run.other_class and not cfg.abstain.enabled:
+        raise ExportError(f"{cfg.run} was trained with a hidden 'other' output (--other-class): only the "
+                          f"abstain rule reads it, and without it the shipped office scores would simply sum "
+                          f"to less than 1; drop --no-abstain")
     spec, dataset = run.spec, run.dataset
     names = [c.label for c in dataset.classes]
     x_test, y_test = split_arrays(dataset, "test", spec)
-    run_float_accuracy = float((office_outputs(run.model, len(names)).predict(
-        x_test.astype(np.float32), batch_size=64, verbose=0).argmax(1) == y_test).mean())
+    run_float_accuracy = float((predict_keras(office_outputs(run.model, len(names)), x_test).argmax(1)
+                                == y_test).mean())
 
     if cfg.prune.target_sparsity:
         log(f"pruning Conv2D/Dense kernels to {cfg.prune.target_sparsity:.0%} sparsity, "

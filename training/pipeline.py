@@ -92,13 +92,13 @@ class Pipeline:
         self.cfg, self.size, self.num_classes = cfg, image_size, num_classes
         self.batch_size, self.seed = batch_size, seed
         self.items = {split: dataset.items(split) for split in ("train", "val", "test")}
+        if cfg.other_class not in ("on", "off"):
+            raise ValueError(f"other_class must be resolved to on/off (training.train.resolve_other_class), "
+                             f"got {cfg.other_class!r}")
         self.other_class = cfg.other_class == "on"
         if self.other_class:
             for split in ("train", "val", "test"):
                 self.items[f"others_{split}"] = [(p, num_classes) for p, _ in dataset.others_items(split)]
-            if not self.items["others_train"]:
-                raise ValueError(f"--other-class on: {dataset.root} has no non-office train photos "
-                                 f"(add them with `python -m training.data import-others`)")
         self.outputs = num_classes + self.other_class
         bytes_needed = sum(len(v) for v in self.items.values()) * image_size * image_size * 3
         self.cached = cfg.cache and bytes_needed <= cfg.cache_limit_mb * 2**20

@@ -4,7 +4,6 @@ on a private copy of the tiny dataset with non-office photos imported by the dat
 from __future__ import annotations
 
 import json
-import shutil
 from itertools import product
 from pathlib import Path
 
@@ -63,13 +62,13 @@ def test_cli_flags_turn_the_rule_off_and_set_its_operating_point():
     assert cfg.to_dict()["abstain"] == {"enabled": False, "coverage": 0.95}
 
 
-def export_with_others(run: Path, data: Path, out: Path) -> Path:
+def export_with_others(run: Path, data: Path, out: Path, *flags: str) -> Path:
     from export.cli import main
 
     # The 8-epoch 32 px model is unsure of almost everything: many max probabilities sit near the
     # threshold, so a few uint8 steps flip more decisions than on a real model.
     assert main(["--run", str(run), "--data", str(data), "--out", str(out), *FAST,
-                 "--min-abstain-agreement", "0.9"]) == 0
+                 "--min-abstain-agreement", "0.9", *flags]) == 0
     return out
 
 
@@ -81,8 +80,10 @@ def max_softmax_bundle(tiny_run, others_dataset, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def other_output_bundle(other_run, others_dataset, tmp_path_factory) -> Path:
-    """Method b: the tiny run trained with a hidden "other" output, exported."""
-    return export_with_others(other_run, others_dataset, tmp_path_factory.mktemp("abstain-b") / "bundle")
+    """Method b: the tiny run trained with a hidden "other" output, pruned on office + non-office
+    photos (the trainer's mixed pipeline, 21 outputs) and exported."""
+    return export_with_others(other_run, others_dataset, tmp_path_factory.mktemp("abstain-b") / "bundle",
+                              "--target-sparsity", "0.5", "--prune-epochs", "1")
 
 
 @pytest.fixture(params=["max_softmax", "other_output"])
@@ -98,24 +99,38 @@ def expected_method(bundle: Path) -> str:
 
 @pytest.mark.slow
 def test_other_output_is_cut_off_and_the_shipped_model_stays_fully_int8(other_output_bundle, others_dataset):
-    abstain_bundle = other_output_bundle
     from export.quantize import graph_ops
 
-    b = load_bundle(abstain_bundle)
+    b = load_bundle(other_output_bundle)
     assert b.abstain["method"] == "other_output" and "office_mass" in str(b.abstain["calibrated_on"])
     assert b.manifest["output"]["shape"] == [1, 20] and len(b.labels) == 20 and "other" not in b.labels
+    assert b.manifest["metrics"]["sparsity"]["overall"] == pytest.approx(0.5, abs=0.01)
     ops = graph_ops(b.model_path.read_bytes())
     assert "STRIDED_SLICE" in [op["op"] for op in ops]
     assert all(set(op["inputs"] + op["outputs"]) <= {"int8", "int32"} for op in ops[1:-1])
-    float_model = LiteRTModel((abstain_bundle.parent / "bundle.float.tflite").read_bytes())
-    assert float_model.output["shape"].tolist() == [1, 20]
+    int8_model = LiteRTModel(b.model_path.read_bytes())
+    float_model = LiteRTModel((other_output_bundle.parent / "bundle.float.tflite").read_bytes())
+    assert int8_model.output["shape"].tolist() == float_model.output["shape"].tolist() == [1, 20]
     # The shipped office probabilities sum to 1 - p(other): less on photos of unseen non-office
     # classes than on office photos, because the hidden output takes their mass.
     ds = load_dataset(others_dataset)
-    int8_model = LiteRTModel(b.model_path.read_bytes())
     office = int8_model.probabilities(split_arrays(ds, "test", b.preprocess)[0]).sum(1)
     others = int8_model.probabilities(load_pixels([p for p, _ in ds.others_items("test")], b.preprocess)).sum(1)
     assert office.max() <= 1 + 20 / 256 and others.mean() < office.mean() - 0.04, (others.mean(), office.mean())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("problem", ["no_abstain", "no_others"])
+def test_an_other_class_run_is_not_exported_without_its_abstain_rule(problem, other_run, others_dataset,
+                                                                      tiny_dataset, tmp_path, capsys):
+    from export.cli import main
+
+    data, flags = (others_dataset, ["--no-abstain"]) if problem == "no_abstain" else (tiny_dataset, [])
+    assert main(["--run", str(other_run), "--data", str(data), "--out", str(tmp_path / "b"), *FAST, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and {"no_abstain": "drop --no-abstain",
+                                          "no_others": "lacks non-office train/val/test photos"}[problem] in err
+    assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.slow

@@ -117,10 +117,26 @@ def test_other_class_mixes_a_fresh_seeded_draw_of_non_office_photos_into_each_ep
     assert np.array_equal(x0, x0_again) and np.array_equal(y0, y0_again)
     x1, y1 = epoch(1)
     assert {img.tobytes() for img in x1[y1 == 20]} != drawn0, "each epoch draws other non-office photos"
-    # "other" is only a training target: the evaluation splits of non-office photos are all class 20,
-    # and they never come from the classes trained on.
+    # The evaluation split of non-office photos is all class 20 and shares no class with training.
     assert set(pipe.labels("others_test")) == {20} and pipe.count("others_test") == len(ds.others_items("test"))
-    assert not {img.tobytes() for img in images_of(pipe.evaluation("others_test"))} & others_pixels
+    assert not {w for _, w in ds.others_items("test")} & {w for _, w in ds.others_items("train")}
+    assert pipe.items["others_test"] == [(p, 20) for p, _ in ds.others_items("test")]
 
-    plain = Pipeline(ds, DataConfig(), image_size=32, num_classes=20, batch_size=64)
+    plain = Pipeline(ds, dataclasses.replace(DataConfig(), other_class="off"), image_size=32, num_classes=20,
+                     batch_size=64)
     assert plain.outputs == 20 and plain.epoch_size() == office and "others_train" not in plain.items
+    with pytest.raises(ValueError, match="resolved to on/off"):
+        Pipeline(ds, dataclasses.replace(DataConfig(), other_class="auto"), 32, 20, 64)
+
+
+def test_other_class_epochs_are_the_same_cached_or_streamed(others_dataset):
+    ds = load_dataset(others_dataset)
+    cfg = dataclasses.replace(DataConfig(), other_class="on")
+    cached = Pipeline(ds, cfg, image_size=32, num_classes=20, batch_size=64, seed=2)
+    streamed = Pipeline(ds, dataclasses.replace(cfg, cache=False), image_size=32, num_classes=20, batch_size=64,
+                        seed=2)
+    assert cached.cached and not streamed.cached
+    for epoch in (0, 1):
+        a, b = list(cached.train(epoch)), list(streamed.train(epoch))
+        np.testing.assert_array_equal(np.concatenate([x for x, _ in a]), np.concatenate([x for x, _ in b]))
+        np.testing.assert_array_equal(np.concatenate([y for _, y in a]), np.concatenate([y for _, y in b]))
