@@ -132,7 +132,9 @@ def _details(r: dict) -> list[str]:
                   f"at the fitted T (not applied: the consumers threshold the model's own softmax).", ""]
     if "float_auroc_office_mass" in cal:
         lines += [f"Val AUROC of the two scores the hidden output offers (float): max office probability "
-                  f"{cal['float_auroc']:.3f} (shipped), office mass 1 - p(other) {cal['float_auroc_office_mass']:.3f}.", ""]
+                  f"{cal['float_auroc']:.3f} (shipped), office mass 1 - p(other) {cal['float_auroc_office_mass']:.3f}. "
+                  f"These non-office val photos come from the classes the \"other\" output was trained on, so "
+                  f"they flatter it; the figures above are on unseen classes.", ""]
     lines += ["| office coverage (int8, office test) | threshold | non-office labelled | top-1 answered |",
               "|---|---|---|---|"]
     lines += [f"| {_pct(s['office_coverage'])} (target {_pct(s['target_coverage'])}) | {s['threshold']:.4f} | "
