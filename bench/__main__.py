@@ -3,6 +3,7 @@
     python -m bench --data data/office20 --run artifacts/run --bundle artifacts/bundle
     python -m bench --only export server          # a subset
     python -m bench --only train --train-quick    # 1 seed, 8 epochs instead of 3 full seeds
+    python -m bench --only abstain --compare-bundle artifacts/bundle-maxsoftmax   # methods side by side
 
 Order matters only for reading: training accuracy (trains its own runs), then export (size and
 latency of RUN vs BUNDLE), the abstain rule's figures, the HTTP server (serves BUNDLE), and the
@@ -24,7 +25,7 @@ def stage_args(stage: str, a: argparse.Namespace) -> list[str]:
     return {
         "train": ["--data", a.data] + (["--quick"] if a.train_quick else []),
         "export": ["--run", a.run, "--bundle", a.bundle],
-        "abstain": ["--run", a.run, "--bundle", a.bundle],
+        "abstain": ["--run", a.run, *[x for b in a.compare_bundle for x in ("--bundle", b)], "--bundle", a.bundle],
         "server": ["--bundle", a.bundle, "--run", a.run],
         "android": ["--bundle", a.bundle],
     }[stage]
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="data/office20", help="dataset (for the training benchmark)")
     p.add_argument("--run", default="artifacts/run", help="trained run (make train)")
     p.add_argument("--bundle", default="artifacts/bundle", help="published bundle (make export)")
+    p.add_argument("--compare-bundle", action="append", default=[], metavar="BUNDLE",
+                   help="abstain benchmark: another bundle scored beside --bundle on the same photos, e.g. "
+                        "the other abstain method's (repeatable)")
     p.add_argument("--only", nargs="+", choices=STAGES, default=list(STAGES), help="stages to run")
     p.add_argument("--train-quick", action="store_true", help="training benchmark: 1 seed, short")
     a = p.parse_args(argv)
