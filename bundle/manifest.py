@@ -18,11 +18,7 @@ manifest.json (``schema_version`` 1)::
     dataset:  {id, sha256, ...}                             # which dataset.json trained it
     metrics:  {...}   parity: {...}                         # figures export measured
     golden:   [{image, input, input_sha256, output, top1}]  # files under golden/, see export
-    abstain:  optional {method, threshold, rule, ...}       # "not an office object": abstain when the
-                                                            # max dequantized output < threshold. Method
-                                                            # "max_softmax" or "other_output" (the model
-                                                            # was trained with a hidden "other" class, cut
-                                                            # off at export: outputs sum to 1 - p(other))
+    abstain:  optional {method, score, threshold, ...}      # "not an office object": see bundle.abstain
     files:    {relative path: {sha256, bytes, gzip_bytes}}  # every other file in the bundle
 
 Use:
@@ -38,6 +34,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from bundle.abstain import SCORES
 from bundle.preprocess import PreprocessSpec
 
 SCHEMA_VERSION = 1
@@ -139,6 +136,12 @@ def validate_manifest(m: dict) -> None:
         raise BundleError(f"manifest input shape {inp['shape']} disagrees with preprocess size {spec.size}")
     if out["shape"] != [1, len(classes)]:
         raise BundleError(f"manifest output shape {out['shape']} disagrees with {len(classes)} classes")
+    rule = m.get("abstain")
+    if rule is not None:
+        if not isinstance(rule, dict) or not isinstance(rule.get("threshold"), (int, float)):
+            raise BundleError("manifest abstain must hold a numeric threshold")
+        if rule.get("score", "max") not in SCORES:
+            raise BundleError(f"manifest abstain score {rule.get('score')!r} is not one of {sorted(SCORES)}")
     if m["model"].get("file") not in m["files"]:
         raise BundleError("manifest model.file is not listed in files")
 

@@ -1,56 +1,59 @@
-"""Step 4b: the "not an office object" rule (issue 8): a calibrated threshold on the max probability.
+"""Step 4b: the "not an office object" rule (issue 8): a calibrated threshold on a score of the outputs.
 
-Two methods share the rule consumers apply (abstain when the max of the dequantized outputs is
-below the threshold) and differ in the model it reads:
+Consumers abstain when the rule's score of the dequantized outputs is below the threshold
+(bundle.abstain: score "max" or "office_mass"). Two methods:
 
-- ``max_softmax`` (method a): a model trained on the office classes only; its max softmax
-  probability is the score.
+- ``max_softmax`` (method a): a model trained on the office classes only; score = its max softmax
+  probability.
 - ``other_output`` (method b): a model trained with a hidden "other" output on the train-side
   non-office classes (``--other-class``); export cuts "other" off the graph (export.outputs), so
-  the shipped office probabilities sum to 1 - p(other) and a photo the model calls "other" has a
-  low max office probability.
+  the shipped office outputs sum to 1 - p(other). Score = whichever of "max" and "office_mass"
+  (that sum) separates office from non-office val photos better (AUROC); both are recorded.
 
     from export.abstain import calibrate, evaluate, abstain_agreement
     rule = calibrate(float_office_val, labels, float_others_val, output_scale, coverage=0.9,
                      method="other_output")
-    rule["threshold"]       # a consumer abstains when max(dequantized uint8 probabilities) < threshold
-    figures = evaluate(int8_office_test, office_labels, int8_others_test, rule["threshold"])
-    abstain_agreement(float_probs, int8_probs, rule["threshold"])    # the parity gate's figure
+    rule["threshold"], rule["score"]   # a consumer abstains when score(dequantized outputs) < threshold
+    figures = evaluate(int8_office_test, office_labels, int8_others_test, rule["threshold"], rule["score"])
+    abstain_agreement(float_probs, int8_probs, rule["threshold"], rule["score"])  # the parity gate's figure
 
 Calibration uses the FLOAT model's probabilities on the val split: office val photos, and
 non-office val photos of the train-side others classes (``Dataset.others_items("val")``). The
-threshold is the max probability that keeps ``coverage`` of the office val photos answered.
-Evaluation uses only the others classes kept for evaluation (split "test"), which no calibration
-photo comes from, against the office test split, on the int8 model that consumers run.
+threshold is the score that keeps ``coverage`` of the office val photos answered.
+Evaluation uses only the others classes kept for evaluation (split "test"), which no training or
+calibration photo comes from, against the office test split, on the int8 model that consumers run.
 
-The threshold is expressed on the int8 model's output scale: the server and the phone page
-compare the max of the DEQUANTIZED uint8 output, which moves in steps of the output scale (1/256),
-with it. So the float threshold is snapped down to that grid (the largest representable
-probability not above it): every office val photo the float model answers is still answered by
-the float rule, and an int8 output (the float one rounded to the grid, give or take a step) at or
-above the float threshold is at or above the snapped one. The int8 and float rules then disagree
-only on photos whose int8 output moved by a quantization step across it, which the parity gate
-counts.
+The threshold is expressed on the int8 model's output scale: consumers compute the score from the
+DEQUANTIZED uint8 outputs, multiples of the output scale (1/256), and so is their sum. So the float
+threshold is snapped down to that grid (the largest representable value not above it): every
+office val photo the float model answers is still answered by the float rule, and an int8 score (the
+float one rounded to the grid, give or take a few steps) at or above the float threshold is at or
+above the snapped one. The int8 and float rules then disagree only on photos whose int8 score moved
+by quantization steps across it, which the parity gate counts.
 
-Temperature scaling (method a only; T fitted by NLL on office val) is measured but not applied: the consumers
-threshold the model's own softmax, so applying T would mean changing the model graph, and a
-single T only rescales the logits, which for a coverage-calibrated threshold changes a decision
-only where it reorders the photos' max probabilities. ``temperature`` reports the fitted T and the
-val AUROC with and without it, so the decision to leave it out is measured each export.
+Temperature scaling (method a only; T fitted by NLL on office val) is measured but not applied:
+the consumers threshold the model's own softmax, so applying T would mean changing the model graph,
+and a single T only rescales the logits, which for a coverage-calibrated threshold changes a
+decision only where it reorders the photos' max probabilities. ``temperature`` reports the fitted T
+and the val AUROC with and without it, so the decision to leave it out is measured each export.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from bundle.abstain import SCORES
+
 METHODS = {
-    "max_softmax": "abstained = max(dequantized output probabilities) < threshold",
-    "other_output": "abstained = max(dequantized output probabilities) < threshold; the outputs are the "
-                    "office classes of a softmax with a hidden 'other' class, so they sum to 1 - p(other)",
+    "max_softmax": "abstained = max(dequantized outputs) < threshold",
+    "other_output": "abstained = score(dequantized outputs) < threshold, score = max or office_mass (their sum); "
+                    "the outputs are the office classes of a softmax with a hidden 'other' class, so they sum to "
+                    "1 - p(other)",
 }
 
 
-def max_prob(probs: np.ndarray) -> np.ndarray:
-    return np.asarray(probs, np.float64).max(1)
+def scores(probs: np.ndarray, score: str = "max") -> np.ndarray:
+    """The consumers' score of each row of probabilities (bundle.abstain)."""
+    return SCORES[score](np.asarray(probs, np.float64))
 
 
 def coverage_threshold(scores: np.ndarray, coverage: float) -> float:
@@ -65,9 +68,9 @@ def snap(threshold: float, output_scale: float) -> float:
     return float(np.floor(threshold / output_scale + 1e-6) * output_scale)
 
 
-def answered(probs: np.ndarray, threshold: float) -> np.ndarray:
-    """The consumers' rule: answer when the max probability reaches the threshold."""
-    return max_prob(probs) >= threshold
+def answered(probs: np.ndarray, threshold: float, score: str = "max") -> np.ndarray:
+    """The consumers' rule: answer when the score reaches the threshold."""
+    return scores(probs, score) >= threshold
 
 
 def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -112,59 +115,61 @@ def calibrate(office_val: np.ndarray, office_val_labels: np.ndarray, others_val:
               output_scale: float, coverage: float, method: str = "max_softmax") -> dict:
     """The manifest's ``abstain`` section (less ``figures``), from FLOAT val probabilities
     (the shipped outputs: for ``other_output``, the office columns only)."""
-    float_threshold = coverage_threshold(max_prob(office_val), coverage)
+    by_score = {name: _r(auroc(scores(office_val, name), scores(others_val, name)))
+                for name in (("max", "office_mass") if method == "other_output" else ("max",))}
+    score = max(by_score, key=by_score.get)
+    float_threshold = coverage_threshold(scores(office_val, score), coverage)
     threshold = snap(float_threshold, output_scale)
     rule = {
         "method": method,
+        "score": score,
         "threshold": round(threshold, 8),
         "target_coverage": coverage,
         "rule": METHODS[method],
         "calibrated_on": {
             "office_val": int(len(office_val)), "others_val": int(len(others_val)),
             "float_threshold": round(float_threshold, 6),
-            "float_office_coverage": _r(answered(office_val, threshold).mean()),
-            "float_others_answered": _r(answered(others_val, threshold).mean()),
-            "float_auroc": _r(auroc(max_prob(office_val), max_prob(others_val))),
+            "float_office_coverage": _r(answered(office_val, threshold, score).mean()),
+            "float_others_answered": _r(answered(others_val, threshold, score).mean()),
+            "float_auroc": by_score[score],
+            "float_auroc_by_score": by_score,
         },
     }
-    if method == "other_output":
-        # The other score the hidden output offers, 1 - p(other) (the office mass), for comparison.
-        mass = lambda p: np.asarray(p, np.float64).sum(1)  # noqa: E731
-        rule["calibrated_on"]["float_auroc_office_mass"] = _r(auroc(mass(office_val), mass(others_val)))
-        return rule
-    t = fit_temperature(office_val, office_val_labels)
-    rule["temperature"] = {
-        "fitted": round(t, 4), "applied": False,
-        "val_auroc_t1": _r(auroc(max_prob(office_val), max_prob(others_val))),
-        "val_auroc_fitted": _r(auroc(max_prob(tempered(office_val, t)), max_prob(tempered(others_val, t)))),
-    }
+    if method == "max_softmax":
+        t = fit_temperature(office_val, office_val_labels)
+        rule["temperature"] = {
+            "fitted": round(t, 4), "applied": False, "val_auroc_t1": by_score["max"],
+            "val_auroc_fitted": _r(auroc(scores(tempered(office_val, t)), scores(tempered(others_val, t)))),
+        }
     return rule
 
 
-def evaluate(office: np.ndarray, office_labels: np.ndarray, others: np.ndarray, threshold: float) -> dict:
+def evaluate(office: np.ndarray, office_labels: np.ndarray, others: np.ndarray, threshold: float,
+             score: str = "max") -> dict:
     """Figures on office test vs the evaluation-only others classes (probabilities of one model)."""
-    office_max, others_max = max_prob(office), max_prob(others)
+    office_s, others_s = scores(office, score), scores(others, score)
     correct = office.argmax(1) == office_labels
-    kept = office_max >= threshold
+    kept = office_s >= threshold
     at = {}
     for c in (0.90, 0.95):
-        t = coverage_threshold(office_max, c)
-        at[f"{round(100 * c)}"] = {"threshold": round(t, 6), "office_coverage": _r((office_max >= t).mean()),
-                                   "others_answered": _r((others_max >= t).mean())}
+        t = coverage_threshold(office_s, c)
+        at[f"{round(100 * c)}"] = {"threshold": round(t, 6), "office_coverage": _r((office_s >= t).mean()),
+                                   "others_answered": _r((others_s >= t).mean())}
     return {
         "office_images": int(len(office)), "others_images": int(len(others)),
-        "auroc": _r(auroc(office_max, others_max)),
+        "auroc": _r(auroc(office_s, others_s)),
         "at_office_coverage": at,
         "office_coverage": _r(kept.mean()),
-        "others_answered": _r((others_max >= threshold).mean()),
+        "others_answered": _r((others_s >= threshold).mean()),
         "top1_overall": _r(correct.mean()),
         "top1_answered": _r(correct[kept].mean()) if kept.any() else None,
     }
 
 
-def abstain_agreement(float_probs: np.ndarray, int8_probs: np.ndarray, threshold: float) -> float:
+def abstain_agreement(float_probs: np.ndarray, int8_probs: np.ndarray, threshold: float,
+                      score: str = "max") -> float:
     """Share of images where float and int8 take the same abstain-vs-answer decision."""
-    return float((answered(float_probs, threshold) == answered(int8_probs, threshold)).mean())
+    return float((answered(float_probs, threshold, score) == answered(int8_probs, threshold, score)).mean())
 
 
 def _r(x, digits: int = 4) -> float:

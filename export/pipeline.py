@@ -146,18 +146,18 @@ def abstain_rule(cfg: ExportConfig, run, model, int8_model: LiteRTModel, office_
     method = "other_output" if run.other_class else "max_softmax"
     rule = abstain.calibrate(predict_keras(model, x_val), y_val, predict_keras(model, x_others_val),
                              int8_model.output_quant[0], cfg.abstain.coverage, method)
-    t = rule["threshold"]
+    t, score = rule["threshold"], rule["score"]
     rule["calibrated_on"]["int8_office_coverage"] = round(
-        float(abstain.answered(int8_model.probabilities(x_val), t).mean()), 4)
+        float(abstain.answered(int8_model.probabilities(x_val), t, score).mean()), 4)
     y_test, keras_test, int8_test = office_test
     keras_others, int8_others = predict_keras(model, x_others_test), int8_model.probabilities(x_others_test)
-    rule["figures"] = {"int8": abstain.evaluate(int8_test, y_test, int8_others, t),
-                       "float": abstain.evaluate(keras_test, y_test, keras_others, t)}
+    rule["figures"] = {"int8": abstain.evaluate(int8_test, y_test, int8_others, t, score),
+                       "float": abstain.evaluate(keras_test, y_test, keras_others, t, score)}
     figures["abstain_agreement"] = round(abstain.abstain_agreement(
-        np.concatenate([keras_test, keras_others]), np.concatenate([int8_test, int8_others]), t), 4)
+        np.concatenate([keras_test, keras_others]), np.concatenate([int8_test, int8_others]), t, score), 4)
     figures["abstain_images"] = len(y_test) + len(others_test)
     f = rule["figures"]["int8"]
-    log(f"abstain rule ({method}): threshold {t:.4f} (int8 output scale) calibrated on {len(y_val)} office "
+    log(f"abstain rule ({method}, score {score}): threshold {t:.4f} (int8 output scale) calibrated on {len(y_val)} office "
         f"+ {len(others_val)} non-office val photos for {cfg.abstain.coverage:.0%} office coverage; on "
         f"{len(others_test)} photos of unseen non-office classes: AUROC {f['auroc']:.3f}, "
         f"{f['others_answered']:.1%} given an office label, office coverage {f['office_coverage']:.1%}; "

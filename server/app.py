@@ -25,6 +25,7 @@ from fastapi_offline import FastAPIOffline
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from bundle.abstain import abstains
 from bundle.manifest import load_bundle
 from server.errors import ApiError, error_docs, install_error_handlers
 from server.inference import Classifier
@@ -97,7 +98,7 @@ def create_app(bundle_dir: str | os.PathLike, settings: ServerSettings | None = 
         answer = {"predictions": preds, "model": request.app.state.model_ref,
                   "timing_ms": {**result.timing_ms, "total": (time.perf_counter() - start) * 1e3}}
         if bundle.abstain is not None:
-            answer["abstained"] = bool(result.probs.max() < bundle.abstain["threshold"])
+            answer["abstained"] = bool(abstains(result.probs, bundle.abstain))
         # Built to match ClassifyResponse (the tests check it against /openapi.json); returned
         # as-is because re-validating it on every request is pure overhead on the event loop.
         return JSONResponse(answer)

@@ -24,11 +24,21 @@ export function topK(scores, manifest, k = 3) {
       .slice(0, k);
 }
 
-// The manifest's "not an office object" rule (issue 8), as the server applies it: the best
-// score under the threshold.
+// The manifest's "not an office object" rule (issue 8) exactly as bundle/abstain.py applies it:
+// the rule's score of the dequantized outputs under its threshold. "max": the best score (also a
+// rule without "score"); "office_mass": their sum, 1 - p(other) for a model whose hidden "other"
+// output was cut off at export. Outputs are multiples of 1/256, so the sum is exact.
+const SCORES = {
+  max: (scores) => Math.max(...scores),
+  office_mass: (scores) => scores.reduce((a, b) => a + b, 0),
+};
+
 export function abstains(scores, manifest) {
   const rule = manifest.abstain;
-  return rule ? Math.max(...scores) < rule.threshold : false;
+  if (!rule) return false;
+  const score = SCORES[rule.score || 'max'];
+  if (!score) throw new Error(`manifest abstain score ${rule.score} is not supported`);
+  return score(scores) < rule.threshold;
 }
 
 export class OnDeviceModel {

@@ -102,7 +102,9 @@ def test_other_output_is_cut_off_and_the_shipped_model_stays_fully_int8(other_ou
     from export.quantize import graph_ops
 
     b = load_bundle(other_output_bundle)
-    assert b.abstain["method"] == "other_output" and "office_mass" in str(b.abstain["calibrated_on"])
+    rule = b.abstain
+    assert rule["method"] == "other_output" and set(rule["calibrated_on"]["float_auroc_by_score"]) == {"max", "office_mass"}
+    assert rule["score"] == max(rule["calibrated_on"]["float_auroc_by_score"], key=rule["calibrated_on"]["float_auroc_by_score"].get)
     assert b.manifest["output"]["shape"] == [1, 20] and len(b.labels) == 20 and "other" not in b.labels
     assert b.manifest["metrics"]["sparsity"]["overall"] == pytest.approx(0.5, abs=0.01)
     ops = graph_ops(b.model_path.read_bytes())
@@ -159,15 +161,16 @@ def test_threshold_reproduces_the_reported_figures(abstain_bundle, others_datase
     x_val, _ = split_arrays(ds, "val", b.preprocess)
     float_model = LiteRTModel((abstain_bundle.parent / "bundle.float.tflite").read_bytes())
     int8_model = LiteRTModel(b.model_path.read_bytes())
-    float_cov = abstain.answered(float_model.probabilities(x_val), t).mean()
+    float_cov = abstain.answered(float_model.probabilities(x_val), t, rule["score"]).mean()
     assert float_cov == pytest.approx(rule["calibrated_on"]["float_office_coverage"], abs=1e-4)
     assert float_cov >= rule["target_coverage"]
-    assert abstain.answered(int8_model.probabilities(x_val), t).mean() == \
+    assert abstain.answered(int8_model.probabilities(x_val), t, rule["score"]).mean() == \
         pytest.approx(rule["calibrated_on"]["int8_office_coverage"], abs=1e-4)
     # The evaluation figures, recomputed from the bundle's own model on the unseen classes.
     x_test, y_test = split_arrays(ds, "test", b.preprocess)
     x_others = load_pixels([p for p, _ in ds.others_items("test")], b.preprocess)
-    again = abstain.evaluate(int8_model.probabilities(x_test), y_test, int8_model.probabilities(x_others), t)
+    again = abstain.evaluate(int8_model.probabilities(x_test), y_test, int8_model.probabilities(x_others), t,
+                             rule["score"])
     assert again == rule["figures"]["int8"]
     parity = json.loads((abstain_bundle / "parity.json").read_text())
     assert parity["abstain_images"] == len(y_test) + len(x_others)
@@ -185,7 +188,8 @@ def test_server_abstains_as_the_manifest_rule_on_litert_says(abstain_bundle, oth
     ds = load_dataset(others_dataset)
     model = LiteRTModel(b.model_path.read_bytes())
     pool = [p for p, _ in ds.items("test")] + [p for p, _ in ds.others_items("test")]
-    decisions = ~abstain.answered(model.probabilities(load_pixels(pool, b.preprocess)), b.abstain["threshold"])
+    decisions = ~abstain.answered(model.probabilities(load_pixels(pool, b.preprocess)), b.abstain["threshold"],
+                                  b.abstain["score"])
     # Eight photos of each decision, so the server must get both right.
     chosen = np.concatenate([np.flatnonzero(decisions)[:8], np.flatnonzero(~decisions)[:8]])
     photos, expected = [pool[i] for i in chosen], decisions[chosen]
@@ -218,7 +222,7 @@ def test_bench_compares_the_methods_on_the_same_photos(max_softmax_bundle, other
         assert [s["target_coverage"] for s in r["sweep"]] == [0.8, 0.85, 0.9, 0.95, 0.98]
     md = (tmp_path / "abstain.md").read_text()
     assert result["cpu"]["model"] in md and "avx512_vnni" in md
-    assert md.count("(max_softmax) |") == 1 and md.count("(other_output) |") == 1
-    assert "office mass 1 - p(other)" in md and "Temperature scaling" in md
+    assert md.count("(max_softmax, score max) |") == 1 and md.count("(other_output, score ") == 1
+    assert "office_mass: val (float)" in md and "Temperature scaling" in md
     assert main(["--bundle", str(tiny_bundle), "--data", str(others_dataset)]) == 2
     assert "no abstain rule" in capsys.readouterr().err

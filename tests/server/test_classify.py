@@ -165,6 +165,22 @@ def test_abstain_rule_from_manifest(bundle_dir, photo_bytes, tmp_path):
             assert c.get("/model").json()["abstain"]["threshold"] == threshold
 
 
+def test_abstain_rule_uses_the_manifest_score(bundle_dir, photo_bytes, tmp_path):
+    """Between the photo's max score and its office mass (sum), only the score named decides."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    with TestClient(create_app(bundle)) as c:
+        scores = [p["score"] for p in c.post(f"/classify?top_k={len(manifest['classes'])}",
+                                             files={"file": ("x.jpg", photo_bytes)}).json()["predictions"]]
+    between = (max(scores) + sum(scores)) / 2
+    assert max(scores) < between < sum(scores)
+    for score, expect in (("max", True), ("office_mass", False)):
+        seal(bundle, {**manifest, "abstain": {"method": "other_output", "score": score, "threshold": between}})
+        with TestClient(create_app(bundle)) as c:
+            assert c.post("/classify", files={"file": ("x.jpg", photo_bytes)}).json()["abstained"] is expect
+
+
 def test_concurrent_requests_give_identical_answers(client, sample_photos):
     """The interpreter pool is shared by threads: answers must not mix between requests."""
     from concurrent.futures import ThreadPoolExecutor

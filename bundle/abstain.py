@@ -1,0 +1,34 @@
+"""The "not an office object" rule as every consumer applies it: the manifest's ``abstain`` section.
+
+    from bundle.abstain import abstains
+    abstains(probs, manifest["abstain"])     # probs: the DEQUANTIZED outputs, shape (N,) or (n, N)
+
+A consumer abstains when the rule's score of the outputs is below ``threshold``. ``score``:
+
+- ``"max"``: the max output probability (method ``max_softmax``; also a rule without ``score``,
+  as written before the field existed);
+- ``"office_mass"``: the sum of the outputs. With method ``other_output`` the model was trained
+  with a hidden "other" class that export cut off, so the office outputs sum to 1 - p(other).
+
+The server (Python) and the phone page (android_demo/web/classifier.js) implement exactly this.
+Dequantized outputs are multiples of the output scale (1/256) and thresholds are snapped to that
+grid, so sums and comparisons are exact in float64 and both agree bit for bit.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SCORES = {
+    "max": lambda p: p.max(-1),
+    "office_mass": lambda p: p.sum(-1),
+}
+
+
+def score(probs, rule: dict) -> np.ndarray:
+    """The rule's score of one output vector (a scalar) or of a batch (one per row)."""
+    return SCORES[rule.get("score", "max")](np.asarray(probs, np.float64))
+
+
+def abstains(probs, rule: dict):
+    """True where the score is below the threshold: "not sure this is an office object"."""
+    return score(probs, rule) < rule["threshold"]
