@@ -48,7 +48,7 @@ class DataConfig:
     crop_scale: float = _f(0.0, "random-resized-crop: smallest crop area as a fraction of the image "
                                 "(replaces translation when > 0; 0 disables)")
     workers: int | None = _f(None, "parallel calls for decode/augment; default: tf.data AUTOTUNE")
-    other_class: str = _f("off", "train an extra hidden 'other' output on the dataset's train-side "
+    other_class: str = _f("auto", "train an extra hidden 'other' output on the dataset's train-side "
                                  "non-office photos (import-others), so export can abstain on "
                                  "non-office objects; auto = when the dataset has them (config.json "
                                  "records on/off)", ("auto", "on", "off"))

@@ -78,10 +78,22 @@ def augment(image: tf.Tensor, seed: tf.Tensor, cfg: DataConfig, size: int) -> tf
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
+def resolve_other_class(cfg: DataConfig, dataset: Dataset) -> str:
+    """"on" or "off": whether a run trains the hidden "other" output (``--other-class``; auto =
+    when the dataset has non-office train photos). What config.json records."""
+    has_others = bool(dataset.others_items("train"))
+    if cfg.other_class == "on" and not has_others:
+        raise ValueError(f"--other-class on: {dataset.root} has no non-office train photos "
+                         f"(add them with `python -m training.data import-others`)")
+    if not 0 < cfg.other_fraction < 1:
+        raise ValueError(f"--other-fraction is a share in (0, 1), got {cfg.other_fraction}")
+    return "on" if cfg.other_class == "on" or (cfg.other_class == "auto" and has_others) else "off"
+
+
 class Pipeline:
     """The train and evaluation datasets of one run; decoded images are shared by all epochs.
 
-    With ``cfg.other_class == "on"`` the labels have one more class, index ``num_classes``
+    With ``cfg.other_class`` on (or auto, and a dataset with non-office photos) the labels have one more class, index ``num_classes``
     ("other"): each training epoch mixes ``other_fraction`` of non-office photos of the train-side
     classes (a fresh seeded draw every epoch) into the office ones, and ``others_val`` /
     ``others_test`` are evaluation splits of the non-office photos.
@@ -92,10 +104,7 @@ class Pipeline:
         self.cfg, self.size, self.num_classes = cfg, image_size, num_classes
         self.batch_size, self.seed = batch_size, seed
         self.items = {split: dataset.items(split) for split in ("train", "val", "test")}
-        if cfg.other_class not in ("on", "off"):
-            raise ValueError(f"other_class must be resolved to on/off (training.train.resolve_other_class), "
-                             f"got {cfg.other_class!r}")
-        self.other_class = cfg.other_class == "on"
+        self.other_class = resolve_other_class(cfg, dataset) == "on"
         if self.other_class:
             for split in ("train", "val", "test"):
                 self.items[f"others_{split}"] = [(p, num_classes) for p, _ in dataset.others_items(split)]

@@ -71,17 +71,6 @@ def resolve_image_size(cfg: TrainConfig, ds: Dataset) -> int:
     return 64 if 0 < side <= SMALL_DATA_MAX_SIDE else 128
 
 
-def resolve_other_class(cfg: TrainConfig, ds: Dataset) -> str:
-    """"on" or "off": whether this run trains the hidden "other" output (``--other-class``)."""
-    has_others = bool(ds.others_items("train"))
-    if cfg.data.other_class == "on" and not has_others:
-        raise DatasetError(f"--other-class on: {cfg.data.root} has no non-office train photos "
-                           f"(add them with `python -m training.data import-others`)")
-    if not 0 < cfg.data.other_fraction < 1:
-        raise UsageError(f"--other-fraction is a share in (0, 1), got {cfg.data.other_fraction}")
-    return "on" if cfg.data.other_class == "on" or (cfg.data.other_class == "auto" and has_others) else "off"
-
-
 def resolve_config(argv: list[str] | None) -> TrainConfig:
     args = build_parser().parse_args(argv)
     out = Path(args.out).resolve()
@@ -116,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ds = load_dataset(cfg.data.root)
         cfg.data.image_size = resolve_image_size(cfg, ds)
-        cfg.data.other_class = resolve_other_class(cfg, ds)
+        from training.pipeline import resolve_other_class
+        cfg.data.other_class = resolve_other_class(cfg.data, ds)
         if not ds.items("val"):
             raise DatasetError(f"{cfg.data.root} has no val images: early stopping and best-model "
                                f"selection need some (rebuild the dataset with a val fraction > 0)")

@@ -125,8 +125,7 @@ def test_other_class_mixes_a_fresh_seeded_draw_of_non_office_photos_into_each_ep
     plain = Pipeline(ds, dataclasses.replace(DataConfig(), other_class="off"), image_size=32, num_classes=20,
                      batch_size=64)
     assert plain.outputs == 20 and plain.epoch_size() == office and "others_train" not in plain.items
-    with pytest.raises(ValueError, match="resolved to on/off"):
-        Pipeline(ds, dataclasses.replace(DataConfig(), other_class="auto"), 32, 20, 64)
+    assert Pipeline(ds, DataConfig(), 32, 20, 64).outputs == 21    # auto, with non-office photos: on
 
 
 def test_other_class_epochs_are_the_same_cached_or_streamed(others_dataset):

@@ -90,13 +90,14 @@ def test_other_class_run_has_a_hidden_output_that_learns_non_office_photos(other
 
 
 def test_other_class_auto_follows_the_dataset(tiny_dataset, others_dataset):
-    from training.train import resolve_other_class
+    from training.pipeline import resolve_other_class
 
-    cfg = config_from_args(build_parser().parse_args(["--data", "d", "--out", "o", "--other-class", "auto"]))
-    assert resolve_other_class(cfg, load_dataset(others_dataset)) == "on"
-    assert resolve_other_class(cfg, load_dataset(tiny_dataset)) == "off"
+    cfg = config_from_args(build_parser().parse_args(["--data", "d", "--out", "o"]))
+    assert cfg.data.other_class == "auto"   # the default: method b whenever the photos are there
+    assert resolve_other_class(cfg.data, load_dataset(others_dataset)) == "on"
+    assert resolve_other_class(cfg.data, load_dataset(tiny_dataset)) == "off"
     cfg.data.other_class = "off"
-    assert resolve_other_class(cfg, load_dataset(others_dataset)) == "off"
+    assert resolve_other_class(cfg.data, load_dataset(others_dataset)) == "off"
 
 
 @pytest.mark.slow
