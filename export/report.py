@@ -32,8 +32,8 @@ def _abstain_section(rule: dict, parity: dict) -> list[str]:
              _pct(f[m]["top1_answered"]), _pct(f[m]["top1_overall"])]
             for name, m in (("int8 (shipped)", "int8"), ("float Keras", "float")) if m in f]
     return ["## Not an office object (abstain rule)", "",
-            f"Abstains when the max dequantized output probability is below **{rule['threshold']:.4f}** "
-            f"({rule['method']}), calibrated on the float model for {_pct(rule['target_coverage'])} office "
+            f"Abstains when the {'sum (office mass, 1 - p(other))' if rule.get('score') == 'office_mass' else 'max'} "
+            f"of the dequantized outputs is below **{rule['threshold']:.4f}** ({rule['method']}), calibrated on the float model for {_pct(rule['target_coverage'])} office "
             f"coverage on {cal['office_val']} office + {cal['others_val']} non-office val photos (float "
             f"threshold {cal['float_threshold']:.4f}; office val answered: float {_pct(cal['float_office_coverage'])}, "
             f"int8 {_pct(cal.get('int8_office_coverage'))}). Figures below: office test vs non-office photos "

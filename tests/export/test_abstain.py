@@ -175,7 +175,9 @@ def test_threshold_reproduces_the_reported_figures(abstain_bundle, others_datase
     parity = json.loads((abstain_bundle / "parity.json").read_text())
     assert parity["abstain_images"] == len(y_test) + len(x_others)
     assert b.manifest["parity"]["abstain_agreement"] == parity["abstain_agreement"] >= 0.9
-    assert "Not an office object" in (abstain_bundle / "REPORT.md").read_text()
+    report = (abstain_bundle / "REPORT.md").read_text()
+    assert "Not an office object" in report and f"**{t:.4f}** ({rule['method']})" in report
+    assert ("office mass" in report) == (rule["score"] == "office_mass")
 
 
 @pytest.mark.slow
