@@ -35,6 +35,11 @@ class Run:
     dataset: Dataset
 
     @property
+    def seed(self) -> int:
+        """The training seed (config.json), which export's pruning fine-tune reuses."""
+        return int(self.config.get("runtime", {}).get("seed", 0))
+
+    @property
     def other_class(self) -> bool:
         """Trained with a hidden "other" output (``--other-class``): N + 1 model outputs."""
         return self.config.get("data", {}).get("other_class") == "on"

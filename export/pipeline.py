@@ -121,7 +121,7 @@ def train_pipeline(run, batch_size: int):
     except (TypeError, ValueError) as e:
         raise ExportError(f"{run.path / 'config.json'} is not a trainer config: {e}")
     data_cfg.other_class = "on" if run.other_class else "off"   # a config saved before the flag: off
-    return Pipeline(run.dataset, data_cfg, run.spec.size, len(run.dataset.classes), batch_size)
+    return Pipeline(run.dataset, data_cfg, run.spec.size, len(run.dataset.classes), batch_size, seed=run.seed)
 
 
 def abstain_rule(cfg: ExportConfig, run, model, int8_model: LiteRTModel, office_test: tuple,
@@ -166,6 +166,8 @@ def abstain_rule(cfg: ExportConfig, run, model, int8_model: LiteRTModel, office_
 
 
 def export(cfg: ExportConfig) -> ExportResult:
+    from training.tfenv import keras, tf
+
     log(f"loading run {cfg.run}")
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
     run = load_run(cfg.run, cfg.data)
@@ -182,6 +184,10 @@ def export(cfg: ExportConfig) -> ExportResult:
     if cfg.prune.target_sparsity:
         log(f"pruning Conv2D/Dense kernels to {cfg.prune.target_sparsity:.0%} sparsity, "
             f"{cfg.prune.epochs} fine-tuning epochs")
+    # The fine-tuning draws dropout masks and batch order: seeded by the run's own seed, with
+    # deterministic kernels, the same run exports the same model.tflite every time.
+    keras.utils.set_random_seed(run.seed)
+    tf.config.experimental.enable_op_determinism()
     pipe = train_pipeline(run, cfg.prune.batch_size)
     model, sparsity = prune_model(run.model, pipe.train, pipe.epoch_size(), cfg.prune)
     log(f"kernel sparsity {overall_sparsity(sparsity):.4f}")

@@ -61,6 +61,20 @@ def test_bundle_validates_and_describes_the_int8_model(tiny_bundle, tiny_run):
         assert name in m["files"]
 
 
+def test_the_same_run_exports_the_same_model_bytes(tiny_bundle, tiny_run, tmp_path):
+    # Pruning fine-tunes with dropout and shuffled batches: seeded by the run's seed, with
+    # deterministic kernels, a second export (same flags as the tiny_bundle fixture) is identical.
+    flags = json.loads((tiny_bundle / "export_config.json").read_text())
+    assert main(["--run", str(tiny_run), "--out", str(tmp_path / "again"), "--prune-epochs", str(flags["prune"]["epochs"]),
+                 "--prune-lr", str(flags["prune"]["lr"]), "--batch-size", str(flags["prune"]["batch_size"]),
+                 "--calibration-images", str(flags["quantize"]["calibration_images"]),
+                 "--min-agreement", str(flags["gate"]["min_agreement"]),
+                 "--max-accuracy-drop", str(flags["gate"]["max_accuracy_drop"])]) == 0
+    assert (tmp_path / "again" / "model.tflite").read_bytes() == (tiny_bundle / "model.tflite").read_bytes()
+    assert json.loads((tmp_path / "again" / "export_config.json").read_text()) == \
+        {**flags, "out": str(tmp_path / "again")}
+
+
 def test_int8_model_is_integer_inside_and_sparse(tiny_bundle, tiny_run):
     from training.tfenv import keras
 
