@@ -6,8 +6,8 @@
 
 For each bundle, runs its int8 model.tflite (desktop LiteRT) on the office test split and on the
 photos of the non-office classes kept out of training and calibration (``others_items("test")``),
-and writes bench/results/abstain.md and .json: AUROC office vs non-office of the max output
-probability (the score every consumer thresholds), the share of non-office photos given an office
+and writes bench/results/abstain.md and .json: AUROC office vs non-office of the rule's score (max
+or sum of the outputs, what every consumer thresholds; both for method b), the share of non-office photos given an office
 label at 90 % and 95 % office coverage and at the manifest's threshold, selective accuracy (office
 top-1 on answered photos) vs top-1 overall, and a sweep of coverages. The figures export measured
 on the float model, the calibration and the int8/float abstain agreement come from each manifest.
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.record import cpu_info, cpu_line, write_results
+from bundle.abstain import scores
 from bundle.manifest import BundleError, load_bundle
 from export import abstain
 from export.inputs import ExportError, load_pixels, split_arrays
@@ -61,7 +62,7 @@ def measure(bundle_dir: Path, root: Path) -> dict:
     rule = b.abstain
     metrics = b.manifest["metrics"]
     score = rule.get("score", "max")
-    office_s, others_s = abstain.scores(office, score), abstain.scores(non_office, score)
+    office_s, others_s = scores(office, score), scores(non_office, score)
     sweep = []
     for c in SWEEP:
         t = abstain.coverage_threshold(office_s, c)
@@ -74,11 +75,8 @@ def measure(bundle_dir: Path, root: Path) -> dict:
             "office_top1": {"run_float": metrics.get("run_float_accuracy"), "float": metrics.get("float_accuracy"),
                             "int8": metrics.get("int8_accuracy")},
             "int8": abstain.evaluate(office, y_test, non_office, rule["threshold"], score),
-            # The other score a hidden "other" output offers (the sum of a method-a model's outputs is ~1).
-            "int8_auroc_by_score": {name: round(abstain.auroc(abstain.scores(office, name),
-                                                              abstain.scores(non_office, name)), 4)
-                                    for name in (("max", "office_mass") if rule["method"] == "other_output"
-                                                 else ("max",))},
+            "int8_auroc_by_score": {name: round(abstain.auroc(scores(office, name), scores(non_office, name)), 4)
+                                    for name in abstain.METHOD_SCORES[rule["method"]]},
             "float_at_export": rule["figures"].get("float"),
             "abstain_agreement": b.manifest["parity"].get("abstain_agreement"),
             "abstain_images": b.manifest["parity"].get("abstain_images"),

@@ -79,15 +79,13 @@ def finished_run(run: Path, argv: list[str]) -> bool:
     """
     from training.config import TrainConfig, build_parser, config_from_args
     from training.data.dataset import load_dataset
-    from training.pipeline import resolve_other_class
-    from training.train import resolve_image_size
+    from training.train import resolve_for_dataset
 
     if not (run / "metrics.json").is_file() or not (run / "config.json").is_file():
         return False
     cfg = config_from_args(build_parser().parse_args(argv))
     ds = load_dataset(argv[argv.index("--data") + 1])
-    cfg.data.image_size = resolve_image_size(cfg, ds)
-    cfg.data.other_class = resolve_other_class(cfg.data, ds)
+    resolve_for_dataset(cfg, ds)
     want = cfg.to_dict()
     saved = json.loads((run / "config.json").read_text())
     # A run from before --other-class existed trained no "other" output, whatever today's default.
@@ -119,19 +117,18 @@ def step_clock():
 
 def throughput(data: Path, train_args: list[str], steps: int, rounds: int) -> dict:
     """Training img/s from JPEG files, from the cached pipeline and from in-memory tensors."""
-    from training.config import TrainConfig, build_parser, config_from_args
+    from training.config import build_parser, config_from_args
     from training.data.dataset import load_dataset
     from training.model import build_model
     from training.pipeline import Pipeline
     from training.schedule import make_optimizer
     from training.tfenv import keras, tf
-    from training.pipeline import resolve_other_class
-    from training.train import resolve_image_size
+    from training.train import resolve_for_dataset
 
     cfg = config_from_args(build_parser().parse_args(["--data", str(data), "--out", "unused", *train_args]))
     ds = load_dataset(data)
-    size = resolve_image_size(cfg, ds)
-    cfg.data.other_class = resolve_other_class(cfg.data, ds)
+    resolve_for_dataset(cfg, ds)
+    size = cfg.data.image_size
     batch = cfg.optim.batch_size
     files = Pipeline(ds, cfg.data.__class__(**{**vars(cfg.data), "cache": False}), size, len(ds.classes), batch)
     cached = Pipeline(ds, cfg.data, size, len(ds.classes), batch)

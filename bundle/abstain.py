@@ -1,7 +1,8 @@
 """The "not an office object" rule as every consumer applies it: the manifest's ``abstain`` section.
 
-    from bundle.abstain import abstains
+    from bundle.abstain import abstains, scores
     abstains(probs, manifest["abstain"])     # probs: the DEQUANTIZED outputs, shape (N,) or (n, N)
+    scores(probs, "office_mass")             # one score of the outputs (per row of a batch)
 
 A consumer abstains when the rule's score of the outputs is below ``threshold``. ``score``:
 
@@ -24,11 +25,11 @@ SCORES = {
 }
 
 
-def score(probs, rule: dict) -> np.ndarray:
-    """The rule's score of one output vector (a scalar) or of a batch (one per row)."""
-    return SCORES[rule.get("score", "max")](np.asarray(probs, np.float64))
+def scores(probs, name: str = "max") -> np.ndarray:
+    """Score ``name`` of one output vector (a scalar) or of a batch (one per row), in float64."""
+    return SCORES[name](np.asarray(probs, np.float64))
 
 
 def abstains(probs, rule: dict):
-    """True where the score is below the threshold: "not sure this is an office object"."""
-    return score(probs, rule) < rule["threshold"]
+    """True where the rule's score is below its threshold: "not sure this is an office object"."""
+    return scores(probs, rule.get("score", "max")) < rule["threshold"]

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bundle.abstain import SCORES
+from bundle.abstain import scores
 
 METHODS = {
     "max_softmax": "abstained = max(dequantized outputs) < threshold",
@@ -50,10 +50,8 @@ METHODS = {
                     "1 - p(other)",
 }
 
-
-def scores(probs: np.ndarray, score: str = "max") -> np.ndarray:
-    """The consumers' score of each row of probabilities (bundle.abstain)."""
-    return SCORES[score](np.asarray(probs, np.float64))
+# The scores calibration chooses from: the office mass of a method-a model is always ~1.
+METHOD_SCORES = {"max_softmax": ("max",), "other_output": ("max", "office_mass")}
 
 
 def coverage_threshold(scores: np.ndarray, coverage: float) -> float:
@@ -115,8 +113,7 @@ def calibrate(office_val: np.ndarray, office_val_labels: np.ndarray, others_val:
               output_scale: float, coverage: float, method: str = "max_softmax") -> dict:
     """The manifest's ``abstain`` section (less ``figures``), from FLOAT val probabilities
     (the shipped outputs: for ``other_output``, the office columns only)."""
-    by_score = {name: _r(auroc(scores(office_val, name), scores(others_val, name)))
-                for name in (("max", "office_mass") if method == "other_output" else ("max",))}
+    by_score = {name: _r(auroc(scores(office_val, name), scores(others_val, name))) for name in METHOD_SCORES[method]}
     score = max(by_score, key=by_score.get)
     float_threshold = coverage_threshold(scores(office_val, score), coverage)
     threshold = snap(float_threshold, output_scale)

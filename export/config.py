@@ -77,9 +77,9 @@ HELP = {
     "prune": "magnitude pruning of Conv2D/Dense kernels, then fine-tuning on the train split",
     "quantize": "full-integer int8 conversion calibrated on real, reference-preprocessed train images",
     "gate": "parity gate on the whole test split; a failure publishes nothing",
-    "abstain": "'not an office object' rule: a threshold on the max output probability calibrated on "
-               "val photos, when the dataset has non-office photos (import-others); method other_output "
-               "for a run trained with --other-class, else max_softmax",
+    "abstain": "'not an office object' rule: a threshold on a score of the outputs (max, or their sum for "
+               "a run trained with --other-class) calibrated on val photos, when the dataset has non-office "
+               "photos (import-others)",
     "model": "identity written into manifest.json",
 }
 FLAG_HELP = {

@@ -93,8 +93,8 @@ def resolve_other_class(cfg: DataConfig, dataset: Dataset) -> str:
 class Pipeline:
     """The train and evaluation datasets of one run; decoded images are shared by all epochs.
 
-    With ``cfg.other_class`` on (or auto, and a dataset with non-office photos) the labels have one more class, index ``num_classes``
-    ("other"): each training epoch mixes ``other_fraction`` of non-office photos of the train-side
+    With ``cfg.other_class`` on (or auto, and a dataset with non-office photos) the labels have one
+    more class, index ``num_classes`` ("other"): each training epoch mixes ``other_fraction`` of non-office photos of the train-side
     classes (a fresh seeded draw every epoch) into the office ones, and ``others_val`` /
     ``others_test`` are evaluation splits of the non-office photos.
     """

@@ -71,6 +71,14 @@ def resolve_image_size(cfg: TrainConfig, ds: Dataset) -> int:
     return 64 if 0 < side <= SMALL_DATA_MAX_SIDE else 128
 
 
+def resolve_for_dataset(cfg: TrainConfig, ds: Dataset) -> None:
+    """Fill in what the config leaves to the data: the input size and whether "other" is trained
+    (config.json records the resolved values). ValueError for an impossible --other-class."""
+    from training.pipeline import resolve_other_class
+    cfg.data.image_size = resolve_image_size(cfg, ds)
+    cfg.data.other_class = resolve_other_class(cfg.data, ds)
+
+
 def resolve_config(argv: list[str] | None) -> TrainConfig:
     args = build_parser().parse_args(argv)
     out = Path(args.out).resolve()
@@ -104,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         ds = load_dataset(cfg.data.root)
-        cfg.data.image_size = resolve_image_size(cfg, ds)
-        from training.pipeline import resolve_other_class
-        cfg.data.other_class = resolve_other_class(cfg.data, ds)
+        resolve_for_dataset(cfg, ds)
         if not ds.items("val"):
             raise DatasetError(f"{cfg.data.root} has no val images: early stopping and best-model "
                                f"selection need some (rebuild the dataset with a val fraction > 0)")

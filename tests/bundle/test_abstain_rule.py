@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bundle.abstain import abstains, score
+from bundle.abstain import abstains, scores
 from bundle.manifest import BundleError, validate_manifest
 from test_manifest import manifest
 
@@ -12,10 +12,12 @@ OFFICE = np.array([200, 30, 10]) / 256     # max 0.781, sum 0.938
 
 
 def test_max_score_is_the_default_and_office_mass_is_the_sum():
-    assert score(UNSURE, {"threshold": 0.5}) == 60 / 256
-    assert score(UNSURE, {"threshold": 0.5, "score": "max"}) == 60 / 256
-    assert score(UNSURE, {"threshold": 0.5, "score": "office_mass"}) == 150 / 256
-    assert score(np.stack([UNSURE, OFFICE]), {"threshold": 0, "score": "office_mass"}).tolist() == [150 / 256, 240 / 256]
+    assert scores(UNSURE) == 60 / 256
+    assert scores(UNSURE, "max") == 60 / 256
+    assert scores(UNSURE, "office_mass") == 150 / 256
+    assert scores(np.stack([UNSURE, OFFICE]), "office_mass").tolist() == [150 / 256, 240 / 256]
+    # A rule without "score" (written before the field existed) is read as "max".
+    assert abstains(UNSURE, {"threshold": 61 / 256}) and not abstains(UNSURE, {"threshold": 60 / 256})
 
 
 def test_the_threshold_decides_and_the_score_matters():
