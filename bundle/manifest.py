@@ -19,7 +19,13 @@ manifest.json (``schema_version`` 1)::
     metrics:  {...}   parity: {...}                         # figures export measured
     golden:   [{image, input, input_sha256, output, top1}]  # files under golden/, see export
     abstain:  optional {method, score, threshold, ...}      # "not an office object": see bundle.abstain
-    files:    {relative path: {sha256, bytes, gzip_bytes}}  # every other file in the bundle
+    files:    {relative path: {sha256, bytes, gzip_bytes}}  # every other file but SEAL
+
+SEAL seals the manifest, and through its ``files`` hashes every other file: one line in
+``sha256sum`` format, ``<sha256 of manifest.json>  manifest.json`` (so ``cd BUNDLE && sha256sum -c
+SEAL`` checks it by hand). A manifest edited after export (a threshold, the preprocessing) no longer
+matches its SEAL and every reader refuses it: ``load_bundle`` here (server, APK build, export's
+own check before publishing) and ``android_demo/web/seal.js`` on the phone.
 
 Use:
     from bundle.manifest import load_bundle, BundleError
@@ -39,6 +45,7 @@ from bundle.preprocess import PreprocessSpec
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+SEAL = "SEAL"
 REQUIRED = ("schema_version", "model", "classes", "input", "output", "files")
 
 
@@ -105,6 +112,24 @@ def bytes_digest(data: bytes) -> dict:
             "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0))}
 
 
+def seal_text(manifest_bytes: bytes) -> str:
+    """The SEAL file's content for these exact manifest.json bytes."""
+    return f"{hashlib.sha256(manifest_bytes).hexdigest()}  {MANIFEST}\n"
+
+
+def check_seal(path: Path, manifest_bytes: bytes) -> None:
+    """Raise BundleError unless ``path``/SEAL is the seal of ``manifest_bytes``."""
+    seal_file = path / SEAL
+    if not seal_file.is_file():
+        raise BundleError(f"bundle at {path} is not sealed: {SEAL} is missing "
+                          f"(a bundle must be published by export; re-export it)")
+    want = seal_file.read_text(errors="replace")
+    if want != seal_text(manifest_bytes):
+        got = hashlib.sha256(manifest_bytes).hexdigest()
+        raise BundleError(f"bundle at {path}: {MANIFEST} has sha256 {got[:12]}..., {SEAL} says "
+                          f"{want[:12]!r}... ({MANIFEST} was modified after export, or the bundle is corrupt)")
+
+
 def validate_manifest(m: dict) -> None:
     """Structural checks; raises BundleError with the first problem found."""
     missing = [k for k in REQUIRED if k not in m]
@@ -147,17 +172,26 @@ def validate_manifest(m: dict) -> None:
 
 
 def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
-    """Read, validate and (by default) hash-check a bundle directory."""
+    """Read, validate, seal-check and (by default) hash-check a bundle directory.
+
+    A published bundle is a symlink to its content directory (bundle.publish); it is resolved
+    once here, so every later read (model, labels) comes from the directory that was checked even
+    if a new bundle is published meanwhile.
+    """
     path = Path(path)
     mpath = path / MANIFEST
     if not mpath.is_file():
         raise BundleError(f"no bundle at {path}: {MANIFEST} is missing")
+    path = path.resolve()
+    mpath = path / MANIFEST
     try:
-        manifest = json.loads(mpath.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        raw = mpath.read_bytes()  # the bytes checked against SEAL are the bytes parsed
+        manifest = json.loads(raw)
+    except (OSError, ValueError) as e:
         raise BundleError(f"{mpath} is not readable JSON: {e}")
     if not isinstance(manifest, dict):
         raise BundleError(f"{mpath} is not a JSON object")
+    check_seal(path, raw)  # before the schema: an edited manifest is named as edited
     validate_manifest(manifest)
     for rel, want in manifest["files"].items():
         f = path / rel

@@ -1,10 +1,12 @@
 """bundle.manifest + bundle.publish: a sealed bundle loads; every kind of damage is named."""
 import json
 import os
+import shutil
+import subprocess
 
 import pytest
 
-from bundle.manifest import BundleError, load_bundle
+from bundle.manifest import BundleError, load_bundle, seal_text
 from bundle.preprocess import PreprocessSpec
 from bundle.publish import publish, seal, staging_dir
 
@@ -90,12 +92,62 @@ def test_labels_file_must_agree(tmp_path):
     (dest / "labels.txt").write_text("a\nb\nc\n")
     m["files"].pop("labels.txt")
     (dest / "manifest.json").write_text(json.dumps(m))
+    (dest / "SEAL").write_text(seal_text((dest / "manifest.json").read_bytes()))  # resealed by hand
     with pytest.raises(BundleError, match="disagrees"):
         load_bundle(dest)
 
 
+def test_edited_manifest_is_refused(tmp_path):
+    """An edited threshold or preprocessing no longer matches the SEAL, even with valid JSON."""
+    dest = build(tmp_path / "bundle")
+    m = json.loads((dest / "manifest.json").read_text())
+    m["abstain"] = {"method": "max_softmax", "threshold": 0.0}
+    (dest / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="manifest.json was modified after export"):
+        load_bundle(dest, verify_hashes=False)
+
+
+def test_unsealed_bundle_is_refused(tmp_path):
+    dest = build(tmp_path / "bundle")
+    os.unlink(dest / "SEAL")
+    with pytest.raises(BundleError, match="not sealed: SEAL is missing"):
+        load_bundle(dest)
+
+
+@pytest.mark.skipif(not shutil.which("sha256sum"), reason="no sha256sum")
+def test_seal_is_sha256sum_format(tmp_path):
+    dest = build(tmp_path / "bundle")
+    assert "SEAL" not in json.loads((dest / "manifest.json").read_text())["files"]
+    ok = subprocess.run(["sha256sum", "-c", "SEAL"], cwd=dest, capture_output=True, text=True)
+    assert ok.returncode == 0 and "manifest.json: OK" in ok.stdout
+
+
+def content_dirs(folder):
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.is_symlink())
+
+
 def test_publish_replaces_and_keeps_the_previous(tmp_path):
     dest = build(tmp_path / "bundle", model=b"v1")
+    build(dest, model=b"v2")
+    assert load_bundle(dest).model_path.read_bytes() == b"v2"
+    assert load_bundle(tmp_path / ".bundle.previous").model_path.read_bytes() == b"v1"
+    # the switch is a symlink to a content-addressed sibling; only current + previous are kept
+    build(dest, model=b"v3")
+    assert dest.is_symlink() and os.readlink(dest).startswith(".bundle.")
+    seal_hash = (dest / "SEAL").read_text().split()[0]
+    assert os.readlink(dest) == f".bundle.{seal_hash[:16]}"
+    assert load_bundle(tmp_path / ".bundle.previous").model_path.read_bytes() == b"v2"
+    assert content_dirs(tmp_path) == sorted([os.readlink(dest), os.readlink(tmp_path / ".bundle.previous")])
+    assert load_bundle(dest).path == (tmp_path / os.readlink(dest)).resolve()
+
+
+def test_publish_over_a_bundle_of_the_old_layout(tmp_path):
+    """A bundle published as a plain directory (older code) becomes the previous one."""
+    dest = build(tmp_path / "bundle", model=b"v1")
+    real = tmp_path / os.readlink(dest)
+    os.unlink(dest)
+    real.rename(dest)
+    (tmp_path / ".bundle.previous").mkdir()  # the old layout's previous bundle, a directory
     build(dest, model=b"v2")
     assert load_bundle(dest).model_path.read_bytes() == b"v2"
     assert load_bundle(tmp_path / ".bundle.previous").model_path.read_bytes() == b"v1"
@@ -106,12 +158,12 @@ def test_crash_while_publishing_leaves_the_old_bundle(tmp_path, monkeypatch):
     before = snapshot(dest)
     real_rename = os.rename
 
-    def crash_on_second(src, dst):
+    def crash_on_rename(src, dst):
         if str(src).startswith(str(tmp_path / ".bundle.staging-")):
             raise OSError("disk full")
         return real_rename(src, dst)
 
-    monkeypatch.setattr(os, "rename", crash_on_second)
+    monkeypatch.setattr(os, "rename", crash_on_rename)
     with pytest.raises(OSError, match="disk full"):
         build(dest, model=b"v2")
     assert snapshot(dest) == before
