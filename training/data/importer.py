@@ -40,6 +40,7 @@ class ImportConfig:
     out: str                          # the dataset root to write
     classes: str = DEFAULT_CATALOG    # catalog name or path
     per_class: int | None = None      # keep at most N photos per class (deterministic subset)
+    subset: str = "hash"              # how the --per-class N are picked: "hash" or "first" (see subset_order)
     seed: int = 0                     # picks the subset and the train/val/test split
     link: bool = False                # hard-link (or symlink across devices) instead of copying
     workers: int = 4
@@ -109,8 +110,25 @@ def find_candidates(root: Path, classes: list[ClassInfo]) -> tuple[str, dict[str
     return layout, found, details
 
 
-def subset_order(wnid: str, candidates: list[Candidate], seed: int) -> list[Candidate]:
-    """A seeded, stable order: the first N of it are the --per-class N subset."""
+SUBSETS = ("hash", "first")
+
+
+def subset_order(wnid: str, candidates: list[Candidate], seed: int, subset: str = "hash") -> list[Candidate]:
+    """A stable order whose first N are the --per-class N subset.
+
+    ``hash``: seeded, a spread sample of the whole class (but which N depends on every file there).
+    ``first``: Tiny ImageNet index order (train ``<wnid>_<n>`` by n, then ``val_<n>``, then other
+    names): the same N however many photos a class holds, as long as it grows by appending, as
+    Tiny ImageNet's own subsets do (so a test fixture keeps its photos when a shared set grows).
+    """
+    if subset not in SUBSETS:
+        raise SourceError(f"--subset {subset!r}: expected one of {', '.join(SUBSETS)}")
+    if subset == "first":
+        def index(c: Candidate) -> tuple:
+            number = re.search(r"_(\d+)\.\w+$", c.name)
+            return (c.origin != "train", int(number.group(1)) if number else float("inf"), c.name)
+        return sorted(candidates, key=index)
+
     def key(c: Candidate) -> bytes:
         # Salted apart from the split hash (dataset.assign_split): ordering by that same hash would
         # put only the lowest hashes in the subset, i.e. only train files.
@@ -152,7 +170,7 @@ def place_classes(classes: list[ClassInfo], found: dict[str, list[Candidate]], o
         for c in classes:
             folder = out / c.wnid
             folder.mkdir(parents=True, exist_ok=True)
-            order = subset_order(c.wnid, found[c.wnid], cfg.seed) if cfg.per_class else found[c.wnid]
+            order = subset_order(c.wnid, found[c.wnid], cfg.seed, cfg.subset) if cfg.per_class else found[c.wnid]
             want = cfg.per_class or len(order)
             kept: list[Candidate] = []
             pos = 0
