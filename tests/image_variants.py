@@ -4,6 +4,7 @@ Every variant is made from a real ImageNet photo at test time (nothing binary is
 
     from image_variants import exif_rotated_jpeg, cmyk_jpeg, png16_gray, ...
     data = exif_rotated_jpeg(Image.open(photo))   # bytes of a JPEG stored sideways + EXIF tag
+    data = exif_oriented_jpeg(Image.open(photo), 5)   # any of the 8 EXIF orientations
 """
 from __future__ import annotations
 
@@ -23,9 +24,41 @@ def encode(img: Image.Image, fmt: str, **kw) -> bytes:
 
 def exif_rotated_jpeg(img: Image.Image) -> bytes:
     """The photo stored turned 90 degrees counter-clockwise, with EXIF orientation 6 (display: rotate 90 CW)."""
+    return exif_oriented_jpeg(img, 6)
+
+
+# EXIF orientation -> how the pixels are stored so that a viewer applying the tag shows the photo
+# upright (the inverse of the transpose that Pillow's ImageOps.exif_transpose applies).
+STORED_AS = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+             4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
+             7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}
+
+
+def exif_oriented_jpeg(img: Image.Image, orientation: int) -> bytes:
+    """The photo stored as a camera in one of the 8 EXIF orientations stores it, with that tag."""
     exif = Image.Exif()
-    exif[0x0112] = 6
-    return encode(img.convert("RGB").transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95, exif=exif)
+    exif[0x0112] = orientation
+    stored = img.convert("RGB")
+    if STORED_AS[orientation] is not None:
+        stored = stored.transpose(STORED_AS[orientation])
+    return encode(stored, "JPEG", quality=95, exif=exif)
+
+
+def xmp_oriented_jpeg(img: Image.Image) -> bytes:
+    """Turned like EXIF orientation 6, but the tag is only in XMP (which Pillow also honours)."""
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/>'
+           b'</rdf:RDF></x:xmpmeta>')
+    return encode(img.convert("RGB").transpose(STORED_AS[6]), "JPEG", quality=95, xmp=xmp)
+
+
+def transparent_png(img: Image.Image, mode: str = "RGBA") -> bytes:
+    """An RGBA (or LA) PNG whose alpha runs from fully transparent at the left to opaque at the
+    right; the transparent pixels keep their colours, which a decoder that drops alpha shows."""
+    rgba = img.convert("RGBA")
+    ramp = np.linspace(0, 255, rgba.width).round().astype(np.uint8)
+    rgba.putalpha(Image.fromarray(np.tile(ramp, (rgba.height, 1))))
+    return encode(rgba if mode == "RGBA" else rgba.convert("LA"), "PNG")
 
 
 def cmyk_jpeg(img: Image.Image) -> bytes:

@@ -1,14 +1,12 @@
 """The tf.data input pipeline: files -> decoded, cropped, resized uint8 images -> (augmented) batches.
 
 Preprocessing follows ``bundle.images.decode_image`` + ``bundle.preprocess`` (what inference
-does): decode (JPEG with ``dct_method="INTEGER_ACCURATE"``, libjpeg's ISLOW DCT, which is what
-Pillow uses, at full size, so the decoded pixels are the same; grayscale becomes RGB), centre-crop a square of side
+does): decode to the reference's exact pixels (see ``decode``), centre-crop a square of side
 ``round(min(W, H) * crop_fraction)``, resize to ``size x size`` with antialiased bilinear, round to
 uint8. When no resize is needed (64 px Tiny ImageNet photos at 64 px) the pixels are exactly the
 reference's. When resizing, TF's antialiased bilinear is close to Pillow's BILINEAR but not
 bit-identical: at most 1 of 255 apart, ~0.1 on average (tests/training/test_pipeline.py
 measures it on full-size ImageNet photos at 64, 128 and 224 px).
-TF does not apply EXIF orientation: the dataset importer stores upright images.
 
 Decoded images are cached in memory (uint8) when they fit, so only the first epoch reads files.
 Augmentation runs here, per image, on the CPU, with stateless random ops seeded by
@@ -24,19 +22,54 @@ It never runs for evaluation. Kept out of the model because XLA can't compile
 """
 from __future__ import annotations
 
+import numpy as np
+
+from bundle.images import decode_image
 from training.config import DataConfig
 from training.data.dataset import Dataset
 from training.tfenv import tf
 
 AUTOTUNE = tf.data.AUTOTUNE
+TRAIN_SPLITS = ("train", "others_train")   # the splits a run learns from (and a teacher labels)
+# JPEG's APP1 marker: the segment that holds EXIF and XMP, hence any orientation tag.
+APP1_MARKER = b"\xff\xe1"
 
 
 def decode(data: tf.Tensor) -> tf.Tensor:
-    """Encoded bytes -> uint8 RGB [H, W, 3], the pixels ``bundle.images.decode_image`` gives:
-    JPEGs with libjpeg's ISLOW DCT, as Pillow decodes them; other formats via decode_image."""
-    return tf.cond(tf.io.is_jpeg(data),
+    """Encoded bytes -> uint8 RGB [H, W, 3], exactly the pixels ``bundle.images.decode_image`` gives
+    (what the server, the phone page, calibration and parity see).
+
+    Stored photos keep their original bytes (import and download copy them, so dataset hashes
+    name the user's files), and the decode rule stays the bundle's, written once: the one kind of
+    file TF decodes to Pillow's pixels by itself, a plain JPEG (gray or YCbCr, no APP1 segment),
+    takes TF's decoder (libjpeg's ISLOW DCT, what Pillow uses: the bulk of every ImageNet-style
+    dataset, at graph speed); everything else runs ``decode_image`` itself. That covers the EXIF
+    or XMP orientation (both live in an APP1 segment, which TF ignores: a phone photo would train
+    sideways), alpha composited over white (TF drops it, leaving what transparent pixels hide),
+    CMYK, 16-bit and palette images. 0xFF 0xE1 can't occur in a JPEG's entropy-coded data (0xFF
+    is stuffed there), so looking for it anywhere only ever errs towards the exact path.
+    """
+    no_app1 = tf.size(tf.strings.split(data, sep=APP1_MARKER)) == 1
+    plain_jpeg = tf.cond(tf.logical_and(tf.io.is_jpeg(data), no_app1),
+                         lambda: tf.io.extract_jpeg_shape(data)[2] != 4,   # 4 channels: CMYK
+                         lambda: tf.constant(False))
+    return tf.cond(plain_jpeg,
                    lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
-                   lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
+                   lambda: _reference_decode(data))
+
+
+def _reference_decode(data: tf.Tensor) -> tf.Tensor:
+    """``bundle.images.decode_image`` as a tf.data op (its ImageError, a ValueError, surfaces as
+    InvalidArgumentError with the reason, as TF's own decoders' errors do)."""
+    def pixels(encoded):
+        # A scalar string arrives as bytes in tf.data, as a 0-d object array when called eagerly
+        # (not np.asarray(bytes): numpy's "S" type drops trailing NUL bytes, e.g. of a WebP).
+        data = encoded if isinstance(encoded, bytes) else encoded.item()
+        return np.asarray(decode_image(data), dtype=np.uint8)
+
+    image = tf.numpy_function(pixels, [data], tf.uint8, stateful=False)
+    image.set_shape([None, None, 3])
+    return image
 
 
 def crop_and_resize(image: tf.Tensor, size: int, crop_fraction: float) -> tf.Tensor:
@@ -55,8 +88,9 @@ def crop_and_resize(image: tf.Tensor, size: int, crop_fraction: float) -> tf.Ten
     return tf.cond(tf.equal(side, size), lambda: image, resize)
 
 
-def augment(image: tf.Tensor, seed: tf.Tensor, cfg: DataConfig, size: int) -> tf.Tensor:
-    """One training image (float32 0..255) -> a random variant; ``seed`` is a stateless [2] seed."""
+def augment(image: tf.Tensor, seed: tf.Tensor, cfg: DataConfig, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """One training image (float32 0..255) -> (a random variant, whether it was mirrored);
+    ``seed`` is a stateless [2] seed. The mirror flag picks the teacher's matching soft target."""
     seeds = tf.random.experimental.stateless_split(seed, num=5)
     if cfg.crop_scale > 0:
         begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
@@ -69,13 +103,17 @@ def augment(image: tf.Tensor, seed: tf.Tensor, cfg: DataConfig, size: int) -> tf
         pad = max(1, round(cfg.translate * size))
         image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
         image = tf.image.stateless_random_crop(image, (size, size, 3), seed=seeds[0])
+    mirrored = tf.constant(False)
     if cfg.flip:
-        image = tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
+        # tf.image.stateless_random_flip_left_right's own draw, kept so that runs stay reproducible,
+        # spelled out because the caller needs to know the outcome.
+        mirrored = tf.random.stateless_uniform([], seed=seeds[1], minval=0, maxval=1.0) < 0.5
+        image = tf.cond(mirrored, lambda: tf.reverse(image, [1]), lambda: image)
     if cfg.brightness > 0:
         image = tf.image.stateless_random_brightness(image, cfg.brightness * 255.0, seed=seeds[2])
     if cfg.contrast > 0:
         image = tf.image.stateless_random_contrast(image, 1 - cfg.contrast, 1 + cfg.contrast, seed=seeds[3])
-    return tf.clip_by_value(image, 0.0, 255.0)
+    return tf.clip_by_value(image, 0.0, 255.0), mirrored
 
 
 def resolve_other_class(cfg: DataConfig, dataset: Dataset) -> str:
@@ -100,9 +138,12 @@ class Pipeline:
     """
 
     def __init__(self, dataset: Dataset, cfg: DataConfig, image_size: int, num_classes: int,
-                 batch_size: int, seed: int = 0):
+                 batch_size: int, seed: int = 0, soft_targets=None):
         self.cfg, self.size, self.num_classes = cfg, image_size, num_classes
         self.batch_size, self.seed = batch_size, seed
+        # training.distill.SoftTargets: each training photo's target becomes a mix of its hard
+        # label and the teacher's probabilities for the view it is shown (mirrored or not).
+        self.soft = soft_targets
         self.items = {split: dataset.items(split) for split in ("train", "val", "test")}
         self.other_class = resolve_other_class(cfg, dataset) == "on"
         if self.other_class:
@@ -129,21 +170,32 @@ class Pipeline:
         return self.count("train") + self.others_per_epoch()
 
     def _file_list(self, split: str) -> tf.data.Dataset:
+        """(path, label[, teacher probabilities of both views]) per photo, in file order."""
         items = self.items[split]
-        return tf.data.Dataset.from_tensor_slices((tf.constant([str(p) for p, _ in items], tf.string),
-                                                   tf.constant([label for _, label in items], tf.int32)))
+        columns = (tf.constant([str(p) for p, _ in items], tf.string),
+                   tf.constant([label for _, label in items], tf.int32))
+        if self.soft is not None and split in TRAIN_SPLITS:
+            columns += (tf.constant(self.soft.probs([p for p, _ in items]), tf.float32),)
+        return tf.data.Dataset.from_tensor_slices(columns)
 
-    def _load(self, path, label):
-        return crop_and_resize(decode(tf.io.read_file(path)), self.size, self.cfg.crop_fraction), label
+    def _load(self, path, label, *soft):
+        return (crop_and_resize(decode(tf.io.read_file(path)), self.size, self.cfg.crop_fraction), label, *soft)
 
     def _decoded(self, files: tf.data.Dataset) -> tf.data.Dataset:
         """(uint8 image, label) in file order, cached in memory when it fits."""
         ds = files.map(self._load, num_parallel_calls=self.parallel)
         return ds.cache() if self.cached else ds
 
-    def _to_model(self, image, label):
+    def _to_model(self, image, label, *soft):
         image = tf.ensure_shape(tf.cast(image, tf.float32), (self.size, self.size, 3))
-        return image, tf.one_hot(label, self.outputs)
+        return (image, tf.one_hot(label, self.outputs), *soft)
+
+    def _target(self, image, onehot, mirrored, *soft):
+        """(image, training target): the hard label, or its mix with the teacher's view."""
+        if not soft:
+            return image, onehot
+        view = soft[0][tf.cast(mirrored, tf.int32)]
+        return image, self.soft.mix(onehot, view)
 
     def train(self, epoch: int, augment_images: bool | None = None) -> tf.data.Dataset:
         """Epoch ``epoch``'s shuffled (and augmented) batches; the same for the same seed and epoch."""
@@ -161,21 +213,22 @@ class Pipeline:
         ds = ds.shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=False)
         if not self.cached:
             ds = ds.map(self._load, num_parallel_calls=self.parallel)
-        ds = ds.enumerate().map(lambda i, pair: (i, *self._to_model(*pair)), num_parallel_calls=self.parallel)
-        if do_augment:
-            cfg, size, seed = self.cfg, self.size, self.seed
+        ds = ds.enumerate().map(lambda i, row: (i, *self._to_model(*row)), num_parallel_calls=self.parallel)
+        cfg, size, seed = self.cfg, self.size, self.seed
 
-            def random_variant(i, image, label):
-                return augment(image, tf.stack([tf.cast(seed, tf.int64) * 1_000_003 + epoch, i]), cfg, size), label
+        def variant(i, image, onehot, *soft):
+            if not do_augment:
+                return self._target(image, onehot, tf.constant(False), *soft)
+            image, mirrored = augment(image, tf.stack([tf.cast(seed, tf.int64) * 1_000_003 + epoch, i]), cfg, size)
+            return self._target(image, onehot, mirrored, *soft)
 
-            ds = ds.map(random_variant, num_parallel_calls=self.parallel)
-        else:
-            ds = ds.map(lambda i, image, label: (image, label))
+        ds = ds.map(variant, num_parallel_calls=self.parallel)
         return ds.batch(self.batch_size).prefetch(AUTOTUNE)
 
     def evaluation(self, split: str, batch_size: int | None = None) -> tf.data.Dataset:
         """Unaugmented batches of one split, in the dataset's file order."""
-        ds = self._images[split].map(self._to_model, num_parallel_calls=self.parallel)
+        ds = self._images[split].map(lambda image, label, *soft: self._to_model(image, label)[:2],
+                                     num_parallel_calls=self.parallel)
         return ds.batch(batch_size or self.batch_size).prefetch(AUTOTUNE)
 
     def labels(self, split: str) -> list[int]:
