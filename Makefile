@@ -3,7 +3,17 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-PYTHON     ?= python3.11
+# The Python versions the pinned stack has wheels for (TensorFlow 2.21: 3.11-3.13; pyproject's
+# requires-python; tests/test_python_versions.py resolves the lock for each). The first one on
+# PATH is used unless PYTHON= names another.
+PYTHONS    := python3.11 python3.12 python3.13
+ifeq ($(origin PYTHON),undefined)
+PYTHON     := $(or $(firstword $(foreach p,$(PYTHONS),$(shell command -v $(p) 2>/dev/null))),python3)
+endif
+CHECK_PYTHON = $(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null || { \
+	  echo "error: officenet needs Python 3.11, 3.12 or 3.13 (the versions TensorFlow 2.21 and the pinned"; \
+	  echo "  stack have wheels for); $(PYTHON) is $$($(PYTHON) --version 2>/dev/null || echo 'not found')."; \
+	  echo "  Install one of $(PYTHONS), or set PYTHON=/path/to/python3.X"; exit 1; }
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 DATA       ?= data/office20
@@ -17,8 +27,11 @@ GPU        ?= 0
 # e.g. DATA_SOURCE=import DATA_ARGS="--from ~/imagenet/train --classes office20-imagenet"
 DATA_SOURCE ?= fetch
 DATA_ARGS  ?=
-# Non-office photos ("not an office object", issue 8): added to the dataset when the folder exists.
-OTHERS     ?= ../shared/datasets/tiny-imagenet-others
+# Non-office photos ("not an office object", issue 8), added by `make data` after the office photos
+# (`python -m training.data import-others --from $(OTHERS)`): auto = a local folder
+# ($OFFICENET_TINY_IMAGENET_OTHERS, else ../shared/datasets/tiny-imagenet-others) if present, else
+# every other class of the Tiny ImageNet zip that fetch downloads; or a folder; OTHERS= adds none.
+OTHERS     ?= auto
 TRAIN_ARGS ?=
 EXPORT_ARGS ?=
 SERVE_ARGS ?=
@@ -47,7 +60,7 @@ help:
 setup: $(STAMP)
 
 $(STAMP): requirements/serve.txt requirements/train.txt requirements/dev.txt requirements/constraints.txt
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; officenet needs Python 3.11 (set PYTHON=...)"; exit 1; }
+	@$(CHECK_PYTHON)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements/dev.txt -c requirements/constraints.txt
@@ -58,6 +71,7 @@ endif
 
 # A serving-only environment (no TensorFlow): for a machine that only runs `make serve`.
 setup-serve:
+	@test -x $(PY) || $(CHECK_PYTHON)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements/serve.txt -c requirements/constraints.txt
 
@@ -67,8 +81,7 @@ setup-android:
 
 data: setup
 	$(PY) -m training.data $(DATA_SOURCE) --out $(DATA) $(DATA_ARGS)
-	@if [ -d "$(OTHERS)" ]; then echo "adding non-office photos from $(OTHERS) (OTHERS= to skip)"; \
-	  $(PY) -m training.data import-others --from $(OTHERS) --out $(DATA); fi
+	$(PY) -m training.data import-others --from "$(or $(OTHERS),none)" --out $(DATA)
 
 # The default dataset is made on demand so that `make setup train export` works on a fresh
 # machine; a dataset somewhere else must be made explicitly.

@@ -4,7 +4,7 @@
     python -m training.data import --from ~/imagenet/train --out data/desk --classes office20-imagenet
     python -m training.data download --urls urls.tsv --out data/office20
     python -m training.data stats data/office20
-    python -m training.data import-others --from ../shared/datasets/tiny-imagenet-others --out data/office20
+    python -m training.data import-others --out data/office20   # non-office photos: local folder, else the zip
 
 In-process (tests, fixtures): ``main(["import", "--from", DIR, "--out", ROOT, "--per-class", "60"])``.
 Expected failures (a missing class, an offline machine, a bad flag) print one ``error:`` line and
@@ -19,9 +19,10 @@ from training.data.catalog import DEFAULT_CATALOG, catalog_names
 from training.data.dataset import SPLITS, DatasetError, load_dataset
 from training.data.download import DEFAULT_PLACEHOLDERS, REPORT_FILE, DownloadConfig, download
 from training.data.errors import SourceError
-from training.data.fetch import DEFAULT_LOCAL, LOCAL_ENV, FetchConfig, fetch
-from training.data.importer import ImportConfig, import_images
-from training.data.others import OthersConfig, import_others
+from training.data.fetch import DEFAULT_LOCAL, LOCAL_ENV, ArchiveConfig, FetchConfig, fetch
+from training.data.importer import SUBSETS, ImportConfig, import_images
+from training.data.others import LOCAL_ENV as OTHERS_ENV
+from training.data.others import SHARED_FOLDER, NoOthers, OthersConfig, import_others
 from training.data.stats import StatsConfig, contact_sheet, describe
 
 EPILOG = """\
@@ -31,6 +32,7 @@ examples:
   python -m training.data import --from ../shared/datasets/tiny-imagenet-office20 --out /tmp/tiny --per-class 60
   python -m training.data download --urls urls.tsv --out data/office20 --workers 8 --per-host 2
   python -m training.data stats data/office20
+  python -m training.data import-others --out data/office20
 
 Every source writes ROOT/<wnid>/<photo> and ROOT/dataset.json (classes in model order,
 a deterministic train/val/test split, train-only mean/std, sha256 of every file).
@@ -163,41 +165,58 @@ def _add_fetch(sub) -> None:
                      help=f"a local Tiny ImageNet folder (default: ${LOCAL_ENV}, else the shared copy if present)")
     src.add_argument("--no-local", dest="use_local", action="store_false",
                      help="ignore local copies: always use the archive")
-    src.add_argument("--url", default=d.url, help="the archive to download")
-    src.add_argument("--checksum", default=d.checksum, metavar="ALGO:HEX",
-                     help="expected md5:... or sha256:... of the archive")
-    src.add_argument("--cache", default=d.cache, metavar="DIR",
-                     help="where the archive and the extracted classes are kept ($OFFICENET_CACHE)")
-    src.add_argument("--timeout", type=float, default=d.timeout, metavar="SECONDS",
-                     help="how long a stalled download may wait for data")
-    src.add_argument("--retries", type=int, default=d.retries, metavar="N", help="download retries")
+    _add_archive(src)
     p.set_defaults(run=_run_fetch)
+
+
+def _add_archive(group: argparse._ArgumentGroup) -> None:
+    """The Tiny ImageNet archive's flags (fetch and import-others share the archive and its cache)."""
+    d = ArchiveConfig()
+    group.add_argument("--url", default=d.url, help="the archive to download")
+    group.add_argument("--checksum", default=d.checksum, metavar="ALGO:HEX",
+                       help="expected md5:... or sha256:... of the archive")
+    group.add_argument("--cache", default=d.cache, metavar="DIR",
+                       help="where the archive and the extracted classes are kept ($OFFICENET_CACHE)")
+    group.add_argument("--timeout", type=float, default=d.timeout, metavar="SECONDS",
+                       help="how long a stalled download may wait for data")
+    group.add_argument("--retries", type=int, default=d.retries, metavar="N", help="download retries")
+
+
+def _archive_args(args: argparse.Namespace) -> dict:
+    return {"url": args.url, "checksum": args.checksum, "cache": args.cache, "timeout": args.timeout,
+            "retries": args.retries}
 
 
 def _run_fetch(args: argparse.Namespace) -> int:
     cfg = FetchConfig(out=args.out, classes=args.classes, local=args.local, use_local=args.use_local,
-                      url=args.url, checksum=args.checksum, cache=args.cache, per_class=args.per_class,
-                      seed=args.seed, timeout=args.timeout, retries=args.retries)
+                      per_class=args.per_class, seed=args.seed, **_archive_args(args))
     _print_summary(fetch(cfg))
     return 0
 
 
 def _add_others(sub) -> None:
-    d = OthersConfig(source="", out="")
+    d = OthersConfig(out="")
     p = sub.add_parser(
         "import-others", help="add non-office photos (split by class) to an existing dataset",
         description="Add non-office photos to an existing dataset, for the 'not an office object' "
-                    "decision: a Tiny ImageNet layout folder (e.g. ../shared/datasets/tiny-imagenet-others) "
-                    "is copied into ROOT/others/<wnid>/ and recorded in dataset.json under 'others', "
+                    "decision (make data runs this after the office source): a Tiny ImageNet layout "
+                    "folder is copied into ROOT/others/<wnid>/ and recorded in dataset.json under 'others', "
                     "split BY CLASS: train-side classes (files split train/val) and evaluation-only "
-                    "classes (files split test), never sharing a class.",
+                    "classes (files split test), never sharing a class. When it adds none (--from none, "
+                    "or offline with no local folder) it says so and leaves the dataset as it was.",
         formatter_class=_Help)
     io = p.add_argument_group("input and output")
-    io.add_argument("--from", dest="source", required=True, metavar="DIR", help="Tiny ImageNet layout folder")
+    io.add_argument("--from", dest="source", default=d.source, metavar="DIR|auto|archive|none",
+                    help=f"a Tiny ImageNet layout folder; 'archive': every class of the Tiny ImageNet zip "
+                         f"that the dataset lacks (the zip fetch downloads, same cache); 'auto': ${OTHERS_ENV}, "
+                         f"else the shared {SHARED_FOLDER} folder if present, else the archive; 'none': add nothing")
     io.add_argument("--out", required=True, metavar="ROOT", help="an existing dataset (made by fetch/import/download)")
     sel = p.add_argument_group("selection and split")
     sel.add_argument("--per-class", type=_positive, default=None, metavar="N",
                      help="keep a deterministic subset of N photos per class (default: all)")
+    sel.add_argument("--subset", choices=SUBSETS, default=d.subset,
+                     help="which N: 'hash' a seeded sample of the class; 'first' the first N by Tiny ImageNet "
+                          "index, the same photos however many the class holds (for fixtures)")
     sel.add_argument("--eval-fraction", type=float, default=d.eval_fraction, metavar="F",
                      help="share of the classes kept for evaluation only")
     sel.add_argument("--val-fraction", type=float, default=d.val_fraction, metavar="F",
@@ -206,14 +225,23 @@ def _add_others(sub) -> None:
     how = p.add_argument_group("how")
     how.add_argument("--link", action="store_true", help="hard-link (or symlink) instead of copying")
     how.add_argument("--workers", type=_positive, default=d.workers, help="decoding threads")
+    _add_archive(p.add_argument_group("the archive (--from archive, or auto without a local folder)"))
     p.set_defaults(run=_run_others)
 
 
 def _run_others(args: argparse.Namespace) -> int:
-    cfg = OthersConfig(source=args.source, out=args.out, per_class=args.per_class,
+    cfg = OthersConfig(source=args.source, out=args.out, per_class=args.per_class, subset=args.subset,
                        eval_fraction=args.eval_fraction, val_fraction=args.val_fraction, seed=args.seed,
-                       link=args.link, workers=args.workers)
-    others = import_others(cfg).meta["others"]
+                       link=args.link, workers=args.workers, **_archive_args(args))
+    try:
+        others = import_others(cfg).meta["others"]
+    except NoOthers as e:
+        earlier = load_dataset(cfg.out).others
+        print(f"no non-office photos added: {e}. "
+              + (f"{cfg.out} keeps the {len(earlier['files'])} of an earlier import-others."
+                 if earlier else "Without them the model can't learn to say 'not an office object'; "
+                 f"add them with: python -m training.data import-others --from DIR --out {cfg.out}"))
+        return 0
     print(f"others: {len(others['classes'])} classes ({others['counts']['classes']}), "
           f"files by split {others['counts']['files']}, in {cfg.out}/others")
     return 0

@@ -8,6 +8,9 @@
    the archive), and only the catalog's classes are extracted, then imported. The archive and the
    extracted classes stay in the cache, so a re-run costs nothing. A bad checksum leaves nothing.
 
+``import-others`` takes the non-office classes from the same archive (``archive_classes``), with
+the same download, cache and checksum (``ArchiveConfig``).
+
     from training.data.fetch import FetchConfig, fetch
     ds = fetch(FetchConfig(out="data/office20"))
 """
@@ -23,7 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from training.data.catalog import DEFAULT_CATALOG, load_catalog
+from training.data.catalog import DEFAULT_CATALOG, WNID, load_catalog
 from training.data.dataset import Dataset
 from training.data.errors import SourceError
 from training.data.importer import ImportConfig, import_images
@@ -35,8 +38,16 @@ TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 # TinyImageNet loaders: 90528d7c...); a sha256 has not been published alongside it.
 TINY_IMAGENET_CHECKSUM = "md5:90528d7ca1a48142e341f4ef8d21d0de"
 LOCAL_ENV = "OFFICENET_TINY_IMAGENET"
-# The same shared folder the test fixtures read (tests/conftest.py honours OFFICENET_SHARED too).
-DEFAULT_LOCAL = Path(os.environ.get("OFFICENET_SHARED", REPO.parent / "shared")) / "datasets" / "tiny-imagenet-office20"
+OFFICE_FOLDER = "tiny-imagenet-office20"
+
+
+def shared_folder(name: str) -> Path:
+    """A folder of the shared datasets: the one the test fixtures read (tests/conftest.py honours
+    OFFICENET_SHARED too); read at call time, so the variable can be set in-process."""
+    return Path(os.environ.get("OFFICENET_SHARED", REPO.parent / "shared")) / "datasets" / name
+
+
+DEFAULT_LOCAL = shared_folder(OFFICE_FOLDER)  # as shown in --help
 OFFLINE_HINT = ("To build the dataset from photos you already have, point DATA at them: "
                 "make data DATA=data/office20 DATA_SOURCE=import DATA_ARGS='--from /path/to/tiny-imagenet-200' "
                 "(or an ImageNet train folder, or <class>/<images> folders).")
@@ -47,19 +58,28 @@ def default_cache() -> str:
     return str(os.environ.get("OFFICENET_CACHE") or Path(base) / "officenet")
 
 
-@dataclass
-class FetchConfig:
+class ArchiveUnreachable(SourceError):
+    """The archive could not be downloaded (offline, refused, timed out): nothing was kept."""
+
+
+@dataclass(kw_only=True)
+class ArchiveConfig:
+    """Where the Tiny ImageNet archive comes from and is kept (shared by fetch and import-others)."""
+    url: str = TINY_IMAGENET_URL
+    checksum: str = TINY_IMAGENET_CHECKSUM   # "md5:HEX" or "sha256:HEX"
+    cache: str = field(default_factory=default_cache)
+    timeout: float = 60.0             # seconds a stalled download may wait for data
+    retries: int = 3
+
+
+@dataclass(kw_only=True)
+class FetchConfig(ArchiveConfig):
     out: str
     classes: str = DEFAULT_CATALOG
     local: str | None = None          # a local Tiny ImageNet folder; None: $OFFICENET_TINY_IMAGENET or shared/
     use_local: bool = True            # False: always use the archive
-    url: str = TINY_IMAGENET_URL
-    checksum: str = TINY_IMAGENET_CHECKSUM   # "md5:HEX" or "sha256:HEX"
-    cache: str = field(default_factory=default_cache)
     per_class: int | None = None
     seed: int = 0
-    timeout: float = 60.0             # seconds a stalled download may wait for data
-    retries: int = 3
 
 
 def find_local(cfg: FetchConfig) -> Path | None:
@@ -69,7 +89,7 @@ def find_local(cfg: FetchConfig) -> Path | None:
         if not Path(cfg.local).expanduser().is_dir():
             raise SourceError(f"--local {cfg.local}: no such folder")
         return Path(cfg.local).expanduser()
-    for candidate in (os.environ.get(LOCAL_ENV), DEFAULT_LOCAL):
+    for candidate in (os.environ.get(LOCAL_ENV), shared_folder(OFFICE_FOLDER)):
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
     return None
@@ -87,9 +107,10 @@ def file_digest(path: Path, algo: str) -> str:
         return hashlib.file_digest(f, algo).hexdigest()
 
 
-def download_archive(cfg: FetchConfig, cache: Path) -> Path:
+def download_archive(cfg: ArchiveConfig) -> Path:
     """The verified archive in the cache, downloading it if needed; never leaves a bad file."""
     algo, want = parse_checksum(cfg.checksum)
+    cache = Path(cfg.cache).expanduser()
     target = cache / Path(cfg.url.split("?")[0]).name
     if target.is_file() and file_digest(target, algo) == want:
         return target
@@ -110,10 +131,35 @@ def download_archive(cfg: FetchConfig, cache: Path) -> Path:
                               f"Re-run, or pass --checksum if you trust a new archive.")
         os.replace(part, target)
     except FetchFailure as e:
-        raise SourceError(f"cannot download {cfg.url}: {e.detail}. {OFFLINE_HINT}")
+        raise ArchiveUnreachable(f"cannot download {cfg.url}: {e.detail}")
     finally:
         part.unlink(missing_ok=True)
     return target
+
+
+def archive_wnids(archive: Path) -> list[str]:
+    """The classes the archive holds, from its wnids.txt."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            listed = next((n for n in zf.namelist() if n.rsplit("/", 1)[-1] == "wnids.txt"), None)
+            if listed is None:
+                raise SourceError(f"{archive} is not Tiny ImageNet: no wnids.txt inside")
+            return sorted({w for w in zf.read(listed).decode().split() if WNID.match(w)})
+    except zipfile.BadZipFile as e:
+        raise SourceError(f"{archive} is not a zip archive: {e}")
+
+
+def archive_classes(cfg: ArchiveConfig, wnids: list[str] | None = None,
+                    exclude: frozenset[str] = frozenset()) -> tuple[Path, dict]:
+    """The archive's ``wnids`` (default: all it holds) minus ``exclude``, downloaded and verified if
+    needed and extracted once into the cache: (folder, provenance)."""
+    archive = download_archive(cfg)
+    algo, digest = parse_checksum(cfg.checksum)
+    wnids = sorted(set(archive_wnids(archive) if wnids is None else wnids) - exclude)
+    # One extraction per (archive, class set): another catalog never reuses a folder missing its classes.
+    tag = hashlib.sha256(f"{digest}:{','.join(sorted(wnids))}".encode()).hexdigest()[:10]
+    extracted = extract_classes(archive, wnids, archive.parent / f"{archive.stem}-{len(wnids)}classes-{tag}")
+    return extracted, {"url": cfg.url, "checksum": f"{algo}:{digest}", "extracted": str(extracted)}
 
 
 def extract_classes(archive: Path, wnids: list[str], dest: Path) -> Path:
@@ -169,14 +215,9 @@ def fetch(cfg: FetchConfig) -> Dataset:
         print(f"using the local Tiny ImageNet copy at {local}", file=sys.stderr)
         icfg.source = str(local)
         return import_images(icfg, {"kind": "fetch", "local_copy": str(local.resolve()), "fetch_config": asdict(cfg)})
-    cache = Path(cfg.cache).expanduser()
-    archive = download_archive(cfg, cache)
-    algo, digest = parse_checksum(cfg.checksum)
-    wnids = [c.wnid for c in classes]
-    # One extraction per (archive, class set): another catalog never reuses a folder missing its classes.
-    tag = hashlib.sha256(f"{digest}:{','.join(sorted(wnids))}".encode()).hexdigest()[:10]
-    extracted = extract_classes(archive, wnids, cache / f"{archive.stem}-{len(wnids)}classes-{tag}")
+    try:
+        extracted, provenance = archive_classes(cfg, [c.wnid for c in classes])
+    except ArchiveUnreachable as e:
+        raise SourceError(f"{e}. {OFFLINE_HINT}")
     icfg.source = str(extracted)
-    return import_images(icfg, {"kind": "fetch", "archive": {"url": cfg.url, "checksum": f"{algo}:{digest}",
-                                                             "extracted": str(extracted)},
-                                "fetch_config": asdict(cfg)})
+    return import_images(icfg, {"kind": "fetch", "archive": provenance, "fetch_config": asdict(cfg)})
