@@ -3,6 +3,8 @@
     from export.prune import prune_model, kernel_sparsity
     pipe = training.pipeline.Pipeline(dataset, run_cfg.data, size, num_classes, batch_size=64)
     pruned, layers = prune_model(model, pipe.train, pipe.epoch_size(), PruneConfig(target_sparsity=0.8))
+    # prints, after each fine-tuning epoch:
+    # pruning fine-tune epoch 3/8: loss 1.9021, accuracy 0.4410, sparsity 0.47, 112 s/epoch, ETA 9m20s
     layers   # [{"layer": "conv1", "kind": "Conv2D", "weights": 3600, "zeros": 2880, "sparsity": 0.8}, ...]
 
 Fine-tuning reads the trainer's own tf.data pipeline (``batches(epoch)``: that epoch's shuffled,
@@ -16,6 +18,9 @@ converter sees plain layers whose kernels simply contain zeros.
 """
 from __future__ import annotations
 
+import time
+from typing import Callable
+
 import numpy as np
 
 from export.config import PruneConfig
@@ -23,8 +28,10 @@ from export.config import PruneConfig
 PRUNABLE = ("Conv2D", "Dense")
 
 
-def prune_model(model, batches, train_images: int, cfg: PruneConfig):
-    """Return (stripped pruned model, per-layer sparsity list); ``model`` itself is left intact."""
+def prune_model(model, batches, train_images: int, cfg: PruneConfig, log: Callable[[str], None] = print):
+    """Return (stripped pruned model, per-layer sparsity list); ``model`` itself is left intact.
+    ``log`` gets one progress line per fine-tuning epoch (an export of the default run fine-tunes
+    for a quarter of an hour on 2 cores: it must not look hung)."""
     import tensorflow_model_optimization as tfmot
 
     from training.tfenv import keras
@@ -55,11 +62,27 @@ def prune_model(model, batches, train_images: int, cfg: PruneConfig):
     pruned.compile(keras.optimizers.Adam(cfg.lr), "categorical_crossentropy", ["accuracy"])
     # One fit per epoch because the trainer's pipeline seeds its shuffling and augmentation by
     # epoch; the pruning step counter lives in the wrappers, so it carries across the calls.
+    started = time.monotonic()
     for epoch in range(cfg.epochs):
-        pruned.fit(batches(epoch), epochs=epoch + 1, initial_epoch=epoch, verbose=0,
-                   callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+        logs = pruned.fit(batches(epoch), epochs=epoch + 1, initial_epoch=epoch, verbose=0,
+                          callbacks=[tfmot.sparsity.keras.UpdatePruningStep()]).history
+        per_epoch = (time.monotonic() - started) / (epoch + 1)
+        log(f"pruning fine-tune epoch {epoch + 1}/{cfg.epochs}: loss {logs['loss'][-1]:.4f}, "
+            f"accuracy {logs['accuracy'][-1]:.4f}, sparsity {_mask_sparsity(pruned):.2f}, "
+            f"{per_epoch:.0f} s/epoch, ETA {_duration(per_epoch * (cfg.epochs - epoch - 1))}")
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     return stripped, kernel_sparsity(stripped)
+
+
+def _mask_sparsity(pruned) -> float:
+    """Share of the wrapped kernels' weights the pruning masks zero now."""
+    masks = [mask.numpy() for layer in pruned.layers for _, mask, _ in getattr(layer, "pruning_vars", [])]
+    return 1 - sum(float(m.sum()) for m in masks) / sum(m.size for m in masks)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def kernel_sparsity(model) -> list[dict]:
