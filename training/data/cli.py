@@ -152,7 +152,8 @@ def _add_fetch(sub) -> None:
                     f"exists (--local, else ${LOCAL_ENV}, else {DEFAULT_LOCAL}) it is imported; "
                     "otherwise the public Tiny ImageNet zip is downloaded into the cache, its checksum "
                     "verified, and only the catalog's classes extracted and imported. Offline, it "
-                    "says how to import a local folder instead.",
+                    "says how to import a local folder instead. `make data` then adds the non-office "
+                    "classes with import-others (a local folder, else the same zip).",
         formatter_class=_Help)
     io = p.add_argument_group("output and classes")
     io.add_argument("--out", required=True, metavar="ROOT", help="dataset folder to write")
