@@ -10,12 +10,12 @@ can be slower than float with AVX2 alone), so numbers from different machines ar
 """
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 from pathlib import Path
 
 from bundle.atomic import write_bytes_atomic, write_json_atomic
+from bundle.cpus import usable_cpus
 
 FLAGS = ("avx2", "avx512_vnni", "avx_vnni")
 
@@ -28,7 +28,7 @@ def cpu_info() -> dict:
     fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
     flags = fields.get("Flags", "").split()
     return {"model": fields.get("Model name", platform.processor() or "unknown").strip(),
-            "cores": len(os.sched_getaffinity(0)), "machine": platform.machine(),
+            "cores": usable_cpus(), "machine": platform.machine(),
             **{f: f in flags for f in FLAGS}}
 
 

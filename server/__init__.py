@@ -1,9 +1,9 @@
 """officenet's HTTP classifier: the bundle's int8 model behind ``POST /classify`` (no TensorFlow).
 
 Modules: ``app`` (FastAPI routes, lifespan), ``inference`` (interpreter pool), ``upload``
-(multipart or raw body), ``limits`` (streaming body cap), ``errors`` (the one error shape),
-``schemas`` (response models), ``settings`` (typed knobs), ``cli`` (``python -m server``),
-``static/index.html`` (the phone page at ``/``).
+(multipart or raw body), ``limits`` (body cap, lingering close, in-flight bound), ``errors`` (the
+one error shape), ``schemas`` (response models), ``settings`` (typed knobs), ``cli``
+(``python -m server``), ``static/index.html`` (the phone page at ``/``).
 
 Running it
 ----------
@@ -35,6 +35,8 @@ the same bundle (check ``GET /model`` -> ``model.sha256`` agrees) can sit behind
 balancer with round-robin or least-connections and no stickiness. Point the balancer's health
 check at ``GET /readyz`` (200 only once the model is loaded and warmed up, 503 otherwise) and
 liveness at ``GET /healthz``. Limit request bodies at the balancer too (``--max-bytes`` here,
-default 10 MB). To roll out a new model, publish the bundle next to the old one and restart the
+default 10 MB). Under overload a process admits ``--max-inflight`` requests to /classify (default
+4 per interpreter, each holding at most ``--max-bytes``) and answers the next ones ``503`` with
+``Retry-After: 1`` at once, so memory and latency stay bounded; a balancer can retry elsewhere. To roll out a new model, publish the bundle next to the old one and restart the
 machines one at a time; ``/model`` says which model each one serves.
 """

@@ -1,6 +1,6 @@
 """The FastAPI app: ``POST /classify`` plus health, model metadata, labels and a phone page.
 
-The bundle is loaded (and hash-checked) once, in the lifespan hook, with a warm-up inference on
+The bundle is loaded (seal- and hash-checked) once, in the lifespan hook, with a warm-up inference on
 every interpreter before the first request is accepted; a bad bundle stops startup with a
 ``BundleError`` naming the problem (``python -m server`` checks it first and exits 2).
 
@@ -29,7 +29,7 @@ from bundle.abstain import abstains
 from bundle.manifest import load_bundle
 from server.errors import ApiError, error_docs, install_error_handlers
 from server.inference import Classifier
-from server.limits import BodySizeLimit
+from server.limits import BodySizeLimit, InflightLimit, LingeringClose
 from server.schemas import ClassifyResponse, Health, LabelsResponse, ModelInfo
 from server.settings import ENV_BUNDLE, ServerSettings
 from server.upload import OPENAPI_BODY, read_image
@@ -67,11 +67,27 @@ def create_app(bundle_dir: str | os.PathLike, settings: ServerSettings | None = 
                          version="1", lifespan=lifespan)
     app.state.classifier = None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_bytes)
+    app.add_middleware(LingeringClose)  # outside BodySizeLimit: its early 413 lingers too
     if settings.cors_origin_list:  # added last = outermost: error answers carry the headers too
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list,
                            allow_methods=["GET", "POST"], allow_headers=["Content-Type"])
     install_error_handlers(app)
     page = PAGE.read_text()
+    inflight = InflightLimit(settings.inflight_limit)
+    schema = app.openapi
+
+    def openapi() -> dict:
+        """The generated schema, with top_k's real upper bound (the bundle's class count) once
+        the bundle is loaded, so a schema-driven client or fuzzer agrees with the server."""
+        doc = schema()
+        clf = app.state.classifier
+        if clf is not None:
+            for param in doc["paths"]["/classify"]["post"]["parameters"]:
+                if param["name"] == "top_k":
+                    param["schema"]["maximum"] = clf.num_classes
+        return doc
+
+    app.openapi = openapi
 
     def ready(request: Request) -> Classifier:
         clf = request.app.state.classifier
@@ -80,7 +96,9 @@ def create_app(bundle_dir: str | os.PathLike, settings: ServerSettings | None = 
         return clf
 
     @app.post("/classify", response_model=ClassifyResponse,
-              responses=error_docs(400, 413, 415, 422, 503), openapi_extra=OPENAPI_BODY,
+              responses={**error_docs(400, 413, 415, 422), 503: {
+                  **error_docs(503)[503], "description": "not_ready, or overloaded: too many requests in "
+                  "progress (retry after the `Retry-After` header's seconds)"}}, openapi_extra=OPENAPI_BODY,
               summary="Classify one photo")
     async def classify(request: Request,
                        top_k: int = Query(3, ge=1, description="how many classes to return, "
@@ -90,8 +108,9 @@ def create_app(bundle_dir: str | os.PathLike, settings: ServerSettings | None = 
         if top_k > clf.num_classes:
             raise ApiError(422, "invalid_top_k",
                            f"top_k must be between 1 and {clf.num_classes}, got {top_k}")
-        data = await read_image(request)
-        result = await clf.classify_async(data)
+        with inflight.slot():  # before the body is read: a refused request holds no memory
+            data = await read_image(request)
+            result = await clf.classify_async(data)
         bundle = clf.bundle
         preds = [{"label": bundle.labels[i], "wnid": bundle.wnids[i],
                   "score": float(result.probs[i])} for i in result.top(top_k)]
@@ -119,7 +138,8 @@ def create_app(bundle_dir: str | os.PathLike, settings: ServerSettings | None = 
         clf = ready(request)
         return {**clf.bundle.manifest, "serving": {
             "interpreters": clf.pool_size, "threads_per_interpreter": settings.threads,
-            "max_bytes": settings.max_bytes, "max_pixels": settings.max_pixels}}
+            "max_bytes": settings.max_bytes, "max_pixels": settings.max_pixels,
+            "max_inflight": inflight.limit}}
 
     @app.get("/labels", response_model=LabelsResponse, responses=error_docs(503),
              summary="Class labels in model output order")

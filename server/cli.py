@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "0 = CPU cores / workers (default: %(default)s)")
     g.add_argument("--threads", type=int, default=d.threads,
                    help="threads inside one inference (default: %(default)s)")
+    g.add_argument("--max-inflight", type=int, default=d.max_inflight,
+                   help="requests per process in /classify at once (reading, queued, running); one "
+                        "more is answered 503 with Retry-After; 0 = 4 per interpreter (default: %(default)s)")
     g = p.add_argument_group("limits")
     g.add_argument("--max-bytes", type=int, default=d.max_bytes,
                    help="largest request body in bytes, else 413 (default: %(default)s)")
@@ -59,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = ServerSettings(max_bytes=args.max_bytes, max_pixels=args.max_pixels,
                                   interpreters=args.interpreters, threads=args.threads,
-                                  workers=args.workers, cors_origins=args.cors_origins)
+                                  workers=args.workers, max_inflight=args.max_inflight,
+                                  cors_origins=args.cors_origins)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

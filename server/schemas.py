@@ -55,6 +55,7 @@ class ServingInfo(BaseModel):
     threads_per_interpreter: int
     max_bytes: int
     max_pixels: int
+    max_inflight: int = Field(description="requests in /classify at once before 503 + Retry-After")
 
 
 class ModelInfo(BaseModel):

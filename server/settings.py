@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, fields
 
+from bundle.cpus import usable_cpus
 from bundle.images import DEFAULT_MAX_PIXELS
 
 ENV_PREFIX = "OFFICENET_"
@@ -33,6 +34,10 @@ class ServerSettings:
     # One process with an interpreter per core is the default: it measured as fast or faster
     # than a process per core here, with one copy of the model (bench/results/server.md).
     workers: int = 1
+    # Requests in /classify at once (reading the body, waiting for an interpreter, running); one
+    # more gets 503 + Retry-After at once. Bounds memory (each may hold max_bytes) and latency;
+    # 0 = 4 per interpreter: enough queue to keep every core busy between arrivals.
+    max_inflight: int = 0
     # Origins whose pages may read answers (CORS), comma-separated; "*" = any, "" = none. The
     # phone app's page is another origin; the API uses no cookies, so "*" exposes nothing.
     cors_origins: str = "*"
@@ -42,7 +47,7 @@ class ServerSettings:
             value = getattr(self, f.name)
             if f.type == "str":
                 continue
-            low = 0 if f.name in ("interpreters", "workers") else 1
+            low = 0 if f.name in ("interpreters", "workers", "max_inflight") else 1
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"{f.name} must be an integer >= {low}, got {value!r}")
 
@@ -53,12 +58,17 @@ class ServerSettings:
     @property
     def processes(self) -> int:
         """uvicorn worker processes to run."""
-        return self.workers or len(os.sched_getaffinity(0))
+        return self.workers or usable_cpus()
 
     @property
     def pool_size(self) -> int:
         """Interpreters (and CPU worker threads) each process runs."""
-        return self.interpreters or max(1, len(os.sched_getaffinity(0)) // self.processes)
+        return self.interpreters or max(1, usable_cpus() // self.processes)
+
+    @property
+    def inflight_limit(self) -> int:
+        """Requests each process admits to /classify at once."""
+        return self.max_inflight or 4 * self.pool_size
 
     def to_env(self) -> dict[str, str]:
         return {ENV_PREFIX + k.upper(): str(v) for k, v in asdict(self).items()}
@@ -76,3 +86,4 @@ class ServerSettings:
                 except ValueError:
                     raise ValueError(f"{ENV_PREFIX + f.name.upper()}={raw!r} is not an integer")
         return cls(**values)
+

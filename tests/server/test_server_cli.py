@@ -5,6 +5,7 @@ The socket test starts real uvicorn on 127.0.0.1 on a free port in a subprocess,
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -17,6 +18,7 @@ import pytest
 
 import image_variants as iv
 from server.cli import main
+from bundle.cpus import usable_cpus
 from server.settings import ServerSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,22 +42,34 @@ def test_help_reads_well(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     for flag in ("--bundle", "--host", "--port", "--workers", "--interpreters", "--threads",
-                 "--max-bytes", "--max-pixels", "--cors-origins"):
+                 "--max-bytes", "--max-pixels", "--max-inflight", "--cors-origins"):
         assert flag in out
 
 
 def test_settings_travel_to_workers_through_the_environment():
     s = ServerSettings(max_bytes=123, max_pixels=456, interpreters=3, threads=2, workers=4,
-                       cors_origins="https://a.example, https://b.example")
+                       max_inflight=5, cors_origins="https://a.example, https://b.example")
     assert ServerSettings.from_env(s.to_env()) == s
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cpus()
     assert ServerSettings().processes == 1 and ServerSettings().pool_size == cores
+    assert ServerSettings().inflight_limit == 4 * cores and s.inflight_limit == 5
     assert ServerSettings(workers=0).processes == cores and ServerSettings(workers=0).pool_size == 1
     assert (s.processes, s.pool_size) == (4, 3)
     assert s.cors_origin_list == ["https://a.example", "https://b.example"]
     assert ServerSettings(cors_origins="").cors_origin_list == []
     with pytest.raises(ValueError, match="OFFICENET_THREADS"):
         ServerSettings.from_env({"OFFICENET_THREADS": "two"})
+    with pytest.raises(ValueError, match="max_inflight"):
+        ServerSettings(max_inflight=-1)
+
+
+def test_cpu_count_without_sched_getaffinity(monkeypatch):
+    """macOS and Windows have no os.sched_getaffinity: the settings still resolve (issue 13)."""
+    cores = os.cpu_count()
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.delattr(os, "process_cpu_count", raising=False)  # as on Python < 3.13
+    assert usable_cpus() == cores
+    assert ServerSettings(workers=0).processes == cores and ServerSettings().pool_size == cores
 
 
 def test_server_package_never_imports_tensorflow():
@@ -67,7 +81,7 @@ def test_server_package_never_imports_tensorflow():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage", ["tampered_model", "missing_labels", "broken_manifest"])
+@pytest.mark.parametrize("damage", ["tampered_model", "missing_labels", "edited_manifest", "broken_manifest"])
 def test_damaged_bundle_exits_2(bundle_dir, tmp_path, capsys, damage):
     bundle = tmp_path / "bundle"
     shutil.copytree(bundle_dir, bundle)
@@ -79,6 +93,11 @@ def test_damaged_bundle_exits_2(bundle_dir, tmp_path, capsys, damage):
     elif damage == "missing_labels":
         (bundle / "labels.txt").unlink()
         expect = "labels.txt is missing"
+    elif damage == "edited_manifest":  # valid JSON, every file intact, but not what export sealed
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        manifest["input"]["preprocess"]["crop_fraction"] = 0.5
+        (bundle / "manifest.json").write_text(json.dumps(manifest))
+        expect = "manifest.json was modified after export"
     else:
         (bundle / "manifest.json").write_text("{not json")
         expect = "not readable JSON"
@@ -90,15 +109,6 @@ def test_damaged_bundle_exits_2(bundle_dir, tmp_path, capsys, damage):
 def family(pid: int) -> list[int]:
     """A process and its children (uvicorn's worker processes)."""
     return [pid] + [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def rss_kb(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return total
 
 
 @pytest.mark.slow
@@ -119,16 +129,13 @@ def test_real_uvicorn_over_a_socket(bundle_dir, live_server, photo, photo_bytes,
         chunked = http.post("/classify", content=iter([big[:500_000]] * 6),
                             headers={"content-type": "image/jpeg"})
         assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "body_too_large"
-        # a flood of bad requests leaves the server's memory flat
+        # a run of bad requests is answered 4xx and changes nothing for the next good one (the
+        # server's memory under a flood is a benchmark figure: bench/server.py, abuse run)
         bad = [b"", iv.HTML, iv.truncated_jpeg(photo), iv.bomb_png(), big[:900_000]]
-        for data in bad * 4:  # first round allocates what the steady state needs
-            http.post("/classify", files={"file": ("x", data)})
         processes = family(server.proc.pid)
         assert len(processes) >= {"1": 1, "2": 3}[workers]  # 2: uvicorn's supervisor + 2 workers
-        before = rss_kb(processes)
-        for i in range(300):
+        for i in range(100):
             assert 400 <= http.post("/classify", files={"file": ("x", bad[i % 5])}).status_code < 500
-        assert rss_kb(processes) < before * 1.10
         assert http.post("/classify", files={"file": ("x", photo_bytes)}).json() \
             ["predictions"] == r.json()["predictions"]
         # a client hanging up mid-upload is not the server's problem
