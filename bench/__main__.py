@@ -16,12 +16,27 @@ import argparse
 import importlib
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from bundle.flags import add_group, given, setting
 
 STAGES = ("train", "export", "abstain", "server", "android")
 
 
-def stage_args(stage: str, a: argparse.Namespace) -> list[str]:
+@dataclass
+class BenchConfig:
+    data: str = setting("data/office20", "dataset (for the training benchmark)", metavar="DIR")
+    run: str = setting("artifacts/run", "trained run (make train)", metavar="DIR")
+    bundle: str = setting("artifacts/bundle", "published bundle (make export)", metavar="DIR")
+    compare_bundle: list[str] = setting(lambda: [], "abstain benchmark: another bundle scored beside --bundle on "
+                                        "the same photos, e.g. the other abstain method's (repeatable)",
+                                        metavar="BUNDLE", repeat=True)
+    only: list[str] = setting(lambda: list(STAGES), "stages to run", STAGES, metavar="STAGE")
+    train_quick: bool = setting(False, "training benchmark: 1 seed, short")
+
+
+def stage_args(stage: str, a: BenchConfig) -> list[str]:
     return {
         "train": ["--data", a.data] + (["--quick"] if a.train_quick else []),
         "export": ["--run", a.run, "--bundle", a.bundle],
@@ -34,15 +49,8 @@ def stage_args(stage: str, a: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="data/office20", help="dataset (for the training benchmark)")
-    p.add_argument("--run", default="artifacts/run", help="trained run (make train)")
-    p.add_argument("--bundle", default="artifacts/bundle", help="published bundle (make export)")
-    p.add_argument("--compare-bundle", action="append", default=[], metavar="BUNDLE",
-                   help="abstain benchmark: another bundle scored beside --bundle on the same photos, e.g. "
-                        "the other abstain method's (repeatable)")
-    p.add_argument("--only", nargs="+", choices=STAGES, default=list(STAGES), help="stages to run")
-    p.add_argument("--train-quick", action="store_true", help="training benchmark: 1 seed, short")
-    a = p.parse_args(argv)
+    add_group(p, "bench", BenchConfig, title="what to measure")
+    a = BenchConfig(**given(p.parse_args(argv), "bench"))
     needs = {"export": a.run, "abstain": a.bundle, "server": a.bundle, "android": a.bundle}
     missing = [f"{s} needs {needs[s]} (make train export)" for s in a.only if s in needs
                and not Path(needs[s]).exists()]
