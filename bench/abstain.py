@@ -20,12 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.record import cpu_info, cpu_line, write_results
 from bundle.abstain import scores
+from bundle.flags import add_group, given, setting
 from bundle.manifest import BundleError, load_bundle
 from export import abstain
 from export.inputs import ExportError, load_pixels, split_arrays
@@ -150,17 +152,22 @@ def _details(r: dict) -> list[str]:
     return lines
 
 
+@dataclass
+class BenchAbstainConfig:
+    bundle: list[Path] = setting(lambda: [Path("artifacts/bundle")], "published bundle with an abstain rule; repeat "
+                                 "to compare", metavar="DIR", repeat=True)
+    run: Path | None = setting(None, "trained run: its config.json names the dataset", metavar="DIR")
+    data: Path | None = setting(None, "dataset root (overrides the run's)", metavar="DIR")
+    results: Path = setting(RESULTS, "folder for abstain.md / abstain.json", metavar="DIR")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.abstain", description=__doc__.split("\n\n")[0])
-    p.add_argument("--bundle", type=Path, action="append", default=None,
-                   help="published bundle with an abstain rule; repeat to compare (default: artifacts/bundle)")
-    p.add_argument("--run", type=Path, default=None, help="trained run: its config.json names the dataset")
-    p.add_argument("--data", type=Path, default=None, help="dataset root (overrides the run's)")
-    p.add_argument("--results", type=Path, default=RESULTS, help="folder for abstain.md / abstain.json")
-    a = p.parse_args(argv)
+    add_group(p, "bench", BenchAbstainConfig, title="what to measure, and where")
+    a = BenchAbstainConfig(**given(p.parse_args(argv), "bench"))
     try:
         root = dataset_root(a.run, a.data)
-        results = [measure(bundle, root) for bundle in a.bundle or [Path("artifacts/bundle")]]
+        results = [measure(bundle, root) for bundle in a.bundle]
     except (ValueError, BundleError, DatasetError, ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -25,9 +25,11 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.record import cpu_info, cpu_line, write_results
+from bundle.flags import add_group, given, setting
 
 RESULTS = Path(__file__).parent / "results"
 GOAL_TOP1 = 0.75
@@ -200,18 +202,24 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class BenchTrainConfig:
+    data: str = setting("data/office20", "dataset folder (make data)", metavar="DIR")
+    seeds: list[int] = setting(lambda: [0, 1, 2], "one training run per seed", metavar="SEED")
+    quick: bool = setting(False, "1 seed, 8 epochs, short throughput measurement")
+    train_args: str = setting("", "extra training flags, e.g. '--epochs 40'", metavar="FLAGS")
+    work: str | None = setting(None, "where the runs go, one seedN/ folder each (default: a temporary folder); a "
+                                     "seedN/ already holding a finished run of the same config is reused",
+                               metavar="DIR")
+    notes_file: str | None = setting(None, "markdown appended to the results under 'Notes'", metavar="FILE")
+    out: str = setting(str(RESULTS), "results folder", metavar="DIR")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="data/office20", help="dataset folder (make data)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one training run per seed")
-    p.add_argument("--quick", action="store_true", help="1 seed, 8 epochs, short throughput measurement")
-    p.add_argument("--train-args", default="", help="extra training flags, e.g. '--epochs 40'")
-    p.add_argument("--work", default=None, help="where the runs go, one seedN/ folder each (default: a temporary folder); "
-                        "a seedN/ already holding a finished run of the same config is reused")
-    p.add_argument("--notes-file", default=None, help="markdown appended to the results under 'Notes'")
-    p.add_argument("--out", default=str(RESULTS), help="results folder")
-    args = p.parse_args(argv)
+    add_group(p, "bench", BenchTrainConfig, title="what to measure, and where")
+    args = BenchTrainConfig(**given(p.parse_args(argv), "bench"))
     data = Path(args.data)
     if not (data / "dataset.json").is_file():
         print(f"error: no dataset at {data} (missing dataset.json); make one with `make data`", file=sys.stderr)
