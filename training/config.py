@@ -1,7 +1,7 @@
 """The trainer's configuration: typed dataclasses grouped by concern, and the CLI made from them.
 
 Every field has a working default and a ``--flag`` of the same name (underscores become dashes),
-grouped in ``--help`` like timm's train.py. The resolved configuration is saved as
+grouped in ``--help`` like timm's train.py (``bundle.flags``, the pattern of every CLI here). The resolved configuration is saved as
 ``RUN/config.json``, and ``--resume`` reads it back so that a resumed run trains the same model.
 
     from training.config import TrainConfig, build_parser, config_from_args
@@ -14,88 +14,105 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import typing
 from dataclasses import dataclass, field, fields
 
-
-def _f(default, help: str, choices: tuple | None = None):
-    """A dataclass field that carries its CLI help (and choices) in its metadata."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+from bundle.flags import add_group, apply_flags, setting
 
 
 @dataclass
 class ModelConfig:
-    width: int = _f(48, "channels of the first conv; the others follow AlexNet's ratios (x8/3, x4, x4, x8/3)")
-    fc_units: int = _f(1024, "units of each of the two hidden fully-connected layers")
-    dropout: float = _f(0.3, "dropout rate after each hidden fully-connected layer")
-    weight_decay: float = _f(1e-4, "L2 penalty on conv/dense kernels (added to the loss; 0 disables)")
+    width: int = setting(48, "channels of the first conv; the others follow AlexNet's ratios (x8/3, x4, x4, x8/3)")
+    fc_units: int = setting(1024, "units of each of the two hidden fully-connected layers")
+    dropout: float = setting(0.3, "dropout rate after each hidden fully-connected layer")
+    weight_decay: float = setting(1e-4, "L2 penalty on conv/dense kernels (added to the loss; 0 disables)")
 
 
 @dataclass
 class DataConfig:
-    root: str = _f("", "dataset folder holding dataset.json (set by --data; saved as an absolute path)")
-    image_size: int | None = _f(None, "model input side in px; default: 64 for Tiny ImageNet-sized data "
+    root: str = setting("", "dataset folder holding dataset.json (set by --data; saved as an absolute path)", cli=False)
+    image_size: int | None = setting(None, "model input side in px; default: 64 for Tiny ImageNet-sized data "
                                       "(median side <= 80 px), else 128")
-    crop_fraction: float = _f(1.0, "centre-crop side as a fraction of the shorter image side "
+    crop_fraction: float = setting(1.0, "centre-crop side as a fraction of the shorter image side "
                                    "(train, eval and inference alike: it goes to preprocess.json)")
-    cache: bool = _f(True, "keep decoded images in memory when they fit in --cache-limit-mb")
-    cache_limit_mb: int = _f(2048, "largest decoded dataset (uint8, all splits) to cache in memory")
-    augment: bool = _f(True, "augment training batches (never evaluation)")
-    translate: float = _f(0.125, "random translation, as a fraction of the side (reflect-padded); 0 disables")
-    flip: bool = _f(True, "random horizontal flip")
-    brightness: float = _f(0.2, "random brightness shift, fraction of the 0..255 range; 0 disables")
-    contrast: float = _f(0.2, "random contrast factor in [1-c, 1+c]; 0 disables")
-    crop_scale: float = _f(0.0, "random-resized-crop: smallest crop area as a fraction of the image "
+    cache: bool = setting(True, "keep decoded images in memory when they fit in --cache-limit-mb")
+    cache_limit_mb: int = setting(2048, "largest decoded dataset (uint8, all splits) to cache in memory")
+    augment: bool = setting(True, "augment training batches (never evaluation)")
+    translate: float = setting(0.125, "random translation, as a fraction of the side (reflect-padded); 0 disables")
+    flip: bool = setting(True, "random horizontal flip")
+    brightness: float = setting(0.2, "random brightness shift, fraction of the 0..255 range; 0 disables")
+    contrast: float = setting(0.2, "random contrast factor in [1-c, 1+c]; 0 disables")
+    crop_scale: float = setting(0.0, "random-resized-crop: smallest crop area as a fraction of the image "
                                 "(replaces translation when > 0; 0 disables)")
-    workers: int | None = _f(None, "parallel calls for decode/augment; default: tf.data AUTOTUNE")
-    other_class: str = _f("auto", "train an extra hidden 'other' output on the dataset's train-side "
+    workers: int | None = setting(None, "parallel calls for decode/augment; default: tf.data AUTOTUNE")
+    other_class: str = setting("auto", "train an extra hidden 'other' output on the dataset's train-side "
                                  "non-office photos (import-others), so export can abstain on "
                                  "non-office objects; auto = when the dataset has them (config.json "
                                  "records on/off)", ("auto", "on", "off"))
-    other_fraction: float = _f(0.25, "with --other-class: share of each epoch's training images drawn "
+    other_fraction: float = setting(0.25, "with --other-class: share of each epoch's training images drawn "
                                      "(afresh each epoch) from the non-office photos")
 
 
 @dataclass
 class OptimConfig:
-    optimizer: str = _f("adam", "optimizer", ("adam", "sgd"))
-    lr: float = _f(2e-3, "peak learning rate (reached at the end of warm-up)")
-    momentum: float = _f(0.9, "SGD momentum (Nesterov); Adam's beta_1")
-    batch_size: int = _f(128, "batch per replica; the global batch is this times the number of GPUs")
-    label_smoothing: float = _f(0.1, "label smoothing of the cross-entropy loss; 0 disables")
+    optimizer: str = setting("adam", "optimizer", ("adam", "sgd"))
+    lr: float = setting(2e-3, "peak learning rate (reached at the end of warm-up)")
+    momentum: float = setting(0.9, "SGD momentum (Nesterov); Adam's beta_1")
+    batch_size: int = setting(128, "batch per replica; the global batch is this times the number of GPUs")
+    label_smoothing: float = setting(0.1, "label smoothing of the cross-entropy loss; 0 disables")
 
 
 @dataclass
 class ScheduleConfig:
-    epochs: int = _f(30, "maximum number of epochs")
-    schedule: str = _f("cosine", "learning-rate schedule after warm-up", ("cosine", "step", "constant"))
-    warmup_epochs: float = _f(2.0, "linear warm-up from 0 to --lr, in epochs")
-    step_epochs: int = _f(10, "step schedule: multiply the LR by --step-gamma every this many epochs")
-    step_gamma: float = _f(0.1, "step schedule: LR factor at each step")
-    min_lr_ratio: float = _f(0.0, "cosine schedule: final LR as a fraction of --lr")
-    patience: int = _f(0, "early stopping: stop after this many epochs without a better val accuracy; 0 disables")
+    epochs: int = setting(30, "maximum number of epochs")
+    schedule: str = setting("cosine", "learning-rate schedule after warm-up", ("cosine", "step", "constant"))
+    warmup_epochs: float = setting(2.0, "linear warm-up from 0 to --lr, in epochs")
+    step_epochs: int = setting(10, "step schedule: multiply the LR by --step-gamma every this many epochs")
+    step_gamma: float = setting(0.1, "step schedule: LR factor at each step")
+    min_lr_ratio: float = setting(0.0, "cosine schedule: final LR as a fraction of --lr")
+    patience: int = setting(0, "early stopping: stop after this many epochs without a better val accuracy; 0 disables")
+
+
+@dataclass
+class TeacherConfig:
+    name: str = setting("auto", "teacher to distil from: a registered ImageNet classifier "
+                                "(training.teacher.TEACHERS), a path to a .keras teacher, 'none' (from scratch), "
+                                "or auto = the default teacher when its package is installed, else none "
+                                "(config.json records what was used)", flag="--teacher")
+    head: str = setting("auto", "how the teacher scores this dataset's classes + 'other': imagenet (its own "
+                                "ImageNet-1k outputs; every class must be an ImageNet-1k wnid), fitted (a softmax "
+                                "head fitted on its frozen features over the train split), auto = whichever the "
+                                "teacher measured better on val", ("auto", "imagenet", "fitted"), flag="--teacher-head")
+    weight: float = setting(0.7, "share of each training target taken from the teacher's soft targets; the rest "
+                                 "is the hard label", flag="--distill-weight")
+    temperature: float = setting(2.0, "softens the teacher's probabilities before mixing: p^(1/T), renormalized "
+                                      "(1 = as they are)", flag="--distill-temperature")
+    hash: str = setting("", "the teacher's content hash, set when resolved (config.json records it)", cli=False)
 
 
 @dataclass
 class RuntimeConfig:
-    out: str = _f("", "run directory (set by --out; saved as an absolute path)")
-    seed: int = _f(0, "seed of weights, data order and augmentation")
-    deterministic: bool = _f(True, "TF op determinism (same seed -> same run on the same machine)")
-    mixed_precision: str = _f("auto", "mixed_float16 training: auto = on when a GPU is present",
+    out: str = setting("", "run directory (set by --out; saved as an absolute path)", cli=False)
+    seed: int = setting(0, "seed of weights, data order and augmentation")
+    deterministic: bool = setting(True, "TF op determinism (same seed -> same run on the same machine)")
+    mixed_precision: str = setting("auto", "mixed_float16 training: auto = on when a GPU is present",
                               ("auto", "on", "off"))
-    jit_compile: str = _f("auto", "XLA-compile the train step: auto = on when a GPU is present",
+    jit_compile: str = setting("auto", "XLA-compile the train step: auto = on when a GPU is present",
                           ("auto", "on", "off"))
-    resume: bool = _f(False, "continue the run in --out from its last complete checkpoint")
-    stop_after: int = _f(0, "train at most this many epochs in this invocation, then exit leaving a "
+    strategy: str = setting("auto", "tf.distribute strategy (training.hardware): auto = multiworker with "
+                                    "TF_CONFIG, mirrored on GPUs or --cpu-replicas, else default",
+                            ("auto", "default", "mirrored", "multiworker"))
+    cpu_replicas: int = setting(0, "without a GPU, split the CPU into this many logical devices for the "
+                                   "mirrored strategy (proves the multi-replica path on CPU; no speed-up)")
+    replicas: int = setting(0, "replicas trained in sync (devices x workers), set when resolved", cli=False)
+    resume: bool = setting(False, "continue the run in --out from its last complete checkpoint", cli=False)
+    stop_after: int = setting(0, "train at most this many epochs in this invocation, then exit leaving a "
                             "checkpoint to --resume from (time-sliced or preemptible jobs); 0 = no limit")
-    progress: bool = _f(True, "show a progress bar per epoch (one line per epoch when not a terminal)")
-    train_eval: bool = _f(True, "evaluate the final model on the (unaugmented) train split too")
+    progress: bool = setting(True, "show a progress bar per epoch (one line per epoch when not a terminal)")
+    train_eval: bool = setting(True, "evaluate the final model on the (unaugmented) train split too")
 
 
 GROUPS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
-          "schedule": ScheduleConfig, "runtime": RuntimeConfig}
-# Fields set by dedicated positional-style flags, not by their own --field flag.
-SPECIAL = {("data", "root"), ("runtime", "out"), ("runtime", "resume")}
+          "schedule": ScheduleConfig, "teacher": TeacherConfig, "runtime": RuntimeConfig}
 
 
 @dataclass
@@ -104,6 +121,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def to_dict(self) -> dict:
@@ -111,27 +129,19 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        """Rebuild from config.json; unknown keys (from another version) are an error, missing ones default."""
+        """Rebuild from a complete dict (``to_dict``'s); an unknown or missing key is a ValueError.
+        A saved run's config.json is read through ``training.run``, which knows what older runs lack."""
         groups = {}
         for name, group_cls in GROUPS.items():
             values = dict(d.get(name, {}))
             known = {f.name for f in fields(group_cls)}
-            unknown = set(values) - known
+            unknown, missing = set(values) - known, known - set(values)
             if unknown:
                 raise ValueError(f"config group {name!r} has unknown keys {sorted(unknown)}")
+            if missing:
+                raise ValueError(f"config group {name!r} lacks keys {sorted(missing)}")
             groups[name] = group_cls(**values)
         return cls(**groups)
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _base_type(annotation) -> type:
-    """int | None -> int; the dataclass annotations are strings under ``from __future__``."""
-    t = eval(annotation, {}) if isinstance(annotation, str) else annotation  # noqa: S307 (our own literals)
-    args = [a for a in typing.get_args(t) if a is not type(None)]
-    return args[0] if args else t
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,27 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from its last complete checkpoint (with its saved "
                         "config; flags given again override it, e.g. a larger --epochs)")
     for group_name, group_cls in GROUPS.items():
-        group = p.add_argument_group(f"{group_name} options")
-        for f in fields(group_cls):
-            if (group_name, f.name) in SPECIAL:
-                continue
-            kind = _base_type(f.type)
-            dest = f"{group_name}.{f.name}"
-            if kind is bool:
-                group.add_argument(_flag(f.name), dest=dest, action=argparse.BooleanOptionalAction,
-                                   help=f.metadata["help"] + ("" if f.default is None else f" (default: {f.default})"))
-            else:
-                group.add_argument(_flag(f.name), dest=dest, type=kind, choices=f.metadata["choices"],
-                                   metavar=None if f.metadata["choices"] else kind.__name__.upper(),
-                                   help=f.metadata["help"] + ("" if f.default is None else f" (default: {f.default})"))
+        add_group(p, group_name, group_cls)
     return p
 
 
 def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
     """``base`` (defaults, or the saved config on --resume) with the flags given on top."""
     cfg = TrainConfig.from_dict(base.to_dict()) if base else TrainConfig()
-    for key, value in vars(args).items():
-        if "." in key:
-            group, name = key.split(".", 1)
-            setattr(getattr(cfg, group), name, value)
-    return cfg
+    return TrainConfig(**{name: apply_flags(getattr(cfg, name), args, name) for name in GROUPS})

@@ -141,7 +141,7 @@ class Pipeline:
                  batch_size: int, seed: int = 0, soft_targets=None):
         self.cfg, self.size, self.num_classes = cfg, image_size, num_classes
         self.batch_size, self.seed = batch_size, seed
-        # training.distill.SoftTargets: each training photo's target becomes a mix of its hard
+        # training.distill.DistillTargets: each training photo's target becomes a mix of its hard
         # label and the teacher's probabilities for the view it is shown (mirrored or not).
         self.soft = soft_targets
         self.items = {split: dataset.items(split) for split in ("train", "val", "test")}

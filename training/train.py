@@ -7,12 +7,11 @@
 The story of a run:
 1. Resolve the config (defaults <- saved config on --resume <- flags) and the input size from
    the data (64 px for Tiny ImageNet-sized photos, else 128), and save it as config.json.
-2. Pick the hardware setup: on GPUs, MirroredStrategy over all of them (the global batch is
-   ``--batch-size`` times the number of replicas), mixed_float16 and XLA; on the CPU, float32
-   without XLA (float16 is emulated there and ~3x slower). Several machines: run the same command
-   on each with TF_CONFIG set and swap MirroredStrategy for MultiWorkerMirroredStrategy
-   (``tf.distribute.MultiWorkerMirroredStrategy()``); each worker then reads the whole dataset
-   and tf.data auto-shards it by data.
+2. Pick the hardware (training/hardware.py, before anything touches a device): on GPUs,
+   MirroredStrategy over all of them (the global batch is ``--batch-size`` times the number of
+   replicas), mixed_float16 and XLA; on the CPU, float32 without XLA (float16 is emulated there
+   and ~3x slower). Several machines: the same command on each, with TF_CONFIG set, trains with
+   MultiWorkerMirroredStrategy; only the chief writes the run directory.
 3. Train epoch by epoch. After each one: history.csv, the best-val weights when val accuracy
    improves (checkpoints/best), then checkpoints/ckpt-N with model, optimizer state (moments,
    iteration count, loss scale) and the epoch counter. A run killed at any moment (kill -9)
@@ -36,27 +35,24 @@ small, out of memory) print one ``error:`` line and return 2.
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-import os
 import re
 import sys
 import time
 from pathlib import Path
 
-from bundle.atomic import write_bytes_atomic, write_json_atomic
 from bundle.preprocess import PreprocessSpec
+from training import run as run_files
 from training.config import TrainConfig, build_parser, config_from_args
 from training.data.dataset import Dataset, DatasetError, load_dataset
+from training.hardware import Hardware
+from training.hardware import setup as setup_hardware
 
 # Tiny ImageNet photos are 64 px; anything with a median side up to this trains at 64 px.
 SMALL_DATA_MAX_SIDE = 80
 # What TF's image decoders say about a broken file (inside tf.data's longer error message).
 BROKEN_IMAGE = re.compile(r"Invalid JPEG data[^\n\]]*|Unknown image file format[^\n\]]*|"
                           r"Input is not a valid[^\n\]]*|[^:\n]*[Cc]orrupt[^\n\]]*")
-HISTORY_FIELDS = ["epoch", "lr", "loss", "accuracy", "top3", "val_loss", "val_accuracy", "val_top3", "seconds"]
 
 
 class UsageError(Exception):
@@ -72,11 +68,20 @@ def resolve_image_size(cfg: TrainConfig, ds: Dataset) -> int:
 
 
 def resolve_for_dataset(cfg: TrainConfig, ds: Dataset) -> None:
-    """Fill in what the config leaves to the data: the input size and whether "other" is trained
-    (config.json records the resolved values). ValueError for an impossible --other-class."""
+    """Fill in what the config leaves to the data and the machine: the input size, whether "other"
+    is trained, and the teacher (config.json records the resolved values). DatasetError or
+    ValueError for data that can't train (no val photos, too small) or a setting that can't work
+    (--other-class on without non-office photos, a teacher that can't be had)."""
+    from training.distill import resolve_teacher
+    from training.model import first_conv_geometry
     from training.pipeline import resolve_other_class
     cfg.data.image_size = resolve_image_size(cfg, ds)
     cfg.data.other_class = resolve_other_class(cfg.data, ds)
+    if not ds.items("val"):
+        raise DatasetError(f"{ds.root} has no val images: early stopping and best-model "
+                           f"selection need some (rebuild the dataset with a val fraction > 0)")
+    first_conv_geometry(cfg.data.image_size)
+    resolve_teacher(cfg, ds)   # last: the first run on a dataset computes the teacher's targets
 
 
 def resolve_config(argv: list[str] | None) -> TrainConfig:
@@ -84,17 +89,21 @@ def resolve_config(argv: list[str] | None) -> TrainConfig:
     out = Path(args.out).resolve()
     base = None
     if getattr(args, "resume", False):
-        saved = out / "config.json"
-        if not saved.is_file():
-            raise UsageError(f"--resume: {saved} not found (nothing to resume; drop --resume to start a run)")
-        base = TrainConfig.from_dict(json.loads(saved.read_text()))
+        if not (out / run_files.CONFIG_JSON).is_file():
+            raise UsageError(f"--resume: {out / run_files.CONFIG_JSON} not found (nothing to resume; "
+                             f"drop --resume to start a run)")
+        try:
+            base = run_files.read_config(out)
+        except run_files.RunError as e:
+            raise UsageError(f"--resume: {e}") from None
     cfg = config_from_args(args, base)
     cfg.data.root = str(Path(args.data).resolve())
     cfg.runtime.out = str(out)
     cfg.runtime.resume = getattr(args, "resume", False)
     # Per invocation, not part of the run: a resumed run must not inherit the last one's limit.
     cfg.runtime.stop_after = vars(args).get("runtime.stop_after", 0)
-    if not cfg.runtime.resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
+    checkpoints = out / run_files.CHECKPOINTS
+    if not cfg.runtime.resume and checkpoints.is_dir() and any(checkpoints.iterdir()):
         raise UsageError(f"{out} already holds a run's checkpoints: pass --resume to continue it, "
                          f"or choose another --out")
     if cfg.schedule.epochs < 1 or cfg.optim.batch_size < 1:
@@ -112,18 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         ds = load_dataset(cfg.data.root)
+        # Before anything else touches a TF device: a CPU split or the multi-worker strategy
+        # can only be set up first.
+        hw = setup_hardware(cfg.runtime)
         resolve_for_dataset(cfg, ds)
-        if not ds.items("val"):
-            raise DatasetError(f"{cfg.data.root} has no val images: early stopping and best-model "
-                               f"selection need some (rebuild the dataset with a val fraction > 0)")
-        from training.model import first_conv_geometry
-        first_conv_geometry(cfg.data.image_size)
     except (UsageError, DatasetError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from training.tfenv import tf
     try:
-        train(cfg, ds)
+        train(cfg, ds, hw)
     except (tf.errors.ResourceExhaustedError, MemoryError) as e:
         print(f"error: out of memory ({type(e).__name__}). Lower --batch-size (now "
               f"{cfg.optim.batch_size}) or --image-size (now {cfg.data.image_size}), or pass --no-cache; "
@@ -131,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (DatasetError, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except tf.errors.UnavailableError as e:   # multi-worker: a peer died or is unreachable
+        print(f"error: a worker of the cluster stopped ({str(e).splitlines()[0][-300:]}); start every "
+              f"worker again with --resume", file=sys.stderr)
         return 2
     except tf.errors.InvalidArgumentError as e:
         # tf.data names the failing op, not the file: say what failed and where to look.
@@ -142,33 +153,6 @@ def main(argv: list[str] | None = None) -> int:
               f"(the importer checks every file) or remove the broken file", file=sys.stderr)
         return 2
     return 0
-
-
-def _hardware(cfg: TrainConfig):
-    """(strategy, mixed precision on?, jit on?) from the visible devices and the auto/on/off flags."""
-    from training.tfenv import tf
-    gpus = tf.config.list_physical_devices("GPU")
-    strategy = tf.distribute.MirroredStrategy() if gpus else tf.distribute.get_strategy()
-    on = lambda flag: bool(gpus) if flag == "auto" else flag == "on"  # noqa: E731
-    return strategy, on(cfg.runtime.mixed_precision), on(cfg.runtime.jit_compile)
-
-
-def _read_history(path: Path, upto: int) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
-    for r in rows:
-        r["epoch"] = int(r["epoch"])
-    return [r for r in rows if r["epoch"] <= upto]
-
-
-def _write_history(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_bytes_atomic(path, buf.getvalue().encode())
 
 
 def _tensorboard(keras, log_dir: Path) -> list:
@@ -198,48 +182,48 @@ def _progress_bar(keras, epochs: int, steps: int):
     return ProgressBar()
 
 
-def _save_keras_atomic(model, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.part.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def train(cfg: TrainConfig, ds: Dataset) -> dict:
+def train(cfg: TrainConfig, ds: Dataset, hw: Hardware | None = None) -> dict:
     """The whole run (steps 1-4 of the module docstring); returns metrics.json's content
-    ({} when --stop-after ended it early)."""
+    ({} when --stop-after ended it early, and on a worker that is not the chief).
+    ``hw``: training.hardware.setup's choice, made here when not given."""
     from training.tfenv import keras, tf
 
     started = time.time()
+    hw = hw or setup_hardware(cfg.runtime)   # also records the resolved choice in cfg.runtime
     out = Path(cfg.runtime.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "config.json", cfg.to_dict())
+    if hw.is_chief:   # the one writer of the run directory (TF's multi-worker rule)
+        out.mkdir(parents=True, exist_ok=True)
+        run_files.save_config(out, cfg)
 
     keras.utils.set_random_seed(cfg.runtime.seed)
     if cfg.runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
-    strategy, mixed, jit = _hardware(cfg)
     # Dropout draws from a tf.random.Generator whose state is a variable of the model, so the
     # checkpoint holds it and a resumed run draws the masks the uninterrupted run would have.
     keras.backend.experimental.enable_tf_random_generator()
     try:
-        return _fit_and_save(cfg, ds, strategy, mixed, jit, started)
+        return _fit_and_save(cfg, ds, hw, started)
     finally:
         keras.backend.experimental.disable_tf_random_generator()
 
 
-def _fit_and_save(cfg: TrainConfig, ds: Dataset, strategy, mixed: bool, jit: bool, started: float) -> dict:
+def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -> dict:
+    from training.distill import soft_targets_for
     from training.model import build_model
     from training.pipeline import Pipeline
     from training.schedule import WarmupSchedule, make_optimizer
     from training.tfenv import keras, tf
 
     out = Path(cfg.runtime.out)
+    strategy, mixed, jit = hw.strategy, hw.mixed_precision, hw.jit_compile
     size, num_classes = cfg.data.image_size, len(ds.classes)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     replicas = strategy.num_replicas_in_sync
     global_batch = cfg.optim.batch_size * replicas
 
-    pipe = Pipeline(ds, cfg.data, size, num_classes, global_batch, seed=cfg.runtime.seed)
+    outputs = num_classes + (cfg.data.other_class == "on")
+    soft = soft_targets_for(cfg, ds, outputs)
+    pipe = Pipeline(ds, cfg.data, size, num_classes, global_batch, seed=cfg.runtime.seed, soft_targets=soft)
     steps_per_epoch = math.ceil(pipe.epoch_size() / global_batch)
     print(f"data: {ds.id}, {num_classes} classes, train/val/test = {pipe.count('train')}/"
           f"{pipe.count('val')}/{pipe.count('test')} images at {size} px "
@@ -248,8 +232,11 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, strategy, mixed: bool, jit: boo
         print(f"other class: output {num_classes} ('other', hidden from users) trained on "
               f"{pipe.others_per_epoch()} of {pipe.count('others_train')} non-office train photos per epoch "
               f"({cfg.data.other_fraction:.0%} of each epoch)")
-    print(f"hardware: {replicas} replica(s) ({'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'}), "
-          f"global batch {global_batch}, mixed precision {'on' if mixed else 'off'}, XLA {'on' if jit else 'off'}")
+    if soft:
+        print(f"teacher: {cfg.teacher.name} ({cfg.teacher.head} head, {cfg.teacher.hash[:12]}): targets = "
+              f"{1 - cfg.teacher.weight:.2g} x label + {cfg.teacher.weight:.2g} x its probabilities at T = "
+              f"{cfg.teacher.temperature:g}, per view (mirrored or not)")
+    print(f"hardware: {hw.describe()}, global batch {global_batch}")
 
     with strategy.scope():
         model = build_model(cfg.model, size, pipe.outputs, ds.mean, ds.std)
@@ -271,33 +258,35 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, strategy, mixed: bool, jit: boo
     print(f"model: {model.name}, {params:,} parameters, conv1 {model.get_layer('conv1').kernel_size} "
           f"stride {model.get_layer('conv1').strides}")
 
-    ckpt_dir = out / "checkpoints"
+    ckpt_dir = out / run_files.CHECKPOINTS
+    # Every worker saves (TF's multi-worker rule), the chief into the run, others to scratch;
+    # every worker resumes from the chief's checkpoints.
+    write_dir = hw.write_dir(ckpt_dir)
+    last, last_best = tf.train.latest_checkpoint(str(ckpt_dir)), tf.train.latest_checkpoint(str(ckpt_dir / "best"))
     # Keras leaves the Dropout layers' generators out of the model's checkpoint: add them.
     dropout_rngs = {layer.name: layer._random_generator for layer in model.layers
                     if isinstance(layer, keras.layers.Dropout)}
     manager = tf.train.CheckpointManager(
         tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var, dropout_rngs=dropout_rngs),
-        ckpt_dir, max_to_keep=2)
+        write_dir, max_to_keep=2)
     best_manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(model=model, best_val=best_val, best_epoch=best_epoch), ckpt_dir / "best",
+        tf.train.Checkpoint(model=model, best_val=best_val, best_epoch=best_epoch), write_dir / "best",
         max_to_keep=1)
-    if cfg.runtime.resume and best_manager.latest_checkpoint:
+    if cfg.runtime.resume and last_best:
         # Only its bookkeeping: the weights come from the last checkpoint just below.
-        tf.train.Checkpoint(best_val=best_val, best_epoch=best_epoch).read(
-            best_manager.latest_checkpoint).expect_partial()
-    if cfg.runtime.resume and manager.latest_checkpoint:
+        tf.train.Checkpoint(best_val=best_val, best_epoch=best_epoch).read(last_best).expect_partial()
+    if cfg.runtime.resume and last:
         try:
-            manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            manager.checkpoint.restore(last).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
-            raise UsageError(f"{manager.latest_checkpoint} does not fit this model ({str(e).splitlines()[0]}); "
+            raise UsageError(f"{last} does not fit this model ({str(e).splitlines()[0]}); "
                              f"resume with the run's own model flags") from e
-        print(f"resumed from {manager.latest_checkpoint}: epoch {int(epoch_var.numpy())}, "
+        print(f"resumed from {last}: epoch {int(epoch_var.numpy())}, "
               f"optimizer step {int(optimizer.iterations.numpy())}")
-    history_path = out / "history.csv"
-    rows = _read_history(history_path, int(epoch_var.numpy())) if cfg.runtime.resume else []
+    rows = run_files.read_history(out, int(epoch_var.numpy())) if cfg.runtime.resume else []
 
     val_data = pipe.evaluation("val")
-    callbacks = _tensorboard(keras, out / "logs")
+    callbacks = _tensorboard(keras, out / run_files.LOGS) if hw.is_chief else []
     if cfg.runtime.progress:
         callbacks.append(_progress_bar(keras, cfg.schedule.epochs, steps_per_epoch))
     first = int(epoch_var.numpy())
@@ -313,9 +302,10 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, strategy, mixed: bool, jit: boo
         logs = model.fit(pipe.train(epoch), validation_data=val_data, initial_epoch=epoch, epochs=epoch + 1,
                          verbose=0, callbacks=callbacks).history
         row = {"epoch": epoch + 1, "lr": float(schedule(optimizer.iterations)),
-               **{k: float(logs[k][-1]) for k in HISTORY_FIELDS[2:-1]}, "seconds": round(time.time() - t0, 2)}
+               **{k: float(logs[k][-1]) for k in run_files.HISTORY_FIELDS[2:-1]}, "seconds": round(time.time() - t0, 2)}
         rows.append(row)
-        _write_history(history_path, rows)
+        if hw.is_chief:
+            run_files.write_history(out, rows)
         if row["val_accuracy"] > best_val.numpy():
             best_val.assign(row["val_accuracy"])
             best_epoch.assign(epoch + 1)
@@ -323,13 +313,18 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, strategy, mixed: bool, jit: boo
         epoch_var.assign(epoch + 1)
         manager.save(checkpoint_number=epoch + 1)
 
-    best_manager.checkpoint.read(best_manager.latest_checkpoint).expect_partial()
+    # A worker that resumed and found no better epoch since holds no best checkpoint of its own.
+    best_manager.checkpoint.read(best_manager.latest_checkpoint or last_best).expect_partial()
     print(f"best val accuracy {best_val.numpy():.4f} at epoch {int(best_epoch.numpy())}; saving float32 model")
+    # Reading a distributed model's weights takes every worker (an all-reduce): all make the copy.
     final = _float32_copy(model, cfg, size, pipe.outputs, ds)
-    _save_keras_atomic(final, out / "model.keras")
-    write_json_atomic(out / "preprocess.json", PreprocessSpec(size, cfg.data.crop_fraction).to_dict())
+    if not hw.is_chief:
+        print(f"{hw.task}: training done; the chief saves the model and metrics")
+        return {}
+    run_files.save_model(final, out)
+    run_files.save_preprocess(out, PreprocessSpec(size, cfg.data.crop_fraction))
     metrics = evaluate_run(final, pipe, ds, cfg, rows, params, int(best_epoch.numpy()), time.time() - started)
-    write_json_atomic(out / "metrics.json", metrics)
+    run_files.save_metrics(out, metrics)
     print(f"val top-1 {metrics['val']['top1']:.4f}  test top-1 {metrics['test']['top1']:.4f}  "
           f"top-3 {metrics['test']['top3']:.4f}  ({metrics['wall_time_s']:.0f} s) -> {out}")
     return metrics

@@ -1,0 +1,96 @@
+"""Distillation: a run's training targets mixed from the hard labels and an ImageNet teacher's soft targets.
+
+    from training.distill import resolve_teacher, soft_targets_for
+    resolve_teacher(cfg, ds)                        # cfg.teacher.name: "auto" -> a teacher or "none"
+    soft = soft_targets_for(cfg, ds, outputs=21)    # None without a teacher
+    soft.probs(paths)                               # float32 [n, 2 views, outputs], tempered
+    soft.mix(onehot, view)                          # (1 - w) * hard label + w * teacher view (in tf.data)
+
+The teacher (training.teacher) gives log-probabilities over the dataset's classes plus "other"
+for every photo, as it is and mirrored; they are computed once and cached beside the dataset, so
+every run, and export's pruning fine-tune, reads the same targets. A run with the hidden "other"
+output learns all of them; an office-only run learns the office columns, renormalized. The
+temperature T flattens the teacher (p^(1/T), renormalized) so that its second and third guesses,
+which say what a photo resembles, weigh in; the student is trained at T = 1 with one
+cross-entropy against the mixed target, so accuracy and loss in the logs keep their meaning.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from training.config import TrainConfig
+from training.data.dataset import Dataset
+
+NO_TEACHER = "none"
+# What --teacher auto uses: EfficientNet-Lite0 (bench/results/teacher.md: the cheapest of the
+# registered teachers to run over every photo).
+DEFAULT_TEACHER = "efficientnet-lite0"
+
+
+class DistillTargets:
+    """The teacher's views of each training photo, restricted to a run's outputs and tempered."""
+
+    def __init__(self, teacher_targets, num_classes: int, outputs: int, weight: float, temperature: float):
+        self.teacher, self.num_classes, self.outputs = teacher_targets, num_classes, outputs
+        self.weight, self.temperature = weight, temperature
+
+    def probs(self, paths) -> np.ndarray:
+        logp = np.asarray(self.teacher.log_probs(paths), np.float64)[..., :self.outputs]
+        z = logp / self.temperature
+        z -= z.max(-1, keepdims=True)
+        p = np.exp(z)
+        return (p / p.sum(-1, keepdims=True)).astype(np.float32)
+
+    def mix(self, onehot, view):
+        return (1.0 - self.weight) * onehot + self.weight * view
+
+
+def resolve_teacher(cfg: TrainConfig, ds: Dataset) -> None:
+    """``--teacher auto``: the default teacher when its package is installed, else none (said once).
+    A named teacher whose package is missing is a TeacherError naming the install command."""
+    if cfg.teacher.name == NO_TEACHER:
+        return
+    from training.teacher import TeacherError, load_teacher
+
+    if not 0 < cfg.teacher.weight <= 1 or cfg.teacher.temperature <= 0:
+        raise ValueError(f"--distill-weight must be in (0, 1] and --distill-temperature > 0, got "
+                         f"{cfg.teacher.weight} and {cfg.teacher.temperature}")
+    if cfg.teacher.name == "auto":
+        try:
+            load_teacher(DEFAULT_TEACHER)
+        except TeacherError as e:
+            print(f"note: training without a teacher ({e}); --teacher none silences this")
+            cfg.teacher.name = NO_TEACHER
+            return
+        cfg.teacher.name = DEFAULT_TEACHER
+    if cfg.teacher.name.endswith(".keras"):   # a teacher file: config.json records where it is
+        cfg.teacher.name = str(Path(cfg.teacher.name).resolve())
+    try:
+        teacher_hash = load_teacher(cfg.teacher.name).hash
+    except TeacherError as e:   # a named teacher that can't be had: one error line, the fix in it
+        raise ValueError(str(e)) from None
+    if cfg.teacher.hash and cfg.teacher.hash != teacher_hash:   # --resume after the teacher changed
+        raise ValueError(f"teacher {cfg.teacher.name} is not the one this run was trained with (hash "
+                         f"{teacher_hash[:12]} vs {cfg.teacher.hash[:12]} in config.json)")
+    cfg.teacher.hash = teacher_hash
+    # Compute (or read) the soft targets now: "auto" resolves to the head measured better, which
+    # config.json must record before training starts.
+    cfg.teacher.head = _targets(cfg, ds).head
+
+
+def _targets(cfg: TrainConfig, ds: Dataset):
+    from training.teacher import TeacherError, soft_targets
+
+    try:
+        return soft_targets(ds, cfg.teacher.name, head=cfg.teacher.head, crop_fraction=cfg.data.crop_fraction)
+    except TeacherError as e:
+        raise ValueError(str(e)) from None
+
+
+def soft_targets_for(cfg: TrainConfig, ds: Dataset, outputs: int) -> DistillTargets | None:
+    """The run's soft targets (computed once per dataset and teacher, then read from the cache)."""
+    if cfg.teacher.name == NO_TEACHER:
+        return None
+    return DistillTargets(_targets(cfg, ds), len(ds.classes), outputs, cfg.teacher.weight, cfg.teacher.temperature)
