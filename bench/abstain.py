@@ -18,7 +18,6 @@ Goals (issue 8): AUROC >= 0.90; at 90 % office coverage <= 20 % of non-office ph
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +30,9 @@ from bundle.flags import add_group, given, setting
 from bundle.manifest import BundleError, load_bundle
 from export import abstain
 from export.inputs import ExportError, load_pixels, split_arrays
-from export.litert import LiteRTModel
+from bundle.litert import LiteRTModel
 from training.data.dataset import DatasetError, load_dataset
+from training.run import RunError, load_run
 
 RESULTS = Path(__file__).parent / "results"
 SWEEP = (0.80, 0.85, 0.90, 0.95, 0.98)
@@ -42,10 +42,9 @@ GOAL_AUROC, GOAL_LABELLED_AT_90 = 0.90, 0.20
 def dataset_root(run: Path | None, data: Path | None) -> Path:
     if data is not None:
         return data
-    config = run / "config.json" if run else None
-    if config is None or not config.is_file():
+    if run is None:
         raise ValueError("give --data DATASET or --run RUN (whose config.json names the dataset)")
-    return Path(json.loads(config.read_text())["data"]["root"])
+    return load_run(run).data_root
 
 
 def measure(bundle_dir: Path, root: Path) -> dict:
@@ -78,7 +77,7 @@ def measure(bundle_dir: Path, root: Path) -> dict:
                             "int8": metrics.get("int8_accuracy")},
             "int8": abstain.evaluate(office, y_test, non_office, rule["threshold"], score),
             "int8_auroc_by_score": {name: round(abstain.auroc(scores(office, name), scores(non_office, name)), 4)
-                                    for name in abstain.METHOD_SCORES[rule["method"]]},
+                                    for name in abstain.METHODS[rule["method"]].scores},
             "float_at_export": rule["figures"].get("float"),
             "abstain_agreement": b.manifest["parity"].get("abstain_agreement"),
             "abstain_images": b.manifest["parity"].get("abstain_images"),
@@ -168,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         root = dataset_root(a.run, a.data)
         results = [measure(bundle, root) for bundle in a.bundle]
-    except (ValueError, BundleError, DatasetError, ExportError) as e:
+    except (ValueError, BundleError, DatasetError, ExportError, RunError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     cpu = cpu_info()

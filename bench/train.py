@@ -19,7 +19,6 @@ the figures) and bench/results/train.json.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import statistics
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from bench.record import cpu_info, cpu_line, write_results
 from bundle.flags import add_group, given, setting
+from training.run import RunError, load_run, read_history
 
 RESULTS = Path(__file__).parent / "results"
 GOAL_TOP1 = 0.75
@@ -49,7 +49,7 @@ def train_seeds(data: Path, seeds: list[int], train_args: list[str], work: Path)
             rc = train_main(argv)
             if rc != 0:
                 raise SystemExit(f"training seed {seed} failed (exit {rc})")
-        m = json.loads((run / "metrics.json").read_text())
+        m = load_run(run).metrics
         runs.append({"seed": seed, "run": str(run), "test_top1": m["test"]["top1"], "test_top3": m["test"]["top3"],
                      "val_top1": m["val"]["top1"], "train_top1": m["train"]["top1"], "epochs": m["epochs"],
                      "best_epoch": m["best_epoch"], "params": m["params"], "image_size": m["image_size"],
@@ -61,14 +61,11 @@ def train_seeds(data: Path, seeds: list[int], train_args: list[str], work: Path)
 
 def seconds_to_val(run: Path, accuracy: float) -> float | None:
     """Training seconds (history.csv, summed per epoch) until val top-1 first reached ``accuracy``."""
-    import csv
-
     total = 0.0
-    with open(run / "history.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            total += float(row["seconds"])
-            if float(row["val_accuracy"]) >= accuracy:
-                return round(total, 1)
+    for row in read_history(run):
+        total += row["seconds"]
+        if row["val_accuracy"] >= accuracy:
+            return round(total, 1)
     return None
 
 
@@ -79,25 +76,23 @@ def finished_run(run: Path, argv: list[str]) -> bool:
     ``make train``'s, copied or pointed to with --work) counts if its saved config.json equals what
     ``argv`` resolves to, ignoring only where it was written and whether a progress bar showed.
     """
-    from training.config import TrainConfig, build_parser, config_from_args
+    from training.config import build_parser, config_from_args
     from training.data.dataset import load_dataset
     from training.train import resolve_for_dataset
 
-    if not (run / "metrics.json").is_file() or not (run / "config.json").is_file():
+    try:
+        saved = load_run(run)
+    except RunError:
         return False
     cfg = config_from_args(build_parser().parse_args(argv))
     ds = load_dataset(argv[argv.index("--data") + 1])
     resolve_for_dataset(cfg, ds)
-    want = cfg.to_dict()
-    saved = json.loads((run / "config.json").read_text())
-    # A run from before --other-class existed trained no "other" output, whatever today's default.
-    saved.setdefault("data", {}).setdefault("other_class", "off")
-    have = TrainConfig.from_dict(saved).to_dict()  # other fields added since then take their defaults
+    want, have = cfg.to_dict(), saved.config.to_dict()
     for c in (want, have):
         for key in ("out", "progress", "resume", "stop_after"):
             c["runtime"].pop(key, None)
         c["data"].pop("root", None)   # the same dataset may sit at another path; its id is checked below
-    same_data = json.loads((run / "metrics.json").read_text())["dataset"]["id"] == ds.id
+    same_data = saved.metrics["dataset"]["id"] == ds.id
     return same_data and want == have
 
 

@@ -23,6 +23,11 @@ SCORES = {
     "max": lambda p: p.max(-1),
     "office_mass": lambda p: p.sum(-1),
 }
+# How reports name each score ("abstains when the <words> of the outputs is below ...").
+SCORE_WORDS = {
+    "max": "max",
+    "office_mass": "sum (office mass, 1 - p(other))",
+}
 
 
 def scores(probs, name: str = "max") -> np.ndarray:

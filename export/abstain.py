@@ -1,7 +1,8 @@
 """Step 4b: the "not an office object" rule (issue 8): a calibrated threshold on a score of the outputs.
 
 Consumers abstain when the rule's score of the dequantized outputs is below the threshold
-(bundle.abstain: score "max" or "office_mass"). Two methods:
+(bundle.abstain: score "max" or "office_mass"). Methods are a small registry (``METHODS``),
+chosen by ``--abstain-method`` (default: what the run supports). Two today:
 
 - ``max_softmax`` (method a): a model trained on the office classes only; score = its max softmax
   probability.
@@ -10,9 +11,9 @@ Consumers abstain when the rule's score of the dequantized outputs is below the 
   the shipped office outputs sum to 1 - p(other). Score = whichever of "max" and "office_mass"
   (that sum) separates office from non-office val photos better (AUROC); both are recorded.
 
-    from export.abstain import calibrate, evaluate, abstain_agreement
+    from export.abstain import abstain_agreement, calibrate, choose_method, evaluate
     rule = calibrate(float_office_val, labels, float_others_val, output_scale, coverage=0.9,
-                     method="other_output")
+                     method=choose_method("auto", other_output=True))
     rule["threshold"], rule["score"]   # a consumer abstains when score(dequantized outputs) < threshold
     figures = evaluate(int8_office_test, office_labels, int8_others_test, rule["threshold"], rule["score"])
     abstain_agreement(float_probs, int8_probs, rule["threshold"], rule["score"])  # the parity gate's figure
@@ -39,19 +40,48 @@ and the val AUROC with and without it, so the decision to leave it out is measur
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from bundle.abstain import scores
 
-METHODS = {
-    "max_softmax": "abstained = max(dequantized outputs) < threshold",
-    "other_output": "abstained = score(dequantized outputs) < threshold, score = max or office_mass (their sum); "
-                    "the outputs are the office classes of a softmax with a hidden 'other' class, so they sum to "
-                    "1 - p(other)",
-}
+@dataclass(frozen=True)
+class Method:
+    """One way to decide "not an office object": what it needs, its scores, how it is worded.
 
-# The scores calibration chooses from: the office mass of a method-a model is always ~1.
-METHOD_SCORES = {"max_softmax": ("max",), "other_output": ("max", "office_mass")}
+    Adding a method is one entry here; adding a score is one entry in ``bundle.abstain.SCORES``
+    (and its JS mirror in android_demo/web/classifier.js) named in a method's ``scores``.
+    """
+    name: str
+    summary: str                 # the manifest's ``rule`` text and the report's wording
+    scores: tuple[str, ...]      # candidate scores; calibration keeps the best val AUROC
+    needs_other_output: bool     # the run must have trained the hidden "other" output
+    fits_temperature: bool       # measure (not apply) temperature scaling of the softmax
+
+
+METHODS = {m.name: m for m in (
+    # The office mass of a model trained on the office classes only is always ~1: max only.
+    Method("max_softmax", "abstained = max(dequantized outputs) < threshold",
+           scores=("max",), needs_other_output=False, fits_temperature=True),
+    Method("other_output", "abstained = score(dequantized outputs) < threshold, score = max or office_mass "
+                           "(their sum); the outputs are the office classes of a softmax with a hidden 'other' "
+                           "class, so they sum to 1 - p(other)",
+           scores=("max", "office_mass"), needs_other_output=True, fits_temperature=False),
+)}
+
+
+def choose_method(requested: str, other_output: bool) -> Method:
+    """``--abstain-method`` resolved for a run: ``auto`` = what the run supports best."""
+    if requested == "auto":
+        return METHODS["other_output" if other_output else "max_softmax"]
+    if requested not in METHODS:
+        raise ValueError(f"unknown abstain method {requested!r} (known: {', '.join(METHODS)})")
+    method = METHODS[requested]
+    if method.needs_other_output and not other_output:
+        raise ValueError(f"--abstain-method {requested} needs a run trained with the hidden 'other' output "
+                         f"(python -m training.train --other-class on)")
+    return method
 
 
 def coverage_threshold(scores: np.ndarray, coverage: float) -> float:
@@ -110,19 +140,19 @@ def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def calibrate(office_val: np.ndarray, office_val_labels: np.ndarray, others_val: np.ndarray,
-              output_scale: float, coverage: float, method: str = "max_softmax") -> dict:
+              output_scale: float, coverage: float, method: Method = METHODS["max_softmax"]) -> dict:
     """The manifest's ``abstain`` section (less ``figures``), from FLOAT val probabilities
     (the shipped outputs: for ``other_output``, the office columns only)."""
-    by_score = {name: _r(auroc(scores(office_val, name), scores(others_val, name))) for name in METHOD_SCORES[method]}
+    by_score = {name: _r(auroc(scores(office_val, name), scores(others_val, name))) for name in method.scores}
     score = max(by_score, key=by_score.get)
     float_threshold = coverage_threshold(scores(office_val, score), coverage)
     threshold = snap(float_threshold, output_scale)
     rule = {
-        "method": method,
+        "method": method.name,
         "score": score,
         "threshold": round(threshold, 8),
         "target_coverage": coverage,
-        "rule": METHODS[method],
+        "rule": method.summary,
         "calibrated_on": {
             "office_val": int(len(office_val)), "others_val": int(len(others_val)),
             "float_threshold": round(float_threshold, 6),
@@ -132,7 +162,7 @@ def calibrate(office_val: np.ndarray, office_val_labels: np.ndarray, others_val:
             "float_auroc_by_score": by_score,
         },
     }
-    if method == "max_softmax":
+    if method.fits_temperature:
         t = fit_temperature(office_val, office_val_labels)
         rule["temperature"] = {
             "fitted": round(t, 4), "applied": False, "val_auroc_t1": by_score["max"],

@@ -12,45 +12,57 @@ object" threshold, export.abstain), ``model`` (manifest identity).
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from bundle.flags import add_group, apply_flags, setting
 
 
 @dataclass
 class PruneConfig:
-    target_sparsity: float = 0.8   # fraction of Conv2D/Dense kernel weights set to zero
+    target_sparsity: float = setting(0.8, "fraction of Conv2D/Dense kernel weights pruned to zero")
     # 3 epochs at 1e-4 lost 3.4 points of test top-1 at 80 % sparsity on the default run (52.1 ->
     # 48.7 %); 8 at 5e-4 recovered all of it (52.0 %) and raised int8 agreement to 98.9 %.
-    epochs: int = 8                # fine-tuning epochs on the train split while sparsity ramps up
-    lr: float = 5e-4               # Adam; the weights are trained, but must re-learn around the zeros
-    batch_size: int = 64
+    epochs: int = setting(8, "fine-tuning epochs on the train split while sparsity ramps from 0 to the target",
+                          flag="--prune-epochs")
+    lr: float = setting(5e-4, "Adam learning rate for fine-tuning (the weights must re-learn around the zeros)",
+                        flag="--prune-lr")
+    batch_size: int = setting(64, "fine-tuning batch size")
 
 
 @dataclass
 class QuantizeConfig:
-    calibration_images: int = 300  # real train images, stratified by class
-    seed: int = 0
+    calibration_images: int = setting(300, "number of real train images (stratified by class) for int8 calibration")
+    seed: int = setting(0, "seed for choosing calibration images")
 
 
 @dataclass
 class GateConfig:
-    min_agreement: float = 0.98    # top-1 agreement float Keras vs int8 LiteRT on the test split
-    max_accuracy_drop: float = 1.5  # percentage points of top-1 the int8 model may lose
-    max_float_diff: float = 1e-4   # max |prob diff| float Keras vs float LiteRT (conversion bugs)
-    min_abstain_agreement: float = 0.98  # float vs int8 same abstain-vs-answer, office + others test
+    min_agreement: float = setting(0.98, "minimum top-1 agreement of int8 LiteRT with float Keras on the test "
+                                         "split (0..1)")
+    max_accuracy_drop: float = setting(1.5, "maximum top-1 accuracy loss of int8 vs float, in percentage points")
+    max_float_diff: float = setting(1e-4, "maximum |probability difference| of float LiteRT vs float Keras "
+                                          "(conversion bugs)")
+    min_abstain_agreement: float = setting(0.98, "minimum share of office + non-office test images where int8 "
+                                                 "and float take the same abstain-vs-answer decision (0..1)")
 
 
 @dataclass
 class AbstainConfig:
-    enabled: bool = True           # calibrate the rule when the dataset has others (import-others)
-    coverage: float = 0.9          # share of office val photos the threshold keeps answered
+    enabled: bool = setting(True, "calibrate and ship the abstain rule when the dataset has non-office photos",
+                            flag="--abstain")
+    method: str = setting("auto", "abstain method (export.abstain.METHODS); auto = other_output for a run "
+                                  "trained with the hidden 'other' output, else max_softmax",
+                          ("auto", "max_softmax", "other_output"), flag="--abstain-method")
+    coverage: float = setting(0.9, "share of office val photos the threshold keeps answered (0..1)",
+                              flag="--abstain-coverage")
 
 
 @dataclass
 class ModelConfig:
-    name: str = "officenet"
-    version: str = "0.1.0"
-    golden_images: int = 5         # real test images whose tensors go into the bundle
+    name: str = setting("officenet", "model name in the manifest", flag="--model-name")
+    version: str = setting("0.1.0", "model version in the manifest", flag="--model-version")
+    golden_images: int = setting(5, "number of real test images written as golden vectors")
 
 
 @dataclass
@@ -77,37 +89,10 @@ HELP = {
     "prune": "magnitude pruning of Conv2D/Dense kernels, then fine-tuning on the train split",
     "quantize": "full-integer int8 conversion calibrated on real, reference-preprocessed train images",
     "gate": "parity gate on the whole test split; a failure publishes nothing",
-    "abstain": "'not an office object' rule: a threshold on a score of the outputs (max, or their sum for "
-               "a run trained with --other-class) calibrated on val photos, when the dataset has non-office "
-               "photos (import-others)",
+    "abstain": "'not an office object' rule: a threshold on a score of the outputs calibrated on val photos, "
+               "when the dataset has non-office photos (import-others)",
     "model": "identity written into manifest.json",
 }
-FLAG_HELP = {
-    "target_sparsity": "fraction of kernel weights pruned to zero",
-    "epochs": "fine-tuning epochs while sparsity ramps from 0 to the target",
-    "lr": "Adam learning rate for fine-tuning",
-    "batch_size": "fine-tuning batch size",
-    "calibration_images": "number of train images (stratified by class) for int8 calibration",
-    "seed": "seed for choosing calibration images",
-    "min_agreement": "minimum top-1 agreement of int8 LiteRT with float Keras (0..1)",
-    "max_accuracy_drop": "maximum top-1 accuracy loss of int8 vs float, in percentage points",
-    "max_float_diff": "maximum |probability difference| of float LiteRT vs float Keras",
-    "min_abstain_agreement": "minimum share of office + non-office test images where int8 and float "
-                             "take the same abstain-vs-answer decision (0..1)",
-    "enabled": "calibrate and ship the abstain rule when the dataset has non-office photos",
-    "coverage": "share of office val photos the threshold keeps answered (0..1)",
-    "name": "model name in the manifest",
-    "version": "model version in the manifest",
-    "golden_images": "number of real test images written as golden vectors",
-}
-# "--prune-epochs" reads better than "--epochs" next to the other groups' flags.
-PREFIXED = {("prune", "epochs"), ("prune", "lr"), ("model", "name"), ("model", "version"),
-            ("abstain", "coverage")}
-
-
-def _flag(group: str, name: str) -> str:
-    flag = f"--{group}-{name}" if (group, name) in PREFIXED else f"--{name}"
-    return flag.replace("_", "-")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,29 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "against the float model on the test split, and publish a bundle atomically.",
         epilog="example: python -m export --run artifacts/run --out artifacts/bundle --target-sparsity 0.8")
     io = p.add_argument_group("input and output")
-    io.add_argument("--run", type=Path, required=True, help="trained run directory (model.keras, preprocess.json)")
+    io.add_argument("--run", type=Path, required=True, help="trained run directory (training.run)")
     io.add_argument("--out", type=Path, required=True,
                     help="bundle directory to publish (replaced atomically; the old one kept as .NAME.previous)")
     io.add_argument("--data", type=Path, default=None,
                     help="dataset root (default: the run's config.json data.root)")
     for group, cls in GROUPS.items():
-        g = p.add_argument_group(group, HELP[group])
-        for f in fields(cls):
-            default = f.default
-            if isinstance(default, bool):  # an on-by-default switch: --no-GROUP turns it off
-                g.add_argument(f"--no-{group}", dest=f"{group}.{f.name}", action="store_false",
-                               help=f"do not {FLAG_HELP[f.name]}")
-                continue
-            g.add_argument(_flag(group, f.name), dest=f"{group}.{f.name}", metavar=f.name.upper(),
-                           type=type(default), default=default,
-                           help=f"{FLAG_HELP[f.name]} (default: {default})")
+        add_group(p, group, cls, HELP[group], title=group)
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> ExportConfig:
-    values = vars(args)
-    groups = {group: cls(**{f.name: values[f"{group}.{f.name}"] for f in fields(cls)})
-              for group, cls in GROUPS.items()}
+    groups = {group: apply_flags(cls(), args, group) for group, cls in GROUPS.items()}
     return ExportConfig(run=args.run, out=args.out, data=args.data, **groups)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bundle.preprocess import PreprocessSpec
 from export.inputs import pixels_of
-from export.litert import LiteRTModel
+from bundle.litert import LiteRTModel
 
 GOLDEN_DIR = "golden"
 

@@ -3,6 +3,9 @@
     from export.pipeline import export
     result = export(cfg)        # ExportConfig; returns ExportResult(published=..., failures=[...])
 
+``make_candidate`` does the work and returns a typed ``Candidate`` (the model, both TFLite files,
+every figure, the draft manifest, the failures); ``_publish`` or ``_refuse`` writes it out.
+
 Nothing touches ``cfg.out`` until the gate has passed: the bundle is built in a staging
 directory beside it, sealed (hashed + validated by ``bundle.manifest.load_bundle``) and renamed
 into place by ``bundle.publish``. A refused model leaves its evidence in ``OUT.parity-failure/``
@@ -25,14 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from bundle.atomic import write_bytes_atomic, write_json_atomic
-from bundle.manifest import SCHEMA_VERSION, file_digest
+from bundle.litert import LiteRTModel
+from bundle.manifest import SCHEMA_VERSION, bytes_digest, file_digest
 from bundle.publish import publish, seal, staging_dir
 from export import abstain
 from export.config import ExportConfig
 from export.debug import layer_errors
 from export.golden import write_golden
-from export.inputs import ExportError, load_pixels, load_run, split_arrays
-from export.litert import LiteRTModel
+from export.inputs import ExportError, Source, load_pixels, load_source, split_arrays
 from export.outputs import office_outputs
 from export.parity import drifted_classes, gate, measure
 from export.prune import overall_sparsity, prune_model
@@ -40,7 +43,6 @@ from export.quantize import calibration_items, check_int8_graph, graph_ops, op_c
 from export.report import render_report
 
 MODEL_FILE = "model.tflite"
-PLOTS = ("curves.png", "confusion.png", "filters.png")
 DEBUG_IMAGES = 50  # enough test images for stable per-layer error, cheap enough on 2 cores
 
 
@@ -84,8 +86,8 @@ def build_manifest(cfg: ExportConfig, dataset, spec, int8_model: LiteRTModel, fi
     in_scale, in_zp = int8_model.input_quant
     out_scale, out_zp = int8_model.output_quant
     # Pruned weights are stored densely, so the float file has the unpruned size (gzip differs);
-    # the int8 size is added once model.tflite is written.
-    sizes = {"float_tflite": file_digest(sidecar(cfg.out, "float.tflite"))}
+    # export() adds it, and the int8 size once model.tflite is written.
+    sizes = {}
     return {
         "schema_version": SCHEMA_VERSION,
         "model": {"name": cfg.model.name, "version": cfg.model.version,
@@ -110,28 +112,26 @@ def build_manifest(cfg: ExportConfig, dataset, spec, int8_model: LiteRTModel, fi
     }
 
 
-def train_pipeline(run, batch_size: int):
-    """The trainer's tf.data pipeline with the run's own data settings (augmentation and, for a
-    run with a hidden "other" output, its non-office photos included)."""
-    from training.config import TrainConfig
+def train_pipeline(src: Source, batch_size: int):
+    """The trainer's tf.data pipeline with the run's own data settings (augmentation, the non-office
+    photos of a run with a hidden "other" output, the teacher's targets), as the run recorded them."""
+    from training.distill import soft_targets_for
     from training.pipeline import Pipeline
 
-    try:
-        data_cfg = TrainConfig.from_dict(run.config).data
-    except (TypeError, ValueError) as e:
-        raise ExportError(f"{run.path / 'config.json'} is not a trainer config: {e}")
-    data_cfg.other_class = "on" if run.other_class else "off"   # a config saved before the flag: off
-    return Pipeline(run.dataset, data_cfg, run.spec.size, len(run.dataset.classes), batch_size, seed=run.seed)
+    cfg, classes = src.run.config, len(src.dataset.classes)
+    # A distilled run fine-tunes on the same cached teacher targets it trained on.
+    soft = soft_targets_for(cfg, src.dataset, classes + src.run.other_output)
+    return Pipeline(src.dataset, cfg.data, src.spec.size, classes, batch_size, seed=src.run.seed, soft_targets=soft)
 
 
-def abstain_rule(cfg: ExportConfig, run, model, int8_model: LiteRTModel, office_test: tuple,
+def abstain_rule(cfg: ExportConfig, src: Source, model, int8_model: LiteRTModel, office_test: tuple,
                  figures: dict) -> dict | None:
     """The manifest's ``abstain`` section, or None without non-office photos (or --no-abstain).
 
     Adds ``abstain_agreement``/``abstain_images`` to the parity ``figures`` for the gate.
     ``office_test`` is (labels, float Keras probs, int8 probs) of the office test split.
     """
-    dataset, spec = run.dataset, run.spec
+    dataset, spec = src.dataset, src.spec
     others_val, others_test = dataset.others_items("val"), dataset.others_items("test")
     if not cfg.abstain.enabled:
         log("abstain rule: off (--no-abstain)")
@@ -143,7 +143,7 @@ def abstain_rule(cfg: ExportConfig, run, model, int8_model: LiteRTModel, office_
     x_val, y_val = split_arrays(dataset, "val", spec)
     x_others_val = load_pixels([p for p, _ in others_val], spec)
     x_others_test = load_pixels([p for p, _ in others_test], spec)
-    method = "other_output" if run.other_class else "max_softmax"
+    method = abstain.choose_method(cfg.abstain.method, src.run.other_output)
     rule = abstain.calibrate(predict_keras(model, x_val), y_val, predict_keras(model, x_others_val),
                              int8_model.output_quant[0], cfg.abstain.coverage, method)
     t, score = rule["threshold"], rule["score"]
@@ -157,7 +157,7 @@ def abstain_rule(cfg: ExportConfig, run, model, int8_model: LiteRTModel, office_
         np.concatenate([keras_test, keras_others]), np.concatenate([int8_test, int8_others]), t, score), 4)
     figures["abstain_images"] = len(y_test) + len(others_test)
     f = rule["figures"]["int8"]
-    log(f"abstain rule ({method}, score {score}): threshold {t:.4f} (int8 output scale) calibrated on {len(y_val)} office "
+    log(f"abstain rule ({method.name}, score {score}): threshold {t:.4f} (int8 output scale) calibrated on {len(y_val)} office "
         f"+ {len(others_val)} non-office val photos for {cfg.abstain.coverage:.0%} office coverage; on "
         f"{len(others_test)} photos of unseen non-office classes: AUROC {f['auroc']:.3f}, "
         f"{f['others_answered']:.1%} given an office label, office coverage {f['office_coverage']:.1%}; "
@@ -165,20 +165,58 @@ def abstain_rule(cfg: ExportConfig, run, model, int8_model: LiteRTModel, office_
     return rule
 
 
-def export(cfg: ExportConfig) -> ExportResult:
-    from training.tfenv import keras, tf
-
-    log(f"loading run {cfg.run}")
-    Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-    run = load_run(cfg.run, cfg.data)
-    if run.other_class and not cfg.abstain.enabled:
+def check_abstain_inputs(cfg: ExportConfig, src: Source) -> None:
+    """Refuse up front what the abstain method cannot work with (ExportError naming the fix)."""
+    if src.run.other_output and not cfg.abstain.enabled:
         raise ExportError(f"{cfg.run} was trained with a hidden 'other' output (--other-class): only the "
                           f"abstain rule reads it, and without it the shipped office scores would simply sum "
                           f"to less than 1; drop --no-abstain")
-    spec, dataset = run.spec, run.dataset
+    try:
+        method = abstain.choose_method(cfg.abstain.method, src.run.other_output)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
+    if method.needs_other_output and not all(src.dataset.others_items(s) for s in ("train", "val", "test")):
+        raise ExportError(f"{cfg.run} was trained with --other-class but dataset {src.dataset.root} lacks "
+                          f"non-office train/val/test photos to fine-tune with, calibrate the abstain rule on "
+                          f"and evaluate it (python -m training.data import-others)")
+
+
+@dataclass
+class Candidate:
+    """The int8 model one export made, and everything measured of it: what either publishing or
+    the refusal's evidence is written from."""
+    model: object                  # the pruned float tf_keras model, office outputs only
+    float_tflite: bytes
+    int8_tflite: bytes
+    int8: LiteRTModel
+    sparsity: list[dict]
+    ops: list[dict]
+    figures: dict                  # parity.json
+    manifest: dict                 # less golden/files, added when the bundle is written
+    failures: list[str]            # the int8 graph check's and the gate's; empty = publish
+    x_calib: np.ndarray            # the calibration pixels (the refusal's per-layer errors)
+    x_test: np.ndarray
+
+
+def export(cfg: ExportConfig) -> ExportResult:
+    log(f"loading run {cfg.run}")
+    Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+    src = load_source(cfg.run, cfg.data)
+    check_abstain_inputs(cfg, src)
+    c = make_candidate(cfg, src)
+    if c.failures:
+        return _refuse(cfg, src, c)
+    return _publish(cfg, src, c)
+
+
+def make_candidate(cfg: ExportConfig, src: Source) -> Candidate:
+    """Prune, cut "other", convert to float and int8 TFLite, measure parity and the abstain rule."""
+    from training.tfenv import keras, tf
+
+    spec, dataset = src.spec, src.dataset
     names = [c.label for c in dataset.classes]
     x_test, y_test = split_arrays(dataset, "test", spec)
-    run_float_accuracy = float((predict_keras(office_outputs(run.model, len(names)), x_test).argmax(1)
+    run_float_accuracy = float((predict_keras(office_outputs(src.model, len(names)), x_test).argmax(1)
                                 == y_test).mean())
 
     if cfg.prune.target_sparsity:
@@ -186,23 +224,22 @@ def export(cfg: ExportConfig) -> ExportResult:
             f"{cfg.prune.epochs} fine-tuning epochs")
     # The fine-tuning draws dropout masks and batch order: seeded by the run's own seed, with
     # deterministic kernels, the same run exports the same model.tflite every time.
-    keras.utils.set_random_seed(run.seed)
+    keras.utils.set_random_seed(src.run.seed)
     tf.config.experimental.enable_op_determinism()
-    pipe = train_pipeline(run, cfg.prune.batch_size)
-    model, sparsity = prune_model(run.model, pipe.train, pipe.epoch_size(), cfg.prune)
+    pipe = train_pipeline(src, cfg.prune.batch_size)
+    model, sparsity = prune_model(src.model, pipe.train, pipe.epoch_size(), cfg.prune)
     log(f"kernel sparsity {overall_sparsity(sparsity):.4f}")
-    if run.other_class:
+    if src.run.other_output:
         log(f"cutting the hidden 'other' output (index {len(names)}) off the model: it ships "
             f"{len(names)} office probabilities that sum to 1 - p(other)")
     model = office_outputs(model, len(names))
 
     calib_items = calibration_items(dataset, cfg.quantize.calibration_images, cfg.quantize.seed,
-                                    run.other_class)
+                                    src.run.other_output)
     log(f"converting: float TFLite, and int8 calibrated on {len(calib_items)} train images")
     x_calib = load_pixels([p for p, _ in calib_items], spec)
     float_tflite = to_tflite(model, spec.size)
     int8_tflite = to_tflite(model, spec.size, x_calib)
-    write_bytes_atomic(sidecar(cfg.out, "float.tflite"), float_tflite)
     ops = graph_ops(int8_tflite)
     problems = check_int8_graph(int8_tflite, model)
 
@@ -210,29 +247,34 @@ def export(cfg: ExportConfig) -> ExportResult:
     int8_model = LiteRTModel(int8_tflite)
     keras_test, int8_test = predict_keras(model, x_test), int8_model.probabilities(x_test)
     figures = measure(keras_test, LiteRTModel(float_tflite).probabilities(x_test), int8_test, y_test, names)
-    rule = abstain_rule(cfg, run, model, int8_model, (y_test, keras_test, int8_test), figures)
-    failures = problems + gate(figures, cfg.gate)
+    rule = abstain_rule(cfg, src, model, int8_model, (y_test, keras_test, int8_test), figures)
 
     manifest = build_manifest(cfg, dataset, spec, int8_model, figures, sparsity, ops, run_float_accuracy)
+    manifest["metrics"]["sizes"]["float_tflite"] = bytes_digest(float_tflite)
     if rule:
         manifest["abstain"] = rule
-    plots = [p for p in PLOTS if (run.path / p).is_file()]
+    return Candidate(model=model, float_tflite=float_tflite, int8_tflite=int8_tflite, int8=int8_model,
+                     sparsity=sparsity, ops=ops, figures=figures, manifest=manifest,
+                     failures=problems + gate(figures, cfg.gate), x_calib=x_calib, x_test=x_test)
 
-    if failures:
-        return _refuse(cfg, run, model, x_calib, x_test, manifest, figures, sparsity, ops, int8_tflite,
-                       failures, plots)
 
+def _publish(cfg: ExportConfig, src: Source, c: Candidate) -> ExportResult:
+    figures, manifest = c.figures, c.manifest
+    names = [cls.label for cls in src.dataset.classes]
+    plots = src.run.plots()
     log(f"gate passed: agreement {figures['agreement']:.2%}, int8 top-1 {figures['int8_accuracy']:.2%} "
         f"(float {figures['float_accuracy']:.2%}); publishing {cfg.out}")
+    # Only a published export replaces the float model beside the bundle (a refused one leaves it).
+    write_bytes_atomic(sidecar(cfg.out, "float.tflite"), c.float_tflite)
     with staging_dir(cfg.out) as tmp:
-        (tmp / MODEL_FILE).write_bytes(int8_tflite)
+        (tmp / MODEL_FILE).write_bytes(c.int8_tflite)
         manifest["metrics"]["sizes"]["int8_tflite"] = file_digest(tmp / MODEL_FILE)
         (tmp / "labels.txt").write_text("".join(f"{n}\n" for n in names))
-        manifest["golden"] = write_golden(tmp, dataset.items("test"), spec, int8_model, cfg.model.golden_images)
+        manifest["golden"] = write_golden(tmp, src.dataset.items("test"), src.spec, c.int8, cfg.model.golden_images)
         write_json_atomic(tmp / "parity.json", figures)
         write_json_atomic(tmp / "export_config.json", cfg.to_dict())
-        _copy_plots(run.path, tmp, plots)
-        (tmp / "REPORT.md").write_text(render_report(manifest, figures, sparsity, ops,
+        _copy_plots(src.path, tmp, plots)
+        (tmp / "REPORT.md").write_text(render_report(manifest, figures, c.sparsity, c.ops,
                                                      [f"plots/{p}" for p in plots]))
         manifest = seal(tmp, manifest)
         publish(tmp, cfg.out)
@@ -241,22 +283,22 @@ def export(cfg: ExportConfig) -> ExportResult:
     return ExportResult(published=Path(cfg.out), manifest=manifest)
 
 
-def _refuse(cfg, run, model, x_calib, x_test, manifest, figures, sparsity, ops, int8_tflite,
-            failures, plots) -> ExportResult:
+def _refuse(cfg: ExportConfig, src: Source, c: Candidate) -> ExportResult:
     """Write the evidence of a refused model beside the bundle; the bundle itself is not touched."""
+    figures, manifest, failures = c.figures, c.manifest, c.failures
     log("gate FAILED: " + "; ".join(failures))
     drifted = drifted_classes(figures, cfg.gate)
     log("per-layer quantization error (QuantizationDebugger)")
-    errors = layer_errors(model, run.spec.size, x_calib, x_test[:DEBUG_IMAGES])
+    errors = layer_errors(c.model, src.spec.size, c.x_calib, c.x_test[:DEBUG_IMAGES])
     folder = sidecar(cfg.out, "parity-failure")
     with staging_dir(folder) as tmp:
-        (tmp / MODEL_FILE).write_bytes(int8_tflite)
+        (tmp / MODEL_FILE).write_bytes(c.int8_tflite)
         manifest["metrics"]["sizes"]["int8_tflite"] = file_digest(tmp / MODEL_FILE)
         write_json_atomic(tmp / "parity.json", {**figures, "failures": failures, "drifted": drifted})
         write_json_atomic(tmp / "layer_errors.json", errors)
         write_json_atomic(tmp / "manifest.draft.json", manifest)
         write_json_atomic(tmp / "export_config.json", cfg.to_dict())
-        (tmp / "REPORT.md").write_text(render_report(manifest, figures, sparsity, ops, (), failures, errors))
+        (tmp / "REPORT.md").write_text(render_report(manifest, figures, c.sparsity, c.ops, (), failures, errors))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
     return ExportResult(published=None, failures=failures, drifted=drifted, failure_dir=folder,

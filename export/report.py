@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from bundle.abstain import SCORE_WORDS
+
 
 SIZE_NAMES = {"float_tflite": "float .tflite, pruned (zeros stored densely: same raw size as unpruned)",
               "int8_tflite": "int8 model.tflite (this bundle)"}
@@ -32,7 +34,7 @@ def _abstain_section(rule: dict, parity: dict) -> list[str]:
              _pct(f[m]["top1_answered"]), _pct(f[m]["top1_overall"])]
             for name, m in (("int8 (shipped)", "int8"), ("float Keras", "float")) if m in f]
     return ["## Not an office object (abstain rule)", "",
-            f"Abstains when the {'sum (office mass, 1 - p(other))' if rule.get('score') == 'office_mass' else 'max'} "
+            f"Abstains when the {SCORE_WORDS[rule.get('score', 'max')]} "
             f"of the dequantized outputs is below **{rule['threshold']:.4f}** ({rule['method']}), calibrated on the float model for {_pct(rule['target_coverage'])} office "
             f"coverage on {cal['office_val']} office + {cal['others_val']} non-office val photos (float "
             f"threshold {cal['float_threshold']:.4f}; office val answered: float {_pct(cal['float_office_coverage'])}, "

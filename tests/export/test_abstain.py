@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bundle.abstain import SCORES
 from bundle.manifest import load_bundle
 from export import abstain
 from export.config import GateConfig, build_parser, config_from_args
 from export.inputs import load_pixels, split_arrays
-from export.litert import LiteRTModel
+from bundle.litert import LiteRTModel
 from export.parity import gate, measure
 from training.data.dataset import load_dataset
 
@@ -59,7 +60,21 @@ def test_cli_flags_turn_the_rule_off_and_set_its_operating_point():
     assert cfg.abstain.enabled and cfg.abstain.coverage == 0.9 and cfg.gate.min_abstain_agreement == 0.98
     cfg = parse("--no-abstain", "--abstain-coverage", "0.95", "--min-abstain-agreement", "0.9")
     assert (cfg.abstain.enabled, cfg.abstain.coverage, cfg.gate.min_abstain_agreement) == (False, 0.95, 0.9)
-    assert cfg.to_dict()["abstain"] == {"enabled": False, "coverage": 0.95}
+    assert cfg.to_dict()["abstain"] == {"enabled": False, "method": "auto", "coverage": 0.95}
+    assert parse("--abstain-method", "max_softmax").abstain.method == "max_softmax"
+
+
+def test_the_method_is_a_named_choice_defaulting_to_what_the_run_supports():
+    assert abstain.choose_method("auto", other_output=True).name == "other_output"
+    assert abstain.choose_method("auto", other_output=False).name == "max_softmax"
+    # A run with the "other" output may still ship the plain max rule; the reverse cannot work.
+    assert abstain.choose_method("max_softmax", other_output=True).scores == ("max",)
+    with pytest.raises(ValueError, match="needs a run trained with the hidden 'other' output"):
+        abstain.choose_method("other_output", other_output=False)
+    with pytest.raises(ValueError, match="unknown abstain method 'energy'"):
+        abstain.choose_method("energy", other_output=True)
+    for method in abstain.METHODS.values():   # every score a method names is one consumers implement
+        assert set(method.scores) <= set(SCORES)
 
 
 def export_with_others(run: Path, data: Path, out: Path, *flags: str) -> Path:
@@ -228,3 +243,15 @@ def test_bench_compares_the_methods_on_the_same_photos(max_softmax_bundle, other
     assert "office_mass: val (float)" in md and "Temperature scaling" in md
     assert main(["--bundle", str(tiny_bundle), "--data", str(others_dataset)]) == 2
     assert "no abstain rule" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_method_the_run_cannot_support_is_refused_before_any_work(tiny_run, others_dataset, tmp_path, capsys):
+    from export.cli import main
+
+    out = tmp_path / "b"
+    assert main(["--run", str(tiny_run), "--data", str(others_dataset), "--out", str(out), *FAST,
+                 "--abstain-method", "other_output"]) == 2
+    err = capsys.readouterr().err
+    assert "--abstain-method other_output needs a run trained with the hidden 'other' output" in err
+    assert not out.exists() and not (tmp_path / "b.float.tflite").exists()

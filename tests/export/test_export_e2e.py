@@ -17,7 +17,7 @@ from bundle.images import decode_image
 from bundle.manifest import load_bundle
 from bundle.preprocess import preprocess, quantize
 from export.cli import main
-from export.litert import LiteRTModel
+from bundle.litert import LiteRTModel
 from export.quantize import check_int8_graph, graph_ops
 from training.data.dataset import load_dataset
 
@@ -185,10 +185,13 @@ def test_broken_int8_model_is_refused_and_bundle_untouched(tiny_run, published, 
     assert np.abs(keras.models.load_model(broken / "model.keras", compile=False).predict(x, verbose=0)
                   - original).max() < 1e-4  # the float model is the same function
     before = snapshot(published)
+    float_file = published.parent / "bundle.float.tflite"  # beside the bundle: must stay too
+    float_file.write_bytes(b"the published export's float model")
 
     assert main(["--run", str(broken), "--out", str(published), *FAST]) == 1
 
     assert snapshot(published) == before
+    assert float_file.read_bytes() == b"the published export's float model"
     err = capsys.readouterr().err
     assert "NOT published" in err and "agrees with float" in err and "classes that drifted" in err
     failure = published.parent / "bundle.parity-failure"

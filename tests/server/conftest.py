@@ -69,7 +69,7 @@ def photo_bytes(photo) -> bytes:
 @pytest.fixture(scope="session")
 def reference(bundle_dir):
     """image bytes -> (pixels, probabilities) on the reference path with export's LiteRT runner."""
-    from export.litert import LiteRTModel
+    from bundle.litert import LiteRTModel
 
     bundle = load_bundle(bundle_dir)
     model = LiteRTModel(bundle.model_path.read_bytes(), threads=1)

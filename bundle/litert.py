@@ -1,22 +1,31 @@
-"""A TFLite model run with the desktop LiteRT interpreter (``ai_edge_litert``), one image at a time.
+"""The one LiteRT wrapper: a TFLite model in the desktop interpreter (``ai_edge_litert``), one image at a time.
 
-    from export.litert import LiteRTModel
-    m = LiteRTModel(tflite_bytes, threads=2)
+Export (parity gate, golden vectors), the server's interpreter pool and the benchmarks all run
+models through this class, so "how officenet invokes LiteRT" is written once. Pure Python beside
+the bundle contract: no TensorFlow.
+
+    from bundle.litert import LiteRTModel
+    m = LiteRTModel(tflite_bytes, threads=2)          # or a path: LiteRTModel(bundle.model_path)
     m.input_quant            # (scale, zero_point) of the input tensor; (0.0, 0) for a float model
     raw = m.run(x)           # x: one input in the model's dtype, shape (1, S, S, 3)
     probs = m.probabilities(pixels)   # uint8 (n, S, S, 3) -> float32 (n, N), quantizing as the manifest says
+    LiteRTModel(path, xnnpack=False)  # the reference kernels only (what a runtime without XNNPACK runs)
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from bundle.preprocess import dequantize, quantize
 
 
 class LiteRTModel:
-    def __init__(self, tflite: bytes, threads: int = 2):
-        self.interpreter = Interpreter(model_content=tflite, num_threads=threads)
+    def __init__(self, model: bytes | str | Path, threads: int = 2, xnnpack: bool = True):
+        source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+        resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.interpreter = Interpreter(**source, num_threads=threads, experimental_op_resolver_type=resolver)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
