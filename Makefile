@@ -44,6 +44,9 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
 
 STAMP := $(VENV)/.officenet-setup-$(GPU)
+# Nothing is pip-installed under the generic names bundle/, training/, export/, server/: the
+# checkout is put on the venv's path (a .pth file), so `$(PY) -m training.train` works from any folder.
+LINK_CHECKOUT = echo "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/officenet.pth"
 
 .PHONY: help setup setup-serve setup-android data train export serve apk bench test test-fast clean
 
@@ -64,6 +67,7 @@ $(STAMP): requirements/serve.txt requirements/train.txt requirements/dev.txt req
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements/dev.txt -c requirements/constraints.txt
+	$(LINK_CHECKOUT)
 ifeq ($(GPU),1)
 	$(PY) -m pip install -q "tensorflow[and-cuda]==2.21.0"
 endif
@@ -74,6 +78,7 @@ setup-serve:
 	@test -x $(PY) || $(CHECK_PYTHON)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements/serve.txt -c requirements/constraints.txt
+	$(LINK_CHECKOUT)
 
 # System tools for the APK build and the browser tests (apt + npm, idempotent).
 setup-android:
