@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from bundle.flags import setting
+
 CATALOG_DIR = Path(__file__).parent / "catalogs"
 DEFAULT_CATALOG = "office20"
 WNID = re.compile(r"^n\d{8}$")
@@ -25,6 +27,12 @@ class ClassInfo:
 
 def catalog_names() -> list[str]:
     return sorted(p.stem for p in CATALOG_DIR.glob("*.tsv"))
+
+
+def classes_setting():
+    """The ``--classes`` field of every source's config (import, download, fetch)."""
+    return setting(DEFAULT_CATALOG, f"class catalog: one of {', '.join(catalog_names())}, or a path to a "
+                                    "wnid<TAB>label file", metavar="CATALOG")
 
 
 def load_catalog(name_or_path: str | Path = DEFAULT_CATALOG) -> list[ClassInfo]:

@@ -33,8 +33,9 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from bundle.atomic import write_bytes_atomic, write_json_atomic
+from bundle.flags import REQUIRED, positive, setting
 from bundle.images import ImageError, decode_image
-from training.data.catalog import DEFAULT_CATALOG, WNID, ClassInfo, load_catalog
+from training.data.catalog import WNID, ClassInfo, classes_setting, load_catalog
 from training.data.dataset import Dataset, build_dataset
 from training.data.errors import SourceError
 from training.data.web import FetchFailure, RetryPolicy, get_bytes
@@ -51,18 +52,25 @@ MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG", ".png"), (b"GIF8", ".gif"), (b"
 
 @dataclass
 class DownloadConfig:
-    urls: str                          # the wnid<TAB>url file
-    out: str                           # the dataset root
-    classes: str = DEFAULT_CATALOG
-    workers: int = 8                   # concurrent downloads in all
-    per_host: int = 2                  # concurrent downloads per host (politeness)
-    timeout: float = 10.0              # seconds per attempt, connect to last byte
-    retries: int = 3                   # extra attempts for transient failures (5xx, 429, timeout, reset)
-    backoff: float = 0.5               # first retry wait in seconds, doubled each time
-    min_bytes: int = 5000
-    max_bytes: int = 30_000_000
-    placeholders: str = str(DEFAULT_PLACEHOLDERS)
-    seed: int = 0                      # of the train/val/test split
+    urls: str = setting(REQUIRED, "the wnid<TAB>url list", metavar="FILE")
+    out: str = setting(REQUIRED, "dataset folder to write", metavar="ROOT")
+    classes: str = classes_setting()
+    seed: int = setting(0, "seed of the train/val/test split")
+    workers: int = setting(8, "concurrent downloads in all", type=positive, section="network")
+    per_host: int = setting(2, "concurrent downloads per host (politeness)", type=positive, metavar="N",
+                            section="network")
+    timeout: float = setting(10.0, "limit for one attempt, from connecting to the last byte", metavar="SECONDS",
+                             section="network")
+    retries: int = setting(3, "extra attempts after a transient failure (5xx, 429, timeout, reset)", metavar="N",
+                           section="network")
+    backoff: float = setting(0.5, "wait before the first retry, doubled for each next one (or the server's "
+                                  "Retry-After)", metavar="SECONDS", section="network")
+    min_bytes: int = setting(5000, "smaller files are rejected as too_small", type=positive, metavar="N",
+                             section="what is kept")
+    max_bytes: int = setting(30_000_000, "larger responses are abandoned", type=positive, metavar="N",
+                             section="what is kept")
+    placeholders: str = setting(str(DEFAULT_PLACEHOLDERS), "JSON with sha256, url_markers and sizes ([w, h]) of "
+                                "'photo unavailable' images", metavar="FILE", section="what is kept")
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,13 @@ import os
 import shutil
 import sys
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from training.data.catalog import DEFAULT_CATALOG, WNID, load_catalog
+from bundle.flags import REQUIRED, positive, setting
+from training.data.catalog import WNID, classes_setting, load_catalog
 from training.data.dataset import Dataset
 from training.data.errors import SourceError
 from training.data.importer import ImportConfig, import_images
@@ -58,6 +59,9 @@ def default_cache() -> str:
     return str(os.environ.get("OFFICENET_CACHE") or Path(base) / "officenet")
 
 
+ARCHIVE_FLAGS = "the Tiny ImageNet archive (when no local folder is used)"  # --help heading of its flags
+
+
 class ArchiveUnreachable(SourceError):
     """The archive could not be downloaded (offline, refused, timed out): nothing was kept."""
 
@@ -65,21 +69,26 @@ class ArchiveUnreachable(SourceError):
 @dataclass(kw_only=True)
 class ArchiveConfig:
     """Where the Tiny ImageNet archive comes from and is kept (shared by fetch and import-others)."""
-    url: str = TINY_IMAGENET_URL
-    checksum: str = TINY_IMAGENET_CHECKSUM   # "md5:HEX" or "sha256:HEX"
-    cache: str = field(default_factory=default_cache)
-    timeout: float = 60.0             # seconds a stalled download may wait for data
-    retries: int = 3
+    url: str = setting(TINY_IMAGENET_URL, "the archive to download", metavar="URL", section=ARCHIVE_FLAGS)
+    checksum: str = setting(TINY_IMAGENET_CHECKSUM, "expected md5:... or sha256:... of the archive",
+                            metavar="ALGO:HEX", section=ARCHIVE_FLAGS)
+    cache: str = setting(default_cache, "where the archive and the extracted classes are kept ($OFFICENET_CACHE)",
+                         metavar="DIR", section=ARCHIVE_FLAGS)
+    timeout: float = setting(60.0, "how long a stalled download may wait for data", metavar="SECONDS",
+                             section=ARCHIVE_FLAGS)
+    retries: int = setting(3, "download retries", metavar="N", section=ARCHIVE_FLAGS)
 
 
 @dataclass(kw_only=True)
 class FetchConfig(ArchiveConfig):
-    out: str
-    classes: str = DEFAULT_CATALOG
-    local: str | None = None          # a local Tiny ImageNet folder; None: $OFFICENET_TINY_IMAGENET or shared/
-    use_local: bool = True            # False: always use the archive
-    per_class: int | None = None
-    seed: int = 0
+    out: str = setting(REQUIRED, "dataset folder to write", metavar="ROOT")
+    classes: str = classes_setting()
+    local: str | None = setting(None, f"a local Tiny ImageNet folder (default: ${LOCAL_ENV}, else the shared copy "
+                                      "if present)", metavar="DIR")
+    use_local: bool = setting(True, "ignore local copies: always use the archive", flag="--no-local")
+    per_class: int | None = setting(None, "keep a deterministic subset of N photos per class (default: all)",
+                                    type=positive, metavar="N")
+    seed: int = setting(0, "seed of the subset and of the split")
 
 
 def find_local(cfg: FetchConfig) -> Path | None:

@@ -28,22 +28,29 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bundle.atomic import write_bytes_atomic
+from bundle.flags import REQUIRED, positive, setting
 from bundle.images import ImageError, decode_image
-from training.data.catalog import DEFAULT_CATALOG, WNID, ClassInfo, load_catalog
+from training.data.catalog import WNID, ClassInfo, classes_setting, load_catalog
 from training.data.dataset import IMAGE_SUFFIXES, Dataset, build_dataset
 from training.data.errors import SourceError
 
 
+SUBSETS = ("hash", "first")  # how the --per-class N are picked (subset_order)
+SUBSET_HELP = ("which N: 'hash' a seeded sample of the class; 'first' the first N by Tiny ImageNet index, the "
+               "same photos however many the class holds (for fixtures)")
+
+
 @dataclass
 class ImportConfig:
-    source: str                       # the folder to read (--from)
-    out: str                          # the dataset root to write
-    classes: str = DEFAULT_CATALOG    # catalog name or path
-    per_class: int | None = None      # keep at most N photos per class (deterministic subset)
-    subset: str = "hash"              # how the --per-class N are picked: "hash" or "first" (see subset_order)
-    seed: int = 0                     # picks the subset and the train/val/test split
-    link: bool = False                # hard-link (or symlink across devices) instead of copying
-    workers: int = 4
+    source: str = setting(REQUIRED, "folder to read", flag="--from", metavar="DIR")
+    out: str = setting(REQUIRED, "dataset folder to write", metavar="ROOT")
+    classes: str = classes_setting()
+    per_class: int | None = setting(None, "keep a deterministic subset of N decodable photos per class "
+                                          "(default: all)", type=positive, metavar="N")
+    subset: str = setting("hash", SUBSET_HELP, SUBSETS)
+    seed: int = setting(0, "seed of the subset and of the train/val/test split")
+    link: bool = setting(False, "hard-link the photos (symlink across filesystems) instead of copying")
+    workers: int = setting(4, "decoding threads", type=positive)
 
 
 @dataclass(frozen=True)
@@ -108,9 +115,6 @@ def find_candidates(root: Path, classes: list[ClassInfo]) -> tuple[str, dict[str
                           f"Pick the classes this folder has with --classes (a catalog name or a "
                           f"wnid<TAB>label file), or add the missing photos.")
     return layout, found, details
-
-
-SUBSETS = ("hash", "first")
 
 
 def subset_order(wnid: str, candidates: list[Candidate], seed: int, subset: str = "hash") -> list[Candidate]:

@@ -42,11 +42,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bundle.atomic import write_json_atomic
+from bundle.flags import REQUIRED, positive, setting
 from training.data.catalog import WNID, ClassInfo
 from training.data.dataset import DATASET_JSON, SPLITS, Dataset, assign_split, load_dataset
 from training.data.errors import SourceError
 from training.data.fetch import ArchiveConfig, ArchiveUnreachable, archive_classes, shared_folder
-from training.data.importer import ImportConfig, find_candidates, is_tiny_imagenet, place_classes
+from training.data.importer import SUBSET_HELP, SUBSETS, ImportConfig, find_candidates, is_tiny_imagenet, place_classes
 
 OTHERS_DIR = "others"
 LOCAL_ENV = "OFFICENET_TINY_IMAGENET_OTHERS"
@@ -63,15 +64,19 @@ class NoOthers(Exception):
 
 @dataclass(kw_only=True)
 class OthersConfig(ArchiveConfig):
-    out: str                        # an existing office dataset root
-    source: str = AUTO              # a Tiny ImageNet layout folder of non-office classes, or auto/archive/none
-    per_class: int | None = None    # keep at most N photos per class (deterministic subset)
-    subset: str = "hash"            # which N: importer.subset_order ("first" stays put when a class grows)
-    eval_fraction: float = 0.5      # share of classes kept for evaluation only
-    val_fraction: float = 0.2       # share of a train-side class's files held for calibration
-    seed: int = 0
-    link: bool = False
-    workers: int = 4
+    source: str = setting(AUTO, "a Tiny ImageNet layout folder; 'archive': every class of the Tiny ImageNet zip "
+                                f"that the dataset lacks (the zip fetch downloads, same cache); 'auto': ${LOCAL_ENV}, "
+                                f"else the shared {SHARED_FOLDER} folder if present, else the archive; 'none': add "
+                                "nothing", flag="--from", metavar="DIR|auto|archive|none")
+    out: str = setting(REQUIRED, "an existing dataset (made by fetch/import/download)", metavar="ROOT")
+    per_class: int | None = setting(None, "keep a deterministic subset of N photos per class (default: all)",
+                                    type=positive, metavar="N")
+    subset: str = setting("hash", SUBSET_HELP, SUBSETS)
+    eval_fraction: float = setting(0.5, "share of the classes kept for evaluation only", metavar="F")
+    val_fraction: float = setting(0.2, "share of a train-side class's photos held out for calibration", metavar="F")
+    seed: int = setting(0, "seed of the class split and the subset")
+    link: bool = setting(False, "hard-link (or symlink) instead of copying")
+    workers: int = setting(4, "decoding threads", type=positive)
 
 
 def read_classes(root: Path, exclude: set[str]) -> list[ClassInfo]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from bundle.atomic import write_bytes_atomic
+from bundle.flags import REQUIRED, positive, setting
 from bundle.images import ImageError, decode_image
 from training.data.dataset import SPLITS, Dataset
 
@@ -26,11 +27,11 @@ GAP = 2
 
 @dataclass
 class StatsConfig:
-    root: str
-    sheet: str | None = None    # default: ROOT/contact_sheet.png
-    samples: int = 8            # photos per class on the sheet
-    thumb: int = 64             # pixels per photo
-    split: str = "train"
+    root: str = setting(REQUIRED, "dataset folder (with dataset.json)", cli=False)  # stats's positional ROOT
+    sheet: str | None = setting(None, "PNG to write (default: ROOT/contact_sheet.png)", metavar="FILE")
+    samples: int = setting(8, "photos per class", type=positive, metavar="N")
+    thumb: int = setting(64, "size of each photo", type=positive, metavar="PX")
+    split: str = setting("train", "which split's photos to show", SPLITS)
 
 
 def describe(ds: Dataset) -> str:
