@@ -34,7 +34,6 @@ from training.data.catalog import WNID, ClassInfo, classes_setting, load_catalog
 from training.data.dataset import IMAGE_SUFFIXES, Dataset, build_dataset
 from training.data.errors import SourceError
 
-
 SUBSETS = ("hash", "first")  # how the --per-class N are picked (subset_order)
 SUBSET_HELP = ("which N: 'hash' a seeded sample of the class; 'first' the first N by Tiny ImageNet index, the "
                "same photos however many the class holds (for fixtures)")
