@@ -36,7 +36,8 @@ balancer with round-robin or least-connections and no stickiness. Point the bala
 check at ``GET /readyz`` (200 only once the model is loaded and warmed up, 503 otherwise) and
 liveness at ``GET /healthz``. Limit request bodies at the balancer too (``--max-bytes`` here,
 default 10 MB). Under overload a process admits ``--max-inflight`` requests to /classify (default
-4 per interpreter, each holding at most ``--max-bytes``) and answers the next ones ``503`` with
-``Retry-After: 1`` at once, so memory and latency stay bounded; a balancer can retry elsewhere. To roll out a new model, publish the bundle next to the old one and restart the
+16, or 4 per interpreter if more; each holds at most ``--max-bytes``) and answers the next ones
+``503`` with ``Retry-After: 1`` at once, so memory and queueing stay bounded; a balancer can retry
+elsewhere. To roll out a new model, publish the bundle next to the old one and restart the
 machines one at a time; ``/model`` says which model each one serves.
 """

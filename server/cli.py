@@ -47,7 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="threads inside one inference (default: %(default)s)")
     g.add_argument("--max-inflight", type=int, default=d.max_inflight,
                    help="requests per process in /classify at once (reading, queued, running); one "
-                        "more is answered 503 with Retry-After; 0 = 4 per interpreter (default: %(default)s)")
+                        "more is answered 503 with Retry-After; 0 = 16, or 4 per interpreter if more "
+                        "(default: %(default)s)")
     g = p.add_argument_group("limits")
     g.add_argument("--max-bytes", type=int, default=d.max_bytes,
                    help="largest request body in bytes, else 413 (default: %(default)s)")

@@ -52,7 +52,8 @@ def test_settings_travel_to_workers_through_the_environment():
     assert ServerSettings.from_env(s.to_env()) == s
     cores = usable_cpus()
     assert ServerSettings().processes == 1 and ServerSettings().pool_size == cores
-    assert ServerSettings().inflight_limit == 4 * cores and s.inflight_limit == 5
+    assert ServerSettings().inflight_limit == max(16, 4 * cores) and s.inflight_limit == 5
+    assert ServerSettings(interpreters=8).inflight_limit == 32
     assert ServerSettings(workers=0).processes == cores and ServerSettings(workers=0).pool_size == 1
     assert (s.processes, s.pool_size) == (4, 3)
     assert s.cors_origin_list == ["https://a.example", "https://b.example"]
