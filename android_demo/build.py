@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bundle.atomic import write_json_atomic
-from bundle.manifest import MANIFEST, BundleError, load_bundle
+from bundle.manifest import MANIFEST, SEAL, BundleError, load_bundle
 
 HERE = Path(__file__).resolve().parent
 APP = HERE / "app" / "src" / "main"
@@ -46,8 +46,9 @@ FRAMEWORK_RES = Path("/usr/share/android-framework-res/framework-res.apk")
 DEBUG_KEYSTORE = HERE / "debug.keystore"
 # The relaxed-SIMD build for current WebViews, and the plain build LiteRT.js picks on older ones.
 LITERT_WASM = ("litert_wasm_internal", "litert_wasm_compat_internal")
-# Bundle files the page reads; the rest (golden vectors, reports) stay out of the APK.
-BUNDLE_FILES = ("manifest.json", "labels.txt")
+# Bundle files the page reads (SEAL: web/seal.js refuses a manifest edited after export, as
+# load_bundle does here); the rest (golden vectors, reports) stay out of the APK.
+BUNDLE_FILES = (MANIFEST, "labels.txt", SEAL)
 NO_COMPRESS = ("tflite", "wasm")  # mapped straight from the APK instead of inflated into memory
 WEB_INPUT_DTYPES = ("uint8", "float32")  # LiteRT.js refuses int8 input/output tensors
 
