@@ -8,7 +8,11 @@ the figures) and bench/results/export.json. Compared:
 - sizes: the run's float model as .tflite vs the bundle's pruned int8 model.tflite, raw and gzip,
   and the whole bundle as a .tar.gz (what a client downloads);
 - latency of one image (batch 1, the same real photo): Keras ``model(x)``, Keras
-  ``predict_on_batch``, LiteRT float, LiteRT int8, median and p90 over ``--runs`` calls.
+  ``predict_on_batch``, LiteRT float, LiteRT int8, median and p90 over ``--runs`` calls;
+- the parity gate's figures for this bundle (its parity.json: Keras vs float TFLite vs int8 on
+  the whole test split, as export measured them), with the git revision that exported it and
+  whether the export code (export/, bundle/, training/) has changed since: figures from older
+  code are marked stale, so the README quotes only figures the current code reproduces.
 Goals (issue 4): int8 raw <= 1/4 float raw; download <= 1/12 float gzip; LiteRT int8 >= 6x faster
 than Keras single-image.
 """
@@ -16,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import statistics
+import subprocess
 import sys
 import tarfile
 import time
@@ -30,6 +36,10 @@ from bundle.manifest import bytes_digest, file_digest, load_bundle
 from bundle.preprocess import preprocess
 
 RESULTS = Path(__file__).parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+PARITY_KEYS = ("images", "agreement", "agreement_within_ties", "float_accuracy", "int8_accuracy",
+               "accuracy_drop_points", "float_tflite_max_abs_diff", "float_tflite_agreement",
+               "abstain_agreement", "abstain_images")
 
 
 def size_of(data: bytes) -> dict:
@@ -44,6 +54,23 @@ def bundle_targz(folder: Path) -> int:
             if p.is_file():
                 tar.add(p, arcname=p.relative_to(folder).as_posix())
     return len(buf.getvalue())
+
+
+def parity_figures(bundle_dir: Path, manifest: dict) -> dict:
+    """The bundle's parity.json figures, the revision that measured them, and whether the code
+    that would measure them differs now (``stale``; None when git cannot tell)."""
+    figures = json.loads((bundle_dir / "parity.json").read_text())
+    revision = manifest["model"].get("git_revision", "unknown")
+    changed = None
+    if revision != "unknown":
+        proc = subprocess.run(["git", "diff", "--name-only", revision.split("+")[0], "--",
+                               "export", "bundle", "training"], cwd=REPO, capture_output=True, text=True)
+        if proc.returncode == 0:
+            changed = sorted(proc.stdout.split())
+    return {"figures": {k: figures[k] for k in PARITY_KEYS if k in figures},
+            "gate": manifest.get("parity", {}).get("gate", {}), "exported_by": revision,
+            "export_code_changed_since": changed,
+            "stale": None if changed is None else bool(changed) or revision.endswith("+dirty")}
 
 
 def time_calls(fn, runs: int, warmup: int = 10) -> dict:
@@ -68,7 +95,7 @@ def measure(run: Path, bundle_dir: Path, runs: int, threads: int) -> dict:
         keras_threads = threads
     except RuntimeError:  # TF already ran in this process (called in-process): it keeps its pools
         keras_threads = "TF default (already initialized)"
-    from export.litert import LiteRTModel
+    from bundle.litert import LiteRTModel
     from export.quantize import to_tflite
 
     b = load_bundle(bundle_dir)
@@ -109,7 +136,8 @@ def measure(run: Path, bundle_dir: Path, runs: int, threads: int) -> dict:
     return {"cpu": cpu_info(), "threads": threads, "keras_threads": keras_threads, "image": photo.name, "input_size": spec.size,
             "run": str(run), "bundle": str(bundle_dir), "model": b.manifest["model"],
             "sparsity": b.manifest["metrics"]["sparsity"]["overall"],
-            "sizes": sizes, "latency": latency, "ratios": ratios, "goals": goals}
+            "sizes": sizes, "latency": latency, "ratios": ratios, "goals": goals,
+            "parity": parity_figures(bundle_dir, b.manifest)}
 
 
 def render(r: dict) -> str:
@@ -142,7 +170,26 @@ def render(r: dict) -> str:
               "times faster than float (not measured here).",
               "The raw ratio cannot reach 1/4 exactly: besides 1 byte per weight, the int8 file keeps a "
               "float32 scale and an int64 zero point per output channel and int32 biases.", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + parity_lines(r["parity"]))
+
+
+def parity_lines(p: dict) -> list[str]:
+    f = p["figures"]
+    status = ("unknown (git cannot compare)" if p["stale"] is None else
+              "**STALE**: the export code changed since (" + ", ".join(p["export_code_changed_since"][:8]) +
+              "); re-export to measure with the current code" if p["stale"] else "current (no change since)")
+    lines = ["## Parity gate (the bundle's parity.json)", "",
+             f"Measured by the export at git {p['exported_by'][:16]} on {f['images']} test images; "
+             f"export code since then: {status}.", "",
+             "| figure | value |", "|---|---|",
+             f"| float Keras vs int8 top-1 agreement | {f['agreement']:.2%} |",
+             f"| ... counting ties in int8 as agreeing | {f.get('agreement_within_ties', float('nan')):.2%} |",
+             f"| float top-1 / int8 top-1 | {f['float_accuracy']:.2%} / {f['int8_accuracy']:.2%} |",
+             f"| float TFLite vs Keras, max abs difference | {f['float_tflite_max_abs_diff']:.1e} |"]
+    if "abstain_agreement" in f:
+        lines.append(f"| float vs int8 abstain decisions agree ({f['abstain_images']} images) | "
+                     f"{f['abstain_agreement']:.2%} |")
+    return lines + [""]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,20 +4,31 @@
     # -> bench/results/server.md and bench/results/server.json
 
 What it measures, in one run on this machine:
-1. the compute-bound ceiling: decode + preprocess + inference of one image, in-process on one
-   thread (median of many), so ``ceiling rps = cores / that time``;
+1. the compute-bound ceiling: what the server's own compute path (decode + preprocess +
+   inference, ``server.inference.Classifier``) does in-process with no HTTP at all, one thread and
+   one interpreter per core all busy at once: the best of several timed trials, measured before
+   and after the server runs (so a busy moment on the shared machine lowers a trial, not the
+   bound). The server runs exactly this work plus HTTP, so it cannot beat it; the report gives
+   the ratio as measured. (An earlier ceiling, cores / one thread's median time, assumed perfect
+   scaling and no contention and was beaten by 40 %: it bounded nothing.) A single thread's
+   median per-stage times are shown beside it;
 2. ``python -m server`` in a subprocess on 127.0.0.1, driven by a small asyncio HTTP/1.1 client
    (raw sockets, keep-alive, far cheaper than the server per request, but it shares the cores):
    requests/s, p50 and p99 latency at concurrency 1, 4, 16, for a 1600x1200 phone-sized JPEG (a
    real sample photo upscaled) and a small 320x240 one, in two layouts: one process with an
    interpreter per core (the default) and a worker process per core with one interpreter each;
-3. a bounded abuse run: N requests at concurrency 16, 30 % of them bad (empty, HTML, truncated,
-   bomb header, over the body limit, wrong Content-Type, missing field, bad top_k): counts 5xx
-   and the server's RSS growth over the run;
+3. a bounded abuse run: N requests from 16 concurrent clients, 30 % of them bad (empty, HTML,
+   truncated, bomb header, over the body limit sent whole on a keep-alive connection and with
+   ``Connection: close`` as Python's urllib does, wrong Content-Type, missing field, bad top_k),
+   against the server with its default in-flight bound: counts 503s (the bound shedding load),
+   any other 5xx, requests with no answer (dropped or reset connections), and the server's RSS
+   growth after a warm-up round;
 4. a naive baseline (``--run``): a FastAPI app in another process that runs the float Keras
    model with ``model.predict`` on a fully decoded photo per request (this file may import
    TensorFlow; the server never does).
-Goals (issue 5): >= 60 % of the ceiling at concurrency 16 with p99 < 100 ms; >= 10x naive rps.
+Goals (issues 5, 13): >= 60 % of the ceiling at concurrency 16 with p99 < 100 ms; >= 10x naive
+rps; abuse run: no 5xx but 503, every request answered, RSS growth after warm-up <= 10 %.
+Photos come from the shared datasets folder the tests read (``$OFFICENET_SHARED``).
 """
 from __future__ import annotations
 
@@ -33,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +53,12 @@ from fastapi import FastAPI, File, UploadFile
 from PIL import Image
 
 from bench.record import cpu_info, cpu_line, write_results
+from bundle.cpus import usable_cpus
 from bundle.manifest import BundleError, load_bundle
+from training.data.fetch import shared_folder
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO.parent / "shared" / "datasets" / "imagenet-samples" / "images"
+SAMPLES = shared_folder("imagenet-samples") / "images"
 REQUEST_TIMEOUT = 30.0
 LOAD_MAX_BYTES = 1_000_000  # the abuse run's server limit, so over-limit bodies stay cheap
 
@@ -68,9 +82,9 @@ def test_images(photos: Path) -> dict[str, bytes]:
             "320x240": jpeg(img.resize((320, 240), Image.Resampling.BICUBIC))}
 
 
-def raw_request(data: bytes, ctype: str = "image/jpeg", query: str = "top_k=3") -> bytes:
+def raw_request(data: bytes, ctype: str = "image/jpeg", query: str = "top_k=3", extra: str = "") -> bytes:
     head = (f"POST /classify?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n")
+            f"{extra}Content-Length: {len(data)}\r\n\r\n")
     return head.encode() + data
 
 
@@ -90,6 +104,8 @@ def bad_requests(photo: bytes) -> dict[str, bytes]:
             "truncated": raw_request(photo[: len(photo) // 2]),
             "bomb": raw_request(bomb),
             "over_limit": raw_request(b"\xff\xd8" + bytes(LOAD_MAX_BYTES + 200_000)),
+            "over_limit_close": raw_request(b"\xff\xd8" + bytes(LOAD_MAX_BYTES + 200_000),
+                                            extra="Connection: close\r\n"),
             "wrong_type": raw_request(photo, "text/plain"),
             "missing_field": multipart_request(photo, field="image"),
             "bad_top_k": raw_request(photo, query="top_k=0")}
@@ -210,27 +226,47 @@ class Served:
 
 # ---- the measurements --------------------------------------------------------------------------
 
-def ceiling(bundle_dir: Path, images: dict[str, bytes], reps: int) -> dict:
+def ceiling(bundle_dir: Path, images: dict[str, bytes], reps: int, seconds: float = 3.0,
+            trials: int = 3) -> dict:
+    """Per image: the best req/s of ``trials`` runs of ``seconds`` with every core busy on the
+    server's compute path (no HTTP), and one thread's median per-stage times."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from server.inference import Classifier
 
-    clf = Classifier(load_bundle(bundle_dir), pool_size=1, threads=1)
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cpus()
+    clf = Classifier(load_bundle(bundle_dir), pool_size=cores, threads=1)
     out = {}
     try:
         clf.warm_up()
         for name, data in images.items():
-            times, parts = [], []
-            for _ in range(reps):
-                t = time.perf_counter()
-                parts.append(clf.classify(data).timing_ms)
-                times.append(time.perf_counter() - t)
-            ms = statistics.median(times) * 1e3
-            out[name] = {"ms": round(ms, 3), "cores": cores, "rps": round(cores * 1e3 / ms, 1),
-                         **{k: round(statistics.median(p[k] for p in parts), 3)
-                            for k in ("decode", "preprocess", "inference")}}
+            parts = [clf.classify(data).timing_ms for _ in range(reps)]
+            stages = {k: round(statistics.median(p[k] for p in parts), 3)
+                      for k in ("decode", "preprocess", "inference")}
+
+            def busy(deadline: float) -> int:
+                n = 0
+                while time.perf_counter() < deadline:
+                    clf.classify(data)
+                    n += 1
+                return n
+
+            runs = []
+            with ThreadPoolExecutor(cores) as pool:
+                for _ in range(trials):
+                    start = time.perf_counter()
+                    done = sum(pool.map(busy, [start + seconds] * cores))
+                    runs.append(done / (time.perf_counter() - start))
+            out[name] = {"rps": round(max(runs), 1), "rps_trials": [round(r, 1) for r in runs],
+                         "cores": cores, "single_thread_ms": round(sum(stages.values()), 3), **stages}
     finally:
         clf.close()
     return out
+
+
+def best_ceiling(*measured: dict) -> dict:
+    """The higher of several ceiling measurements, image by image (a bound, so the best)."""
+    return {name: max((m[name] for m in measured), key=lambda c: c["rps"]) for name in measured[0]}
 
 
 def trials(port: int, work: list[tuple[str, bytes]], concurrency: int, max_seconds: float,
@@ -274,6 +310,8 @@ def abuse(bundle_dir: Path, images: dict[str, bytes], n: int, seed: int = 0) -> 
         work.append((kind, bad[kind] if kind != "good" else rng.choice(good)))
     with Served(["server", "--bundle", str(bundle_dir), "--max-bytes", str(LOAD_MAX_BYTES),
                  "--log-level", "warning"]) as srv:
+        with urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/model", timeout=30) as r:
+            max_inflight = json.loads(r.read())["serving"]["max_inflight"]
         load(srv.port, work[:300], 16, 60)  # first allocations (buffers, pools) happen here
         before = rss_kb(srv.proc.pid)
         run = load(srv.port, work, 16, 300)
@@ -284,8 +322,8 @@ def abuse(bundle_dir: Path, images: dict[str, bytes], n: int, seed: int = 0) -> 
         by_kind[r.kind][r.status] += 1
     statuses = [s for kinds in by_kind.values() for s in kinds for _ in range(kinds[s])]
     return {**run, "bad_share": round(sum(k != "good" for k, _ in work) / n, 3),
-            "status_by_kind": by_kind,
-            "5xx": sum(1 for s in statuses if s >= 500), "no_answer": statuses.count(0),
+            "status_by_kind": by_kind, "max_inflight": max_inflight, "503": statuses.count(503),
+            "5xx_other": sum(1 for s in statuses if s >= 500 and s != 503), "no_answer": statuses.count(0),
             "rss_before_kb": before, "rss_after_kb": after,
             "rss_growth_pct": round(100 * (after - before) / before, 2)}
 
@@ -360,6 +398,11 @@ def goals(result: dict) -> dict:
                 ratio = best[row["image"]] / row["rps"]
                 out[f"vs naive, {row['image']} (multipart, c=16)"] = {
                     "ratio": round(ratio, 1), "meets": ratio >= 10}
+    a = result["abuse"]
+    out["abuse run, 16 clients, 30 % bad"] = {
+        "figure": f"{a['5xx_other']} 5xx other than 503, {a['no_answer']} unanswered, "
+                  f"RSS {a['rss_growth_pct']:+.1f} % after warm-up",
+        "meets": a["5xx_other"] == 0 and a["no_answer"] == 0 and a["rss_growth_pct"] <= 10}
     return out
 
 
@@ -373,14 +416,17 @@ def markdown(r: dict) -> str:
         f"{m['uvicorn_http']} + {m['uvicorn_loop']}. Client and server share the cores "
         "(127.0.0.1); the load generator is a raw-socket asyncio HTTP/1.1 client. Load average "
         f"(1 min) before / after the run: {r['load_average_before'][0]:.1f} / "
-        f"{r['load_average_after'][0]:.1f} (other work on the machine takes cores from both the "
-        "server and its ceiling's assumption of all cores free).", "",
-        "## Compute-bound ceiling (in-process, one thread, median)", "",
-        "| image | decode ms | preprocess ms | inference ms | total ms | ceiling req/s (cores / total) |",
+        f"{r['load_average_after'][0]:.1f} (other work on the machine takes cores from the "
+        "server and its ceiling alike).", "",
+        "## Compute-bound ceiling", "",
+        f"The server's compute path in-process, no HTTP, {r['ceiling'][next(iter(r['ceiling']))]['cores']} "
+        "threads and interpreters all busy: best req/s of the trials before and after the server "
+        "runs (every trial in server.json). Per-stage times: one thread, median.", "",
+        "| image | decode ms | preprocess ms | inference ms | one thread ms | ceiling req/s |",
         "|---|---|---|---|---|---|"]
     for name, c in r["ceiling"].items():
-        lines.append(f"| {name} | {c['decode']} | {c['preprocess']} | {c['inference']} | {c['ms']} "
-                     f"| {c['rps']} |")
+        lines.append(f"| {name} | {c['decode']} | {c['preprocess']} | {c['inference']} | "
+                     f"{c['single_thread_ms']} | {c['rps']} |")
     lines += ["", "## `python -m server` under load", "",
               "req/s: median of 3 trials (each trial's figure in server.json); p50/p99 over all "
               "requests of the point.", "",
@@ -404,7 +450,8 @@ def markdown(r: dict) -> str:
     a = r["abuse"]
     lines += ["", f"## Abuse run: {a['requests']} requests at concurrency 16, "
                   f"{100 * a['bad_share']:.0f} % bad", "",
-              f"{a['rps']} req/s; 5xx: **{a['5xx']}**; no answer: {a['no_answer']}; server RSS "
+              f"{a['rps']} req/s; 503 (in-flight bound, max {a['max_inflight']}): {a['503']}; other 5xx: "
+              f"**{a['5xx_other']}**; no answer (dropped or reset): **{a['no_answer']}**; server RSS after warm-up "
               f"{a['rss_before_kb'] / 1024:.1f} -> {a['rss_after_kb'] / 1024:.1f} MiB "
               f"(**{a['rss_growth_pct']:+.1f} %**).", "",
               "| kind | statuses |", "|---|---|"]
@@ -412,11 +459,12 @@ def markdown(r: dict) -> str:
         lines.append(f"| {kind} | {', '.join(f'{s}: {n}' for s, n in sorted(statuses.items()))} |")
     lines += ["", "## Goals", "", "| check | figure | met |", "|---|---|---|"]
     for name, g in r["goals"].items():
-        fig = (f"{g['ratio']}x" if "ratio" in g
+        fig = (f"{g['ratio']}x" if "ratio" in g else g["figure"] if "figure" in g
                else f"{g['pct_of_ceiling']} % of ceiling, p99 {g['p99_ms']} ms")
         lines.append(f"| {name} | {fig} | {'yes' if g['meets'] else 'NO'} |")
     lines += ["", "Goals: >= 60 % of ceiling at concurrency 16 with p99 < 100 ms (raw body); "
-                  ">= 10x the naive server's req/s. Abuse run: 0 5xx, RSS growth < 10 %.", ""]
+                  ">= 10x the naive server's req/s. Abuse run: no 5xx but 503, every request "
+                  "answered, RSS growth after warm-up <= 10 %.", ""]
     return "\n".join(lines)
 
 
@@ -433,7 +481,8 @@ def parse_args(argv):
     g = p.add_argument_group("size of the run (bounded in count and time)")
     g.add_argument("--requests", type=int, default=800, help="requests per load point (c=4, 16)")
     g.add_argument("--abuse-requests", type=int, default=2000)
-    g.add_argument("--ceiling-reps", type=int, default=200)
+    g.add_argument("--ceiling-reps", type=int, default=200, help="single-thread timings per image")
+    g.add_argument("--ceiling-seconds", type=float, default=3.0, help="length of one all-cores ceiling trial")
     g.add_argument("--naive-requests", type=int, default=60)
     g.add_argument("--max-seconds", type=float, default=60, help="time cap per load point")
     p.add_argument("--naive-serve", help=argparse.SUPPRESS)  # internal: the baseline's process
@@ -464,11 +513,11 @@ def main(argv: list[str] | None = None) -> int:
                          "model_bytes": bundle.model_path.stat().st_size},
               "note": args.note,
               "images": {k: len(v) for k, v in images.items()}}
-    print("ceiling (in-process)...", flush=True)
-    result["ceiling"] = ceiling(bundle_dir, images, args.ceiling_reps)
-    print(json.dumps(result["ceiling"]), flush=True)
+    print("ceiling (in-process, every core busy)...", flush=True)
+    before = ceiling(bundle_dir, images, args.ceiling_reps, args.ceiling_seconds)
+    print(json.dumps(before), flush=True)
     result["server"] = {}
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cpus()
     # the default layout (one process, an interpreter per core) and a process per core
     for workers, interpreters in dict.fromkeys(((1, cores), (cores, 1))):
         config = f"{workers} proc x {interpreters} interp" + (" (default)" if workers == 1 else "")
@@ -476,9 +525,14 @@ def main(argv: list[str] | None = None) -> int:
         with Served(["server", "--bundle", str(bundle_dir), "--workers", str(workers),
                      "--interpreters", str(interpreters), "--log-level", "warning"]) as srv:
             result["server"][config] = throughput(srv.port, images, args.requests, args.max_seconds)
+    print("ceiling again, after the server runs...", flush=True)
+    after = ceiling(bundle_dir, images, args.ceiling_reps, args.ceiling_seconds)
+    result["ceiling_runs"] = {"before": before, "after": after}
+    result["ceiling"] = best_ceiling(before, after)
+    print(json.dumps(result["ceiling"]), flush=True)
     print("abuse run...", flush=True)
     result["abuse"] = abuse(bundle_dir, images, args.abuse_requests)
-    print({k: result["abuse"][k] for k in ("5xx", "rss_growth_pct", "rps")}, flush=True)
+    print({k: result["abuse"][k] for k in ("503", "5xx_other", "no_answer", "rss_growth_pct", "rps")}, flush=True)
     run = Path(args.run) if args.run else None
     if run and (run / "model.keras").is_file():
         print("naive baseline...", flush=True)

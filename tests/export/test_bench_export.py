@@ -21,6 +21,11 @@ def test_bench_writes_sizes_and_latencies(tiny_run, tiny_bundle, tmp_path):
     assert result["sizes"]["float_tflite"]["bytes"] > 3 * int8["bytes"]
     md = (tmp_path / "export.md").read_text()
     assert result["cpu"]["model"] in md and "avx512_vnni" in md and "LiteRT int8" in md
+    # the parity figures README quotes come from here, with the code revision that measured them
+    parity = json.loads((tiny_bundle / "parity.json").read_text())
+    assert result["parity"]["figures"]["agreement"] == parity["agreement"]
+    assert result["parity"]["exported_by"] == load_bundle(tiny_bundle).manifest["model"]["git_revision"]
+    assert result["parity"]["stale"] in (True, False, None) and "## Parity gate" in md
 
 
 def test_bench_without_a_run_says_what_to_do(tmp_path, capsys):
