@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
 
 import httpx
 import pytest
+
+from bundle.publish import seal
 
 pytestmark = pytest.mark.slow
 
@@ -91,26 +94,54 @@ def server_url(bundle_dir, live_server):
         yield server.url
 
 
-def test_phone_page_shows_top3_with_scores_and_time(browser, server_url, sample_photos):
-    photo = sample_photos[0]
-    browser.call("Page.navigate", url=server_url + "/")
+def pick_photo(browser, url: str, photo) -> dict:
+    """Open the page at ``url``, pick ``photo``, wait for the answer; what the page shows."""
+    browser.call("Page.navigate", url=url + "/")
     browser.wait_for("document.readyState === 'complete' && !!document.querySelector('#file')")
+    browser.wait_for("document.querySelector('#knows').textContent.startsWith('It knows') || "
+                     "document.querySelector('#knows').className === 'error'")
+    before = browser.js("({knows: document.querySelector('#knows').textContent,"
+                        " model: document.querySelector('#model').textContent})")
     root = browser.call("DOM.getDocument")["root"]["nodeId"]
     node = browser.call("DOM.querySelector", nodeId=root, selector="#file")["nodeId"]
     browser.call("DOM.setFileInputFiles", nodeId=node, files=[str(photo)])
     browser.wait_for("document.querySelectorAll('#results li').length === 3 || "
                      "document.querySelector('#status').className === 'error'")
-    page = browser.js("({items: [...document.querySelectorAll('#results li')].map(li => li.textContent),"
-                      " status: document.querySelector('#status').textContent,"
-                      " model: document.querySelector('#model').textContent,"
-                      " preview: !document.querySelector('#preview').hidden})")
+    return {**browser.js("({labels: [...document.querySelectorAll('#results .label')].map(e => e.textContent),"
+                         " scores: [...document.querySelectorAll('#results .score')].map(e => e.textContent),"
+                         " greyed: document.querySelector('#results').classList.contains('abstained'),"
+                         " status: document.querySelector('#status').textContent,"
+                         " timing: document.querySelector('#timing').textContent,"
+                         " model: document.querySelector('#model').textContent,"
+                         " preview: !document.querySelector('#preview').hidden})"), "before": before}
+
+
+def test_phone_page_says_what_it_knows_and_shows_top3_with_scores_and_time(browser, server_url, sample_photos):
+    photo = sample_photos[0]
+    page = pick_photo(browser, server_url, photo)
+    info = httpx.get(server_url + "/model").json()
+    labels = [c["label"].replace("_", " ") for c in info["classes"]]
+    # Before any photo: what it can recognize, and which model answers.
+    assert page["before"]["knows"] == f"It knows {len(labels)} office objects: {', '.join(labels)}."
+    assert page["before"]["model"] == f"model: {info['model']['name']} {info['model']['version']}"
     answer = httpx.post(server_url + "/classify?top_k=3",
                         files={"file": (photo.name, photo.read_bytes())}).json()
-    want = [f"{p['label'].replace('_', ' ')} — {100 * p['score']:.1f} %" for p in answer["predictions"]]
-    assert page["items"] == want, page
-    assert page["status"] == "Top 3:" and page["preview"]
-    assert page["model"].startswith(f"{answer['model']['name']} {answer['model']['version']} · server ")
-    assert "ms, round trip" in page["model"]
+    assert page["labels"] == [p["label"].replace("_", " ") for p in answer["predictions"]], page
+    assert page["scores"] == [f"{100 * p['score']:.1f}%" for p in answer["predictions"]]
+    assert page["status"] == "Top 3:" and page["preview"] and not page["greyed"]
+    assert re.fullmatch(r"server: \d+\.\d ms \(inference \d+\.\d ms\), round trip \d+ ms", page["timing"])
+
+
+def test_phone_page_says_not_sure_when_the_rule_abstains(browser, bundle_dir, live_server, sample_photos, tmp_path):
+    """A bundle whose abstain threshold no photo reaches: the page says so and greys the guesses."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    seal(bundle, {**manifest, "abstain": {"method": "max_softmax", "threshold": 1.01}})
+    with live_server(bundle) as server:
+        page = pick_photo(browser, server.url, sample_photos[0])
+    assert page["status"] == "Not sure this is an office object. Best guesses:"
+    assert page["greyed"] and len(page["labels"]) == 3
 
 
 def test_api_docs_render_offline_from_the_servers_own_files(browser, server_url):
