@@ -1,6 +1,6 @@
 """The classifier behind ``/classify``: a bundle, a pool of LiteRT interpreters, a bounded executor.
 
-One LiteRT ``Interpreter`` is not thread-safe, and one global lock would serialise the whole
+One LiteRT interpreter (``bundle.litert.LiteRTModel``) is not thread-safe, and one global lock would serialise the whole
 server onto one core. So the process owns ``pool_size`` interpreters and exactly as many worker
 threads: a request's CPU work (decode, preprocess, inference) runs on one of those threads,
 never on the event loop, and takes a free interpreter only for the ``invoke``. Pillow and LiteRT
@@ -28,10 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
 from bundle.images import DEFAULT_MAX_PIXELS, decode_image
+from bundle.litert import LiteRTModel
 from bundle.manifest import Bundle, BundleError
 from bundle.preprocess import dequantize, preprocess, quantize
 
@@ -54,23 +54,17 @@ class Classifier:
         self.max_pixels = max_pixels
         self.pool_size = pool_size
         self._in_q, self._out_q = bundle.input_quant, bundle.output_quant
-        self._interpreters: queue.SimpleQueue[Interpreter] = queue.SimpleQueue()
+        self._interpreters: queue.SimpleQueue[LiteRTModel] = queue.SimpleQueue()
         for _ in range(pool_size):
             self._interpreters.put(self._open_interpreter(threads))
-        # Tensor indices are a property of the model, the same in every interpreter: looking them up
-        # once keeps get_*_details() (which builds dicts of every tensor's metadata) off the request path.
-        probe = self._interpreters.get()
-        self._in_index = probe.get_input_details()[0]["index"]
-        self._out_index = probe.get_output_details()[0]["index"]
-        self._interpreters.put(probe)
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="classify")
 
-    def _open_interpreter(self, threads: int) -> Interpreter:
+    def _open_interpreter(self, threads: int) -> LiteRTModel:
         try:
-            it = Interpreter(model_path=str(self.bundle.model_path), num_threads=threads)
-            it.allocate_tensors()
+            model = LiteRTModel(self.bundle.model_path, threads=threads)
         except (ValueError, RuntimeError) as e:
             raise BundleError(f"LiteRT cannot load {self.bundle.model_path}: {e}")
+        it = model.interpreter
         inp, out = it.get_input_details(), it.get_output_details()
         m = self.bundle.manifest
         # The manifest is what clients trust; a model that disagrees with it must not serve.
@@ -81,7 +75,7 @@ class Classifier:
             if list(d["shape"]) != spec["shape"] or np.dtype(d["dtype"]).name != spec["dtype"]:
                 raise BundleError(f"model {name} is {list(d['shape'])} {np.dtype(d['dtype']).name}, "
                                   f"manifest says {spec['shape']} {spec['dtype']}")
-        return it
+        return model
 
     @property
     def num_classes(self) -> int:
@@ -89,12 +83,12 @@ class Classifier:
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         """One quantized input tensor [1, S, S, 3] -> dequantized probabilities [N]."""
-        it = self._interpreters.get()
+        model = self._interpreters.get()
         try:
-            raw = self._invoke(it, x)
+            raw = model.run(x)
         finally:
-            self._interpreters.put(it)
-        return dequantize(raw[0], self._out_q.scale, self._out_q.zero_point)
+            self._interpreters.put(model)
+        return dequantize(raw, self._out_q.scale, self._out_q.zero_point)
 
     def classify(self, data: bytes) -> Classification:
         """Encoded image bytes -> probabilities; raises ``bundle.images.ImageError`` on bad input."""
@@ -122,16 +116,11 @@ class Classifier:
         x = np.zeros(self.bundle.manifest["input"]["shape"], dtype=self.bundle.input_dtype)
         idle = [self._interpreters.get() for _ in range(self.pool_size)]
         try:
-            for it in idle:
-                self._invoke(it, x)
+            for model in idle:
+                model.run(x)
         finally:
-            for it in idle:
-                self._interpreters.put(it)
-
-    def _invoke(self, it: Interpreter, x: np.ndarray) -> np.ndarray:
-        it.set_tensor(self._in_index, x)
-        it.invoke()
-        return it.get_tensor(self._out_index)
+            for model in idle:
+                self._interpreters.put(model)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
