@@ -7,7 +7,7 @@ Steps: validate the bundle (``bundle.manifest.load_bundle``); lay out the assets
 ``android_demo/web/``, the bundle's model.tflite + manifest.json + labels.txt byte for byte, the
 LiteRT.js runtime and its wasm); ``javac --release 7`` the activity against the compile-only stubs
 in ``android_demo/stubs/`` (dx 1.11, the only dexer reachable here, reads Java 7 class files);
-dex with dx; package with ``aapt`` against the platform's framework-res.apk, model and wasm
+dex with dx (JDK 20+ cannot emit Java 7, so a JDK <= 19 is looked for: ``find_javac``); package with ``aapt`` against the platform's framework-res.apk, model and wasm
 stored uncompressed; ``zipalign -p 4``; sign v2 + v3 with ``apksigner``.
 
 The signing key is a debug key generated once into ``android_demo/debug.keystore`` (git-ignored),
@@ -46,6 +46,9 @@ FRAMEWORK_RES = Path("/usr/share/android-framework-res/framework-res.apk")
 DEBUG_KEYSTORE = HERE / "debug.keystore"
 # The relaxed-SIMD build for current WebViews, and the plain build LiteRT.js picks on older ones.
 LITERT_WASM = ("litert_wasm_internal", "litert_wasm_compat_internal")
+# The threaded build (all cores; the page uses it only when cross-origin isolated) ships only
+# with --threaded-wasm: it was slower than one thread here (bench/results/android.md).
+LITERT_WASM_THREADED = "litert_wasm_threaded_internal"
 # Bundle files the page reads (SEAL: web/seal.js refuses a manifest edited after export, as
 # load_bundle does here); the rest (golden vectors, reports) stay out of the APK.
 BUNDLE_FILES = (MANIFEST, "labels.txt", SEAL)
@@ -63,6 +66,7 @@ class BuildConfig:
     out: Path = Path("artifacts/officenet-demo.apk")
     keystore: Path | None = None  # None: OFFICENET_KEYSTORE, else the debug key
     key_alias: str | None = None  # None: OFFICENET_KEY_ALIAS, else the debug alias
+    threaded_wasm: bool = False  # also ship LiteRT.js's threaded build
 
 
 @dataclass(frozen=True)
@@ -83,10 +87,43 @@ def run(cmd: list, **kw) -> subprocess.CompletedProcess:
     return proc
 
 
+# dx 1.11 reads class files up to Java 7 (version 51); JDK 20 dropped `javac --release 7`, so a
+# newer default JDK (Debian 13's 21) cannot build the app. setup.sh installs JDK 17 by name.
+NEWEST_JDK_FOR_DX = 19
+JVM_DIR = Path("/usr/lib/jvm")
+
+
+def jdk_major(javac: str) -> int:
+    proc = run([javac, "-version"])
+    out = proc.stdout + proc.stderr  # JDK 8 printed it on stderr
+    m = re.search(r"javac (\d+)(?:\.(\d+))?", out)
+    if not m:
+        raise BuildError(f"cannot tell the version of {javac}: {out.strip()}")
+    major = int(m.group(1))
+    return int(m.group(2)) if major == 1 else major  # "javac 1.8.0" is Java 8
+
+
+def find_javac() -> str | None:
+    """A javac that can still emit Java 7 class files: the one on PATH, else an installed JDK <= 19
+    (newest first). None when there is none."""
+    candidates = [shutil.which("javac"), *sorted(map(str, JVM_DIR.glob("*/bin/javac")), reverse=True)]
+    for javac in filter(None, candidates):
+        if jdk_major(javac) <= NEWEST_JDK_FOR_DX:
+            return javac
+    return None
+
+
 def require_tools() -> dict[str, str]:
-    tools = {name: shutil.which(name) for name in
-             ("javac", "java", "keytool", "aapt", "zipalign", "apksigner")}
+    tools = {name: shutil.which(name) for name in ("java", "keytool", "aapt", "zipalign", "apksigner")}
     missing = [name for name, path in tools.items() if not path]
+    if shutil.which("javac") is None:
+        missing.append("javac")
+    elif (javac := find_javac()) is None:
+        raise BuildError(f"javac {jdk_major(shutil.which('javac'))} cannot emit the Java 7 class files dx 1.11 "
+                         f"reads (JDK 20 dropped --release 7), and no JDK <= {NEWEST_JDK_FOR_DX} is in {JVM_DIR}: "
+                         "install openjdk-17-jdk-headless (bash android_demo/setup.sh does)")
+    else:
+        tools["javac"] = javac
     for needed in (FRAMEWORK_RES, DX_JAR, LITERT / "core" / "dist" / "index.js"):
         if not needed.exists():
             missing.append(str(needed))
@@ -134,7 +171,7 @@ def check_bundle(path: Path):
     return b
 
 
-def stage_assets(b, assets: Path) -> None:
+def stage_assets(b, assets: Path, threaded_wasm: bool = False) -> None:
     """assets/web/ = the page, bundle/ (copied byte for byte) and litert/ (runtime + wasm)."""
     web = assets / "web"
     shutil.copytree(WEB, web)
@@ -146,7 +183,7 @@ def stage_assets(b, assets: Path) -> None:
     # The page's import map points "@litertjs/wasm-utils" (a bare import inside core) here.
     shutil.copyfile(LITERT / "core" / "dist" / "index.js", litert / "core.js")
     shutil.copyfile(LITERT / "wasm-utils" / "dist" / "index.js", litert / "wasm-utils.js")
-    for stem in LITERT_WASM:
+    for stem in (*LITERT_WASM, LITERT_WASM_THREADED) if threaded_wasm else LITERT_WASM:
         for ext in (".js", ".wasm"):
             shutil.copyfile(LITERT / "core" / "wasm" / (stem + ext), litert / "wasm" / (stem + ext))
 
@@ -225,7 +262,7 @@ def build(cfg: BuildConfig) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="officenet-apk-") as tmp:
         work = Path(tmp)
-        stage_assets(b, work / "assets")
+        stage_assets(b, work / "assets", cfg.threaded_wasm)
         aligned = package(tools, app, work, compile_dex(tools, work))
         signed = out.with_name(f".{out.name}.{os.getpid()}.part")
         try:
@@ -261,12 +298,17 @@ def parse_args(argv: list[str] | None) -> BuildConfig:
     io.add_argument("--bundle", type=Path, default=BuildConfig.bundle,
                     help="export bundle directory (default: %(default)s)")
     io.add_argument("--out", type=Path, default=BuildConfig.out, help="APK to write (default: %(default)s)")
+    io.add_argument("--threaded-wasm", action="store_true",
+                    help="also ship LiteRT.js's threaded build (+9.4 MB), which the page runs on all cores "
+                         "where it is cross-origin isolated (slower than one thread on the 2-core machine "
+                         "measured: bench/results/android.md)")
     signing = p.add_argument_group("signing")
     signing.add_argument("--keystore", type=Path, default=None,
                          help="release keystore (default: $OFFICENET_KEYSTORE, else the debug key)")
     signing.add_argument("--key-alias", default=None, help="key alias in --keystore (default: $OFFICENET_KEY_ALIAS)")
     a = p.parse_args(argv)
-    return BuildConfig(bundle=a.bundle, out=a.out, keystore=a.keystore, key_alias=a.key_alias)
+    return BuildConfig(bundle=a.bundle, out=a.out, keystore=a.keystore, key_alias=a.key_alias,
+                       threaded_wasm=a.threaded_wasm)
 
 
 def main(argv: list[str] | None = None) -> int:

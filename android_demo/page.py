@@ -9,7 +9,8 @@
 
 The page is taken from the APK itself (assets/web/), so what runs is what the phone gets.
 ``drive`` runs ``page_driver.mjs`` (headless Chromium through playwright-core; its header lists
-the steps) and returns its JSON; the tests and ``bench/android.py`` use it.
+the steps) and returns its JSON; the tests and ``bench/android.py`` use it. ``write_y4m`` makes
+the video Chromium's fake camera plays (``"y4m"`` in a job).
 """
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ import threading
 import zipfile
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 DRIVER = Path(__file__).resolve().with_name("page_driver.mjs")
 WEB_PREFIX = "assets/web/"
 
@@ -33,10 +37,21 @@ class PageError(Exception):
     """The page or the browser failed; the message carries the page's console."""
 
 
+# What MainActivity adds to every asset it serves: cross-origin isolation (COOP + COEP), which
+# wasm threads need (SharedArrayBuffer); the page still runs, on one thread, where it is ignored.
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
     # WebAssembly.instantiateStreaming and module scripts insist on these types.
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
                       ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json"}
+    extra_headers: dict = {}
+
+    def end_headers(self):
+        for name, value in self.extra_headers.items():
+            self.send_header(name, value)
+        super().end_headers()
 
     def log_message(self, *args):
         pass
@@ -53,10 +68,13 @@ def extract(apk: str | Path, dest: Path) -> Path:
 
 
 @contextlib.contextmanager
-def serve(root: Path, port: int = 0):
-    """Serve ``root`` on 127.0.0.1 (a free port by default) while the block runs; yields the base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port),
-                                             functools.partial(_Handler, directory=str(root)))
+def serve(root: Path, port: int = 0, headers: dict | None = None):
+    """Serve ``root`` on 127.0.0.1 (a free port by default) while the block runs; yields the base URL.
+
+    ``headers`` go on every response (default: ISOLATION_HEADERS, as the APK serves; {} for none).
+    """
+    handler = type("Handler", (_Handler,), {"extra_headers": ISOLATION_HEADERS if headers is None else headers})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(handler, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"
@@ -66,19 +84,40 @@ def serve(root: Path, port: int = 0):
 
 
 @contextlib.contextmanager
-def site(apk: str | Path, port: int = 0):
+def site(apk: str | Path, port: int = 0, headers: dict | None = None):
     """The APK's page, unzipped into a temporary folder and served; yields the base URL."""
     with tempfile.TemporaryDirectory(prefix="officenet-page-") as tmp:
-        with serve(extract(apk, Path(tmp)), port) as url:
+        with serve(extract(apk, Path(tmp)), port, headers) as url:
             yield url
 
 
-def drive(job: dict, timeout: float = 300) -> dict:
-    """Run one page_driver.mjs job; raises PageError (with the page's console) when it failed."""
+def write_y4m(img: Image.Image, path: Path) -> np.ndarray:
+    """One 4:2:0 frame for Chromium's fake camera; returns the RGB it encodes (BT.601, video range)."""
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float64)
+    h, w = rgb.shape[:2]
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+    v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    u, v = (p.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)) for p in (u, v))  # 4:2:0 chroma
+    planes = [np.clip(np.rint(p), 0, 255).astype(np.uint8) for p in (y, u, v)]
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420\n".encode())
+        f.write(b"FRAME\n" + b"".join(p.tobytes() for p in planes))
+    return np.asarray(img.convert("RGB"))
+
+
+def drive(job: dict, timeout: float = 300, prefix: tuple[str, ...] = ()) -> dict:
+    """Run one page_driver.mjs job; raises PageError (with the page's console) when it failed.
+
+    ``prefix`` runs the browser under another command (``("ip", "netns", "exec", NAME)``: in a
+    network namespace).
+    """
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="officenet-job-") as f:
         json.dump(job, f)
         f.flush()
-        proc = subprocess.run(["node", str(DRIVER), f.name], capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([*prefix, "node", str(DRIVER), f.name], capture_output=True, text=True,
+                              timeout=timeout)
     try:
         out = json.loads(proc.stdout)
     except json.JSONDecodeError:
@@ -95,12 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--apk", type=Path, default=Path("artifacts/officenet-demo.apk"),
                    help="built APK (default: %(default)s)")
     p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default: %(default)s)")
+    p.add_argument("--no-isolation", action="store_true",
+                   help="leave out the cross-origin isolation headers the APK sends (COOP/COEP)")
     args = p.parse_args(argv)
     if not args.apk.is_file():
         print(f"error: no APK at {args.apk}; build one with: make apk", file=sys.stderr)
         return 2
     try:
-        with site(args.apk, args.port) as url:
+        with site(args.apk, args.port, {} if args.no_isolation else None) as url:
             print(f"serving the page of {args.apk} at {url}index.html  (Ctrl-C stops)")
             print(f"  fallback to a server: {url}index.html?ondevice=0&server=http://127.0.0.1:8000")
             threading.Event().wait()

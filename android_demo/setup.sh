@@ -4,7 +4,8 @@
 #   bash android_demo/setup.sh          # called by `make apk`, `make test`, `make bench`
 #
 # - Debian packages: aapt, apksigner, zipalign, dexdump, android-framework-res (the framework
-#   resources that aapt links against), a JDK (javac, keytool) and chromium (browser tests).
+#   resources that aapt links against), JDK 17 (javac, keytool: dx 1.11 reads Java 7 class files,
+#   which JDK 20 and later cannot emit; build.py picks a JDK <= 19) and chromium (browser tests).
 #   `apt-get update` runs only when something is missing; installing needs root.
 # - npm packages pinned in android_demo/package-lock.json, into android_demo/node_modules
 #   (`npm ci`, re-run only when the lock file changed): LiteRT.js (shipped in the APK), the dx
@@ -26,8 +27,8 @@ need apksigner apksigner
 need zipalign zipalign
 need dexdump dexdump
 need android-framework-res /usr/share/android-framework-res/framework-res.apk
-need default-jdk-headless javac
-need default-jdk-headless keytool
+need openjdk-17-jdk-headless "/usr/lib/jvm/java-17-openjdk-$(dpkg --print-architecture)/bin/javac"
+need openjdk-17-jdk-headless keytool
 need chromium /usr/bin/chromium
 need npm npm
 if ((${#missing[@]})); then

@@ -3,8 +3,12 @@
 // Everything about the model comes from bundle/manifest.json at run time. On-device inference
 // (LiteRT.js) is the default; the officenet HTTP server answers instead when on-device
 // inference is turned off in the settings (or ?ondevice=0) or cannot start.
-// URL parameters (handy for tests and desktop browsers): ondevice=0|1, server=URL, camera=0.
+// URL parameters (handy for tests and desktop browsers): ondevice=0|1, server=URL, camera=0,
+// wasm=auto|relaxed|compat|threaded (the LiteRT.js build, see classifier.js).
 // window.officenet exposes the state and the preprocessing for tests and benchmarks.
+//
+// The camera is given back while the page is hidden and asked for again when it is shown, and a
+// stream that ends (another app took the camera, the permission was revoked) is restarted.
 
 import {OnDeviceModel, classifyOnServer, loadManifest} from './classifier.js';
 import {cropBox, preprocess} from './preprocess.js';
@@ -21,7 +25,9 @@ const settings = {
 
 // state.last: the latest result, with the frame (ImageData) it was computed from.
 const state = {manifest: null, model: null, paused: false, source: 'camera', last: null};
-const officenet = {state, decodePhoto, classifyPhoto,
+// camera.starts counts the streams started, so a test can see a restart.
+const camera = {wanted: params.get('camera') !== '0', stream: null, starting: null, retryMs: 1000, starts: 0};
+const officenet = {state, camera, decodePhoto, classifyPhoto,
                    preprocess: (rgba, w, h, input = state.manifest.input) => preprocess(rgba, w, h, input)};
 window.officenet = officenet;
 
@@ -135,6 +141,11 @@ function nextVideoFrame(video) {
 async function cameraLoop(video) {
   for (;;) {
     await nextVideoFrame(video);
+    // A track can end without an 'ended' event (track.stop(), some WebViews): check it here too.
+    if (camera.stream && camera.stream.getVideoTracks().every((t) => t.readyState === 'ended')) {
+      cameraLost('the camera stopped');
+      continue;
+    }
     if (state.paused || state.source !== 'camera' || video.readyState < 2 || !video.videoWidth) continue;
     try {
       const frame = drawToCanvas(video, video.videoWidth, video.videoHeight);
@@ -146,12 +157,49 @@ async function cameraLoop(video) {
   }
 }
 
-async function startCamera() {
-  const video = $('video');
-  video.srcObject = await navigator.mediaDevices.getUserMedia(
+function stopCamera() {
+  for (const track of camera.stream?.getTracks() ?? []) {
+    track.onended = null;
+    track.stop();
+  }
+  camera.stream = null;
+  $('video').srcObject = null;
+}
+
+async function openCamera() {
+  const stream = await navigator.mediaDevices.getUserMedia(
       {video: {facingMode: {ideal: 'environment'}, width: {ideal: 640}, height: {ideal: 480}}, audio: false});
+  if (document.hidden) {  // hidden while Android asked: give it back at once
+    for (const track of stream.getTracks()) track.stop();
+    return;
+  }
+  camera.stream = stream;
+  camera.starts++;
+  for (const track of stream.getVideoTracks()) track.onended = () => cameraLost('the camera stopped');
+  const video = $('video');
+  video.srcObject = stream;
   await video.play();
-  cameraLoop(video);
+  camera.retryMs = 1000;
+}
+
+// Asks for the camera unless the page is hidden or already has it; retries a busy camera with a
+// growing pause, but not a refusal or a missing camera (the photo mode still works then).
+function startCamera() {
+  if (!camera.wanted || camera.stream || camera.starting || document.hidden) return camera.starting;
+  camera.starting = openCamera().catch((e) => {
+    setStatus(`camera unavailable (${e.message}); pick a photo instead`);
+    if (!['NotAllowedError', 'NotFoundError', 'OverconstrainedError', 'SecurityError'].includes(e.name)) {
+      setTimeout(startCamera, camera.retryMs);
+      camera.retryMs = Math.min(2 * camera.retryMs, 30000);
+    }
+  }).finally(() => { camera.starting = null; });
+  return camera.starting;
+}
+
+function cameraLost(why) {
+  stopCamera();
+  setStatus(`${why}; starting it again…`);
+  startCamera();
 }
 
 function wireControls() {
@@ -179,6 +227,7 @@ function wireControls() {
   });
   $('settings-toggle').addEventListener('click', () => { $('settings').hidden = !$('settings').hidden; });
   addEventListener('resize', () => placeGuide(state.last?.frame));
+  document.addEventListener('visibilitychange', () => (document.hidden ? stopCamera() : startCamera()));
   $('ondevice').checked = settings.onDevice;
   $('server').value = settings.server;
   $('settings').addEventListener('submit', (e) => {
@@ -189,23 +238,32 @@ function wireControls() {
   });
 }
 
+// No runtime, or no server to fall back to: say which, and open the settings to set a server.
+function reportMode(mode, whyNotOnDevice) {
+  const name = `${state.manifest.model.name}: ${state.manifest.classes.length} classes`;
+  if (mode === 'on-device') setStatus(`${name}, on-device (${state.model.build})`);
+  else if (whyNotOnDevice && settings.server) setStatus(`${whyNotOnDevice}; using the server ${settings.server}`);
+  else if (settings.server) setStatus(`${name}, server`);
+  else setStatus(`${whyNotOnDevice ?? 'on-device inference is off'}: set the fallback server in settings`);
+  $('settings').hidden = mode === 'on-device' || !!settings.server;
+}
+
 async function main() {
   wireControls();
   state.manifest = await loadManifest(BUNDLE);
+  let whyNot = null;
   if (settings.onDevice) {
     try {
-      state.model = await OnDeviceModel.load(state.manifest, BUNDLE, WASM);
+      state.model = await OnDeviceModel.load(state.manifest, BUNDLE, WASM, params.get('wasm') ?? 'auto');
     } catch (e) {
       console.error(e);
-      setStatus(`on-device inference could not start (${e.message}); using the server`);
+      whyNot = `this phone cannot run the model itself (${e.message})`;
     }
   }
   const mode = state.model ? 'on-device' : 'server';
-  if (mode === 'server' && !settings.server) setStatus('set the fallback server in settings');
-  else setStatus(`${state.manifest.model.name}: ${state.manifest.classes.length} classes, ${mode}`);
-  if (params.get('camera') !== '0') {
-    startCamera().catch((e) => setStatus(`camera unavailable (${e.message}); pick a photo instead`));
-  }
+  reportMode(mode, whyNot);
+  startCamera();
+  cameraLoop($('video'));
   return mode;
 }
 

@@ -2,18 +2,31 @@
 // of answering: on the device with LiteRT.js, or by the officenet HTTP server (POST /classify).
 //
 //   const manifest = await loadManifest('bundle/');
-//   const model = await OnDeviceModel.load(manifest, 'bundle/', 'litert/wasm/');
+//   const model = await OnDeviceModel.load(manifest, 'bundle/', 'litert/wasm/');   // build: 'auto'
 //   const result = await model.classifyRGBA(imageData.data, width, height);
 //   // {mode: 'on-device', top: [{index, label, score}, ...], abstained, ms, input, raw}
 //   const answer = await classifyOnServer('http://192.168.1.20:8000', blob, manifest);
+//
+// LiteRT.js is imported on first use, never at the top of a module: a WebView that cannot load it
+// (no import maps before WebView 89, no WebAssembly SIMD before 91, a missing file) must still run
+// the page, which then says so and answers with the server.
 
-import {loadLiteRt, loadAndCompile, Tensor} from './litert/core.js';
 import {preprocess, dequantize} from './preprocess.js';
+
+// LiteRT.js's WebAssembly builds, by the name the page (?wasm=) and the benchmark use. 'auto' lets
+// LiteRT.js pick relaxed SIMD where the WebView has it, else the plain-SIMD (compat) build, and
+// takes the threaded one only in a cross-origin-isolated page (wasm threads need
+// SharedArrayBuffer) that ships it.
+export const WASM_BUILDS = {
+  relaxed: 'litert_wasm_internal.js',
+  compat: 'litert_wasm_compat_internal.js',
+  threaded: 'litert_wasm_threaded_internal.js',
+};
 
 export async function loadManifest(base) {
   const response = await fetch(new URL('manifest.json', new URL(base, location.href)));
   if (!response.ok) throw new Error(`bundle manifest: HTTP ${response.status}`);
-  return (await import('./seal.js')).sealedManifest(response, base);  // refuses an edited manifest
+  return response.json();
 }
 
 // Best k of the dequantized scores; ties keep the lower index first (a stable sort, as numpy's).
@@ -41,23 +54,56 @@ export function abstains(scores, manifest) {
   return score(scores) < rule.threshold;
 }
 
+async function shipped(url) {
+  try {
+    return (await fetch(url, {method: 'HEAD'})).ok;
+  } catch {
+    return false;
+  }
+}
+
 export class OnDeviceModel {
-  constructor(manifest, compiled) {
+  constructor(manifest, compiled, Tensor) {
     this.manifest = manifest;
     this.compiled = compiled;
+    this.Tensor = Tensor;
   }
 
-  static async load(manifest, bundleBase, wasmBase) {
-    await loadLiteRt(new URL(wasmBase, location.href).href);
+  // Loads the runtime (build: 'auto' or a WASM_BUILDS name) and compiles the model; throws, with
+  // the reason, when this browser cannot run it. this.build says which build runs.
+  static async load(manifest, bundleBase, wasmBase, build = 'auto') {
+    let litert;
+    try {
+      litert = await import('./litert/core.js');
+    } catch (e) {
+      throw new Error(`the LiteRT.js runtime does not load in this WebView (${e.message})`);
+    }
+    if (typeof WebAssembly !== 'object') throw new Error('this WebView has no WebAssembly');
+    const dir = new URL(wasmBase, location.href).href;
+    if (build !== 'auto' && !WASM_BUILDS[build]) throw new Error(`unknown LiteRT.js build ${build}`);
+    let threads = build === 'threaded';
+    if (build === 'auto' && self.crossOriginIsolated && await shipped(dir + WASM_BUILDS.threaded)) {
+      try {  // LiteRT.js picks the threaded file for a directory path plus {threads: true}
+        await litert.loadLiteRt(dir, {threads: true});
+        threads = true;
+      } catch (e) {
+        console.warn(`threaded LiteRT.js unavailable, one thread instead: ${e.message}`);
+      }
+    }
+    if (threads && build === 'threaded') await litert.loadLiteRt(dir, {threads: true});
+    else if (!threads) await litert.loadLiteRt(build === 'auto' ? dir : dir + WASM_BUILDS[build]);
     const modelUrl = new URL(manifest.model.file, new URL(bundleBase, location.href)).href;
-    const compiled = await loadAndCompile(modelUrl, {accelerator: 'wasm'});
-    return new OnDeviceModel(manifest, compiled);
+    const compiled = await litert.loadAndCompile(modelUrl, {accelerator: 'wasm'});
+    const model = new OnDeviceModel(manifest, compiled, litert.Tensor);
+    model.build = threads ? 'threaded' : build !== 'auto' ? build
+        : await litert.supportsFeature('relaxedSimd') ? 'relaxed' : 'compat';
+    return model;
   }
 
   // The model on one input tensor: its raw output (a copy) and the time it took, readback included.
   async run(inputData) {
     const start = performance.now();
-    const input = new Tensor(inputData, this.manifest.input.shape);
+    const input = new this.Tensor(inputData, this.manifest.input.shape);
     let outputs;
     try {
       outputs = await this.compiled.run(input);

@@ -7,6 +7,7 @@ every public class, method and field of API levels 21..37 in TypeScript, with ``
     api = AndroidApi.load(TYPES_D_TS)
     api.find_method("android.webkit.WebView", "loadUrl", "(Ljava/lang/String;)V")  # -> Member | None
     refs = dex_references(dexdump_text)        # framework methods/fields a dex uses
+    bodies = dex_method_bodies(dexdump_text)   # "pkg.Class.method:(desc)" -> its instructions
 
 Types are compared after mapping both sides onto what TypeScript can tell apart: every Java
 number type is ``number``, String/CharSequence/char are ``string``, generics are erased.
@@ -229,3 +230,20 @@ def dex_classes(dump: str) -> dict[str, DexClass]:
 def dex_references(dump: str) -> set[tuple[str, str, str]]:
     """Every (class, member, descriptor) the code refers to; a field's descriptor has no '('."""
     return {(dotted(c), n, d) for c, n, d in REF_RE.findall(dump)}
+
+
+BODY_RE = re.compile(r"^[0-9a-f]+:\s+\|\[[0-9a-f]+\] (\S+)$", re.M)
+
+
+def dex_method_bodies(dump: str) -> dict[str, str]:
+    """Each method's code in a ``dexdump -d`` listing, keyed ``pkg.Class.method:(desc)ret``."""
+    marks = list(BODY_RE.finditer(dump))
+    ends = [m.start() for m in marks[1:]] + [len(dump)]
+    return {m.group(1): dump[m.end():end] for m, end in zip(marks, ends)}
+
+
+def sdk_checked_levels(body: str) -> set[int]:
+    """The API levels a method compares Build.VERSION.SDK_INT with (empty when it reads none)."""
+    if "Landroid/os/Build$VERSION;.SDK_INT:I" not in body:
+        return set()
+    return {int(n) for n in re.findall(r"const(?:/4|/16)? v\d+, #int (\d+)", body)}

@@ -6,18 +6,22 @@
 - ``apk_site``: assets/web/ unzipped FROM THE BUILT APK, served on 127.0.0.1 -> base URL.
 - ``run_page(job)``: android_demo.page.drive (headless Chromium, page_driver.mjs) -> its JSON.
 - ``desktop_model(uint8 input) -> raw uint8 output``: the same model.tflite in desktop LiteRT.
+- ``lan_netns``: a network namespace of the test's own with a private LAN address (10.77.0.1).
 Tests here need the tools android_demo/setup.sh installs (`make test` runs it first).
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from android_api import TYPES_D_TS
+from servers import Netns
 from android_demo.page import PageError, drive, site
 from bundle.manifest import load_bundle
 
@@ -74,3 +78,24 @@ def desktop_model(tiny_bundle):
         return it.get_tensor(out["index"])[0].copy()
 
     return run
+
+
+@pytest.fixture(scope="session")
+def lan_netns():
+    """A network namespace made for this test session: loopback plus a "LAN" (a veth pair,
+    10.77.0.1/24 and .2), so a server there listens on a private non-loopback address (what a
+    phone reaches over Wi-Fi) without touching this machine's own network. Needs root and ``ip``."""
+    name = f"officenet-test-{os.getpid()}"
+    ip = shutil.which("ip")
+    if ip is None or os.geteuid() != 0:
+        pytest.skip("a network namespace needs root and iproute2's ip")
+    if subprocess.run([ip, "netns", "add", name], capture_output=True).returncode != 0:
+        pytest.skip("cannot create a network namespace here (ip netns add failed)")
+    try:
+        for cmd in (["link", "set", "lo", "up"], ["link", "add", "lan0", "type", "veth", "peer", "name", "lan1"],
+                    ["addr", "add", "10.77.0.1/24", "dev", "lan0"], ["addr", "add", "10.77.0.2/24", "dev", "lan1"],
+                    ["link", "set", "lan0", "up"], ["link", "set", "lan1", "up"]):
+            subprocess.run([ip, "-n", name, *cmd], check=True, capture_output=True)
+        yield Netns(name, "10.77.0.1", (ip, "netns", "exec", name))
+    finally:
+        subprocess.run([ip, "netns", "del", name], capture_output=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -69,3 +70,21 @@ def test_page_preview_without_an_apk_says_how_to_build_one(tmp_path, capsys):
 
     assert page_main(["--apk", str(tmp_path / "missing.apk")]) == 2
     assert "make apk" in capsys.readouterr().err
+
+
+def test_a_jdk_too_new_for_dx_is_passed_over_or_named(tmp_path, monkeypatch, android_tools):
+    """dx 1.11 reads Java 7 class files, which JDK 20+ cannot write (Debian 13's default is 21).
+    Debian 12 has no such JDK, so a script answering `javac -version` like JDK 21 stands first on
+    PATH: the build passes it over for the installed JDK 17, or, with none, names the package."""
+    from android_demo import build
+
+    fake = tmp_path / "bin" / "javac"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'javac 21.0.4'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    javac = build.find_javac()
+    assert javac != str(fake) and build.jdk_major(javac) <= build.NEWEST_JDK_FOR_DX
+    monkeypatch.setattr(build, "JVM_DIR", tmp_path / "no-jvms")
+    with pytest.raises(build.BuildError, match="javac 21 cannot emit .*install openjdk-17-jdk-headless"):
+        build.require_tools()

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from urllib.parse import urlencode
@@ -25,14 +21,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from android_demo.page import write_y4m
 from bundle.images import decode_image
 from bundle.manifest import load_bundle
 from bundle.preprocess import PreprocessSpec, dequantize, preprocess, quantize
 from bundle.publish import seal
-from fake_camera import write_y4m
+from servers import real_server
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
+APP_ORIGIN = "https://appassets.androidplatform.net"  # where MainActivity serves the page
 # A JPEG file decoded by Chromium is pixel-identical to Pillow's full-size decode (both are
 # libjpeg-turbo with the same IDCT and upsampling), which is what bundle.images.decode_image, the
 # reference, does: from a photo file as from a camera frame, the page's tensor is the server's.
@@ -171,33 +169,12 @@ def test_photo_mode_applies_exif_orientation(bundle, landscape, apk_site, run_pa
 @pytest.fixture(scope="module")
 def server_url(tiny_bundle):
     """The real officenet server (python -m server) on a free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "server", "--bundle", str(tiny_bundle), "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning"], cwd=REPO, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, "the server exited during startup"
-            assert time.monotonic() < deadline, "the server did not become ready in 60 s"
-            time.sleep(0.3)
+    with real_server(tiny_bundle) as base:
         # The page (https://appassets.androidplatform.net on the phone, another port here) is
         # another origin: the browser hands it the answer only if the server allows that (CORS).
-        probe = httpx.post(base + "/classify", headers={"Origin": "https://appassets.androidplatform.net"},
-                           files={"file": ("x.png", b"")})
+        probe = httpx.post(base + "/classify", headers={"Origin": APP_ORIGIN}, files={"file": ("x.png", b"")})
         assert "access-control-allow-origin" in probe.headers, "the server must allow the APK page's origin"
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_fallback_posts_to_the_server_and_shows_its_answer(bundle, landscape, sample_photos, apk_site,
@@ -264,3 +241,175 @@ def test_falls_back_to_the_server_when_the_runtime_cannot_load(sample_photos, ap
     answer = httpx.post(server_url + "/classify?top_k=3", files={"file": (photo.name, photo.read_bytes())}).json()
     assert r["mode"] == "server"
     assert r["dom"]["labels"] == [p["label"] for p in answer["predictions"]]
+
+
+# --- What a phone does to the page (issue 14) ------------------------------------------------------
+
+def test_a_runtime_that_does_not_load_leaves_the_page_working_on_the_server(sample_photos, apk_site, run_page,
+                                                                            server_url):
+    """LiteRT.js itself fails to load (as in a WebView without import maps): the page must not hang at
+    "loading the model…"; it says why and answers with the server."""
+    photo = sample_photos[1]
+    out = run_page({"url": url(apk_site, camera="0", server=server_url), "block": ["litert/core.js"],
+                    "steps": [{"op": "photo", "path": str(photo)}]})
+    assert out["mode"] == "server"
+    r = out["results"][0]
+    assert r["mode"] == "server" and len(r["dom"]["labels"]) == 3
+
+
+def test_without_webassembly_the_page_says_so_and_opens_the_server_setting(apk_site, run_page):
+    """A WebView with no usable WebAssembly and no server set yet: a message and the settings form."""
+    out = run_page({"url": url(apk_site, camera="0"), "init_script": "delete globalThis.WebAssembly;",
+                    "steps": [{"op": "eval", "js": "({status: document.getElementById('status').textContent,"
+                                                   " settings: !document.getElementById('settings').hidden})"}]})
+    assert out["mode"] == "server"
+    r = out["results"][0]
+    assert r["status"].startswith("this phone cannot run the model itself (")
+    assert r["status"].endswith("set the fallback server in settings") and r["settings"]
+
+
+def test_a_page_whose_script_cannot_run_says_so_instead_of_loading_for_ever(apk_site, run_page):
+    """A WebView too old for the module script (simulated by failing app.js) still gets a message."""
+    out = run_page({"url": url(apk_site, camera="0"), "block": ["app.js"], "wait_ready": False,
+                    "steps": [{"op": "wait", "js": "document.getElementById('status').textContent"
+                                                   ".startsWith('this WebView cannot run the page')"}]})
+    assert out["results"][0] is True
+
+
+@pytest.mark.parametrize("build", ["compat", "relaxed"])
+def test_each_single_thread_build_gives_desktop_litert_output(build, bundle, sample_photos, apk_site, run_page,
+                                                             desktop_model):
+    """The plain-SIMD build (what a WebView without relaxed SIMD runs) and the relaxed-SIMD one."""
+    photo = sample_photos[2]
+    out = run_page({"url": url(apk_site, camera="0", wasm=build),
+                    "steps": [{"op": "photo", "path": str(photo)},
+                              {"op": "eval", "js": "window.officenet.state.model.build"}]})
+    r, used = out["results"]
+    assert used == build
+    assert r["raw"] == desktop_model(reference_input(bundle, decode_image(photo.read_bytes()))).tolist()
+
+
+def test_at_the_apps_origin_the_page_is_isolated_and_runs_one_thread(bundle, sample_photos, apk_site, run_page,
+                                                                     desktop_model):
+    """At https://appassets.androidplatform.net with the headers MainActivity sends (COOP/COEP), the
+    page is cross-origin isolated; the APK ships no threaded build by default, so one thread runs."""
+    photo = sample_photos[2]
+    out = run_page({"url": url(apk_site, camera="0"), "origin": APP_ORIGIN + "/",
+                    "steps": [{"op": "photo", "path": str(photo)},
+                              {"op": "eval", "js": "({isolated: crossOriginIsolated, origin: location.origin,"
+                                                   " build: window.officenet.state.model.build})"}]})
+    r, page = out["results"]
+    assert page == {"isolated": True, "origin": APP_ORIGIN, "build": "relaxed"}
+    assert r["raw"] == desktop_model(reference_input(bundle, decode_image(photo.read_bytes()))).tolist()
+
+
+@pytest.fixture(scope="module")
+def threaded_apk(tiny_bundle, android_tools, tmp_path_factory):
+    from android_demo.build import main as build
+
+    out = tmp_path_factory.mktemp("threaded") / "threaded.apk"
+    assert build(["--bundle", str(tiny_bundle), "--out", str(out), "--threaded-wasm"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_a_shipped_threaded_build_runs_only_where_the_page_is_isolated(isolated, bundle, sample_photos, threaded_apk,
+                                                                      run_page, desktop_model):
+    """Built with --threaded-wasm: the page picks the threaded build itself where it is cross-origin
+    isolated, and one thread where the WebView ignores COOP/COEP; the same output either way."""
+    from android_demo.page import site
+
+    photo = sample_photos[2]
+    with site(threaded_apk, headers=None if isolated else {}) as base:
+        out = run_page({"url": url(base, camera="0"), "origin": APP_ORIGIN + "/",
+                        "steps": [{"op": "photo", "path": str(photo)},
+                                  {"op": "eval", "js": "[crossOriginIsolated, window.officenet.state.model.build]"}]})
+    r, page = out["results"]
+    assert page == [isolated, "threaded" if isolated else "relaxed"]
+    assert r["raw"] == desktop_model(reference_input(bundle, decode_image(photo.read_bytes()))).tolist()
+
+
+CAMERA = "({starts: officenet.camera.starts, live: !!officenet.camera.stream, " \
+         "tracks: officenet.camera.stream ? officenet.camera.stream.getTracks().map((t) => t.readyState) : []})"
+
+
+def test_camera_restarts_when_its_stream_ends_and_is_given_back_while_hidden(landscape, apk_site, run_page,
+                                                                            tmp_path):
+    write_y4m(landscape, tmp_path / "frame.y4m")
+    out = run_page({"url": url(apk_site), "y4m": str(tmp_path / "frame.y4m"), "steps": [
+        {"op": "camera"},
+        {"op": "eval", "js": CAMERA},
+        # The stream ends under the page (Android took the camera; stop() fires no 'ended' event).
+        {"op": "eval", "js": "officenet.camera.stream.getVideoTracks()[0].stop(), true"},
+        {"op": "wait", "js": "officenet.camera.starts === 2 && !!officenet.camera.stream"},
+        {"op": "camera"},
+        # The app goes to the background: the camera is released, and taken again on return.
+        {"op": "eval", "js": "window.__track = officenet.camera.stream.getVideoTracks()[0], true"},
+        {"op": "visibility", "hidden": True},
+        {"op": "eval", "js": f"({{...{CAMERA}, released: window.__track.readyState}})"},
+        {"op": "visibility", "hidden": False},
+        {"op": "wait", "js": "officenet.camera.starts === 3 && !!officenet.camera.stream"},
+        {"op": "camera"},
+        {"op": "eval", "js": CAMERA},
+    ]})
+    first, before, _, _, after_restart, _, _, hidden, _, _, after_show, shown = out["results"]
+    assert before == {"starts": 1, "live": True, "tracks": ["live"]}
+    assert after_restart["source"] == "camera" and len(after_restart["dom"]["labels"]) == 3
+    assert hidden == {"starts": 2, "live": False, "tracks": [], "released": "ended"}
+    assert shown == {"starts": 3, "live": True, "tracks": ["live"]}
+    assert after_show["source"] == "camera" and len(after_show["dom"]["labels"]) == 3
+
+
+def test_edge_to_edge_keeps_every_control_out_of_the_system_bars(apk_site, run_page, tmp_path):
+    """A phone viewport (412x915 CSS px, 2.625x) with a 48 px status bar and cutout on top and a
+    24 px gesture bar below, as an edge-to-edge app (targetSdk 35) gets on Android 15."""
+    shot = tmp_path / "edge-to-edge.png"
+    out = run_page({"url": url(apk_site, camera="0"), "viewport": {"width": 412, "height": 915}, "scale": 2.625,
+                    "safe_area": {"top": 48, "bottom": 24},
+                    "steps": [{"op": "eval", "js": "document.getElementById('settings').hidden = false"},
+                              {"op": "eval", "js": "[...document.querySelectorAll('#status, nav button, nav .button,"
+                                                   " #settings input, #settings button')].map((e) => {"
+                                                   " const r = e.getBoundingClientRect();"
+                                                   " return {id: e.id || e.textContent, top: r.top, bottom: r.bottom}; })"},
+                              {"op": "screenshot", "path": str(shot)}]})
+    controls = out["results"][1]
+    assert len(controls) >= 6
+    for c in controls:
+        assert c["top"] >= 48 and c["bottom"] <= 915 - 24, c
+    assert shot.stat().st_size > 0
+
+
+def test_fallback_from_the_apps_origin_to_a_server_on_the_lan(tiny_bundle, apk, lan_netns, sample_photos):
+    """The phone's real path: the page at https://appassets.androidplatform.net posts to plain
+    http://<LAN address>:8000, here a real server on 10.77.0.1 in a network namespace of the
+    test's own (browser, page and server all inside it). Desktop Chromium refuses it (Local
+    Network Access: a public origin asking a private address, without the user's permission; and
+    mixed content): the page must say what failed. Granting the permission, and treating the
+    server's origin as secure (what MainActivity's MIXED_CONTENT_ALWAYS_ALLOW does in a WebView),
+    the page shows the LAN server's answer."""
+    from android_demo.page import drive
+    from servers import page_site
+
+    photo = sample_photos[0]
+    with real_server(tiny_bundle, lan_netns.address, lan_netns.prefix, port=8000) as server, \
+            page_site(apk[0], lan_netns.prefix) as base:
+        job = {"url": url(base, camera="0", ondevice="0", server=server), "origin": APP_ORIGIN + "/"}
+        status = "document.getElementById('status').textContent"
+        blocked = drive({**job, "steps": [{"op": "pick", "path": str(photo)},
+                                          {"op": "wait", "js": f"{status}.startsWith('error:') && {status}"}]},
+                        prefix=lan_netns.prefix)
+        allowed = drive({**job, "args": [f"--unsafely-treat-insecure-origin-as-secure={server}"],
+                         "grant": ["local-network-access"],
+                         "steps": [{"op": "photo", "path": str(photo)}]}, prefix=lan_netns.prefix)
+        answer = json.loads(subprocess.run(
+            [*lan_netns.prefix, "python3", "-c", "import sys, urllib.request; print(urllib.request.urlopen("
+             "urllib.request.Request(sys.argv[1], data=open(sys.argv[2], 'rb').read(), "
+             "headers={'Content-Type': 'image/jpeg'})).read().decode())", server + "/classify?top_k=3", str(photo)],
+            capture_output=True, text=True, check=True).stdout)
+    assert blocked["url"].startswith(APP_ORIGIN) and blocked["mode"] == "server"
+    assert f"cannot reach the server at {server}" in blocked["results"][1]
+    assert any("Mixed Content" in line or "address space" in line for line in blocked["console"]), blocked["console"]
+    r = allowed["results"][0]
+    assert r["mode"] == "server"
+    assert r["dom"]["labels"] == [p["label"] for p in answer["predictions"]]
+    assert r["dom"]["scores"] == [js_percent(p["score"]) for p in answer["predictions"]]
