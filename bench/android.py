@@ -4,8 +4,9 @@ LiteRT.js vs desktop LiteRT; the APK's size.
     python -m bench.android --bundle artifacts/bundle
     # -> bench/results/android.md and bench/results/android.json
 
-In one run on this machine: build the APK from the bundle and serve its page (taken from the APK,
-with the cross-origin isolation headers MainActivity sends) to headless Chromium.
+In one run on this machine: build the APK from the bundle (and one with ``--threaded-wasm``, which
+also ships the threaded build) and serve the latter's page (taken from the APK, with the
+cross-origin isolation headers MainActivity sends) to headless Chromium.
 1. Per frame, as a phone runs it: Chromium's fake camera plays a real photo at 640x480; the page
    preprocesses each frame and runs the model; per-frame time = preprocess + inference (input copy,
    invoke, output read), for each LiteRT.js build (relaxed SIMD and plain SIMD on one thread, the
