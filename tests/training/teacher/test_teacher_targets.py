@@ -1,0 +1,180 @@
+"""Soft targets and their cache, with a small real teacher (a tf_keras conv net saved as .keras)
+on real photos: the tiny office dataset plus non-office photos (tests/conftest.py)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.data.dataset import SPLITS, load_dataset
+from training.teacher import TeacherError, load_teacher, soft_targets, targets
+from training.teacher.heads import log_loss
+from training.teacher.targets import cache_path
+from training.teacher.views import photo_views
+
+
+def make_teacher(path: Path, seed: int) -> Path:
+    from training.tfenv import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 127.5, -1)(inputs)
+    x = keras.layers.Conv2D(16, 3, 2, activation="relu")(x)
+    x = keras.layers.Conv2D(32, 3, 2, activation="relu")(x)
+    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_teacher(tmp_path_factory) -> Path:
+    return make_teacher(tmp_path_factory.mktemp("teacher") / "small.keras", seed=0)
+
+
+@pytest.fixture
+def data(others_dataset, tmp_path) -> Path:
+    """A private copy of the dataset (the cache is written beside it, and some tests damage it)."""
+    root = tmp_path / "office20"
+    shutil.copytree(others_dataset, root, ignore=shutil.ignore_patterns("teacher"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def computed(others_dataset, small_teacher, tmp_path_factory):
+    root = tmp_path_factory.mktemp("computed") / "office20"
+    shutil.copytree(others_dataset, root, ignore=shutil.ignore_patterns("teacher"))
+    notes = []
+    ds = load_dataset(root)
+    return ds, soft_targets(ds, small_teacher, progress=notes.append), notes
+
+
+def every_file(ds):
+    office = [(p, y) for s in SPLITS for p, y in ds.items(s)]
+    others = [(p, len(ds.classes)) for s in SPLITS for p, _ in ds.others_items(s)]
+    return office + others
+
+
+def extracted(notes) -> bool:
+    return any("images/s" in n for n in notes)
+
+
+def test_every_file_has_two_views_of_log_probs(computed):
+    ds, t, notes = computed
+    assert extracted(notes) and t.head == "fitted" and t.teacher == "small"
+    paths = [p for p, _ in every_file(ds)]
+    lp = t.log_probs(paths)
+    assert lp.shape == (len(paths), 2, len(ds.classes) + 1) and lp.dtype == np.float32
+    np.testing.assert_allclose(np.log(np.exp(lp.astype(np.float64)).sum(-1)), 0, atol=1e-4)
+    assert np.abs(lp[:, 0] - lp[:, 1]).max() > 1e-3  # the flipped view is scored on its own
+    with pytest.raises(TeacherError, match="no teacher targets"):
+        t.log_probs([ds.root / "n00000000" / "nope.JPEG"])
+
+
+def test_views_are_the_photo_and_its_mirror_through_the_teacher(computed, small_teacher):
+    ds, t, _ = computed
+    teacher = load_teacher(small_teacher)
+    feats = np.load(cache_path(ds, teacher, "features"))["features"]
+    order = [f.path for f in ds.files]
+    for rel in order[:3]:
+        views = photo_views(ds.root / rel, 32)
+        np.testing.assert_array_equal(views[1], views[0][:, ::-1])
+        np.testing.assert_allclose(feats[order.index(rel)], teacher.features(views), rtol=2e-3, atol=2e-3)
+
+
+def test_fitted_head_beats_the_class_prior_on_val(computed):
+    ds, t, _ = computed
+    val = [(p, y) for p, y in ds.items("val")] + [(p, len(ds.classes)) for p, _ in ds.others_items("val")]
+    labels = np.array([y for _, y in val])
+    lp = t.log_probs([p for p, _ in val])[:, 0]
+    train = np.array([y for _, y in ds.items("train")] + [len(ds.classes)] * len(ds.others_items("train")))
+    prior = np.log(np.bincount(train, minlength=len(ds.classes) + 1) / len(train))
+    assert log_loss(lp, labels) < log_loss(np.tile(prior, (len(labels), 1)), labels) - 0.1
+    assert t.meta["val"]["log_loss"] == pytest.approx(log_loss(lp, labels), abs=1e-3)
+    assert t.meta["head_details"]["l2"] in (1e-3, 1e-2, 1e-1)
+
+
+def test_cache_is_reused_and_complete(computed, small_teacher):
+    ds, t, _ = computed
+    teacher = load_teacher(small_teacher)
+    files = [cache_path(ds, teacher, k) for k in ("features", "fitted")]
+    meta = json.loads(files[1].with_suffix(".json").read_text())
+    assert meta["dataset"] == {"id": ds.id, "sha256": ds.sha256} and meta["teacher"]["hash"] == teacher.hash
+    assert meta["shape"] == list(t.array.shape) and meta["head"] == "fitted"
+    before = {f: f.stat().st_mtime_ns for f in files}
+    notes = []
+    again = soft_targets(ds, small_teacher, progress=notes.append)
+    assert notes == [] and {f: f.stat().st_mtime_ns for f in files} == before
+    np.testing.assert_array_equal(again.array, t.array)
+    assert sorted(p.name for p in files[0].parent.iterdir()) == sorted(
+        [f.name for f in files] + [f.with_suffix(".json").name for f in files])  # no temp or part files
+
+
+def test_truncated_cache_is_detected_and_recomputed(data, small_teacher):
+    ds = load_dataset(data)
+    first = soft_targets(ds, small_teacher, progress=lambda _: None)
+    path = cache_path(ds, load_teacher(small_teacher), "fitted")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    notes = []
+    again = soft_targets(ds, small_teacher, progress=notes.append)
+    assert any(path.name in n and "truncated" in n for n in notes)
+    assert not extracted(notes)  # the features cache was intact: only the head is refitted
+    np.testing.assert_allclose(again.array, first.array, atol=1e-5)
+
+
+def test_cache_of_another_dataset_or_teacher_is_not_used(data, small_teacher, tmp_path):
+    ds = load_dataset(data)
+    soft_targets(ds, small_teacher, progress=lambda _: None)
+    # Another dataset with the same id (same files) but a changed dataset.json: its cache is stale.
+    meta = json.loads((data / "dataset.json").read_text())
+    meta["splits"]["note"] = "edited"
+    (data / "dataset.json").write_text(json.dumps(meta))
+    notes = []
+    soft_targets(load_dataset(data), small_teacher, progress=notes.append)
+    assert any("made for another dataset" in n for n in notes) and extracted(notes)
+    # Another teacher's cache under this teacher's name: detected by the recorded hash.
+    ds = load_dataset(data)
+    other = make_teacher(tmp_path / "small.keras", seed=1)
+    mine, theirs = load_teacher(small_teacher), load_teacher(other)
+    assert mine.hash != theirs.hash
+    for kind in ("features", "fitted"):
+        for suffix in (".npz", ".json"):
+            shutil.copy(cache_path(ds, mine, kind).with_suffix(suffix), cache_path(ds, theirs, kind).with_suffix(suffix))
+    notes = []
+    soft_targets(ds, other, progress=notes.append)
+    assert any("made by another teacher" in n for n in notes) and extracted(notes)
+
+
+def test_killed_run_leaves_no_torn_file_and_resumes(data, small_teacher, monkeypatch):
+    monkeypatch.setattr(targets, "PART", 500)  # several resumable pieces
+
+    def killed_after_extraction(line):
+        if "images/s" in line and "left" not in line:  # the summary line, after the last piece
+            raise KeyboardInterrupt
+
+    ds = load_dataset(data)
+    with pytest.raises(KeyboardInterrupt):
+        soft_targets(ds, small_teacher, progress=killed_after_extraction)
+    teacher = load_teacher(small_teacher)
+    folder = cache_path(ds, teacher, "features").parent
+    parts = sorted(p.name for p in cache_path(ds, teacher, "features").with_suffix(".parts").iterdir())
+    assert parts == [f"{i:05d}.npz" for i in range(5)]
+    assert [p.name for p in folder.iterdir()] == [cache_path(ds, teacher, "features").with_suffix(".parts").name]
+
+    def killed_while_fitting(line):
+        if line.startswith("fitted head"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        soft_targets(ds, small_teacher, progress=killed_while_fitting)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        cache_path(ds, teacher, "features").with_suffix(s).name for s in (".npz", ".json"))
+    notes = []
+    soft_targets(ds, small_teacher, progress=notes.append)
+    assert not extracted(notes) and cache_path(ds, teacher, "fitted").is_file()
+
+
+def test_imagenet_head_needs_an_imagenet_teacher(data, small_teacher):
+    with pytest.raises(TeacherError, match="head 'imagenet' does not apply.*fitted or auto"):
+        soft_targets(load_dataset(data), small_teacher, head="imagenet")
