@@ -26,7 +26,7 @@ export const WASM_BUILDS = {
 export async function loadManifest(base) {
   const response = await fetch(new URL('manifest.json', new URL(base, location.href)));
   if (!response.ok) throw new Error(`bundle manifest: HTTP ${response.status}`);
-  return response.json();
+  return (await import('./seal.js')).sealedManifest(response, base);  // refuses an edited manifest
 }
 
 // Best k of the dequantized scores; ties keep the lower index first (a stable sort, as numpy's).
