@@ -1,0 +1,154 @@
+"""Recipes side by side (issue 15): each shipped bundle and the run it came from, on the same photos.
+
+    python -m bench.compare --bundle scratch=artifacts/bundle-scratch --bundle teacher=artifacts/bundle
+
+For every ``NAME=BUNDLE`` (its run is the one its export_config.json names), one row each of:
+- float test top-1/top-3 (the run's metrics.json) and int8 test top-1/top-3 as shipped (the
+  bundle's model.tflite in desktop LiteRT, reference preprocessing), int8/float agreement;
+- per-class int8 test top-1;
+- "not an office object" on unseen non-office classes (bench.abstain's figures: AUROC of the
+  rule's score, share of non-office photos labelled at 90 % office coverage);
+- real full-size photos: the ``imagenet-samples`` photos of the bundle's classes (top-1/top-3)
+  and of other classes (the share given an office label instead of "not sure");
+- the run's training wall time and teacher.
+Writes bench/results/compare.md and .json (with the CPU's flags). Goals (issue 15): int8 test
+top-1 >= 75 %, AUROC >= 0.92 with <= 20 % non-office labelled at 90 % coverage, agreement >= 98 %.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.abstain import measure as abstain_figures
+from bench.record import cpu_info, cpu_line, write_results
+from bundle.abstain import abstains
+from bundle.flags import REQUIRED, add_group, given, setting
+from bundle.images import decode_image
+from bundle.manifest import BundleError, load_bundle
+from bundle.preprocess import preprocess
+from export.inputs import ExportError, split_arrays
+from bundle.litert import LiteRTModel
+from training.data.dataset import DatasetError
+from training.run import RunError, load_run
+
+RESULTS = Path(__file__).parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = Path(os.environ.get("OFFICENET_SHARED", REPO.parent / "shared")) / "datasets" / "imagenet-samples" / "images"
+GOALS = {"int8_top1": 0.75, "auroc": 0.92, "labelled_at_90": 0.20, "agreement": 0.98}
+
+
+def topk_hits(probs: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    best = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return (best == labels[:, None]).any(1)
+
+
+def sample_figures(model: LiteRTModel, bundle) -> dict:
+    """The full-size golden photos through the shipped model, as the server would run them."""
+    index = {c["wnid"]: c["index"] for c in bundle.manifest["classes"]}
+    photos = sorted(SAMPLES.glob("*.JPEG"))
+    if not photos:
+        return {"photos": 0, "note": f"no photos at {SAMPLES}"}
+    probs = model.probabilities(np.stack([preprocess(decode_image(p.read_bytes()), bundle.preprocess)
+                                          for p in photos]))
+    wnids = [p.name.split("_", 1)[0] for p in photos]
+    office = np.array([w in index for w in wnids])
+    labels = np.array([index.get(w, -1) for w in wnids])
+    rule = bundle.manifest.get("abstain")
+    labelled = ~abstains(probs, rule) if rule else np.ones(len(photos), bool)
+    return {"photos": len(photos), "office_photos": int(office.sum()), "other_photos": int((~office).sum()),
+            "office_top1": round(float(topk_hits(probs[office], labels[office], 1).mean()), 4),
+            "office_top3": round(float(topk_hits(probs[office], labels[office], 3).mean()), 4),
+            "office_answered": round(float(labelled[office].mean()), 4),
+            "others_labelled": round(float(labelled[~office].mean()), 4),
+            "misses": [{"photo": p.name, "top1": bundle.manifest["classes"][int(probs[i].argmax())]["label"]}
+                       for i, p in enumerate(photos) if office[i] and probs[i].argmax() != labels[i]]}
+
+
+def measure(name: str, bundle_dir: Path) -> dict:
+    b = load_bundle(bundle_dir)
+    run = load_run(Path(json.loads((bundle_dir / "export_config.json").read_text())["run"]))
+    ds = run.load_dataset()
+    if ds.sha256 != b.manifest["dataset"]["sha256"]:
+        raise ValueError(f"{bundle_dir} was not exported from {ds.root} as it is now (dataset.json differs)")
+    model = LiteRTModel(b.model_path.read_bytes())
+    x, y = split_arrays(ds, "test", b.preprocess)
+    probs = model.probabilities(x)
+    top1 = topk_hits(probs, y, 1)
+    per_class = [{"label": c.label, "int8_top1": round(float(top1[y == i].mean()), 4),
+                  "float_top1": next((r["top1"] for r in run.metrics["test"]["per_class"] if r["wnid"] == c.wnid), None)}
+                 for i, c in enumerate(ds.classes)]
+    ab = abstain_figures(bundle_dir, ds.root)["int8"] if b.manifest.get("abstain") else None
+    return {
+        "name": name, "bundle": str(bundle_dir), "run": str(run.path), "teacher": run.config.teacher.name,
+        "teacher_head": run.config.teacher.head if run.config.teacher.name != "none" else None,
+        "epochs": run.metrics["epochs"], "train_wall_s": run.metrics["wall_time_s"],
+        "float": {"top1": run.metrics["test"]["top1"], "top3": run.metrics["test"]["top3"]},
+        "int8": {"top1": round(float(top1.mean()), 4), "top3": round(float(topk_hits(probs, y, 3).mean()), 4)},
+        "agreement": b.manifest["parity"]["agreement"],
+        "abstain": None if ab is None else {"auroc": ab["auroc"],
+                                            "labelled_at_90": ab["at_office_coverage"]["90"]["others_answered"],
+                                            "others_images": ab["others_images"]},
+        "per_class": per_class, "samples": sample_figures(model, b)}
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
+
+
+def render(rows: list[dict], cpu: dict) -> str:
+    out = ["# Recipes side by side: from scratch vs distilled from an ImageNet teacher", "", cpu_line(cpu) + ".", "",
+           "Every bundle is scored on the same photos (office test split, unseen non-office classes, the "
+           "full-size `imagenet-samples` photos) through its shipped int8 model.tflite; float figures are "
+           "the run's own (metrics.json).", "",
+           "| recipe | teacher | epochs | train time | float top-1 / top-3 | int8 top-1 / top-3 (shipped) | "
+           "int8/float agreement | AUROC | non-office labelled @90 % | full-size office top-1 / top-3 | "
+           "full-size non-office labelled |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ab, s = r["abstain"] or {}, r["samples"]
+        out.append(f"| {r['name']} | {r['teacher']}{' (' + r['teacher_head'] + ')' if r['teacher_head'] else ''} | "
+                   f"{r['epochs']} | {r['train_wall_s'] / 60:.0f} min | {_pct(r['float']['top1'])} / "
+                   f"{_pct(r['float']['top3'])} | **{_pct(r['int8']['top1'])}** / {_pct(r['int8']['top3'])} | "
+                   f"{_pct(r['agreement'])} | {ab.get('auroc', 'n/a')} | {_pct(ab.get('labelled_at_90'))} | "
+                   f"{_pct(s.get('office_top1'))} / {_pct(s.get('office_top3'))} (of {s.get('office_photos')}) | "
+                   f"{_pct(s.get('others_labelled'))} (of {s.get('other_photos')}) |")
+    out += ["", "Goals (issue 15): int8 test top-1 >= 75 %, AUROC >= 0.92 with <= 20 % of non-office photos "
+            "labelled at 90 % office coverage, int8/float agreement >= 98 %.", "", "## Per class (int8 test top-1)", "",
+            "| class | " + " | ".join(r["name"] for r in rows) + " |", "|---|" + "---|" * len(rows)]
+    for i, c in enumerate(rows[0]["per_class"]):
+        out.append(f"| {c['label']} | " + " | ".join(_pct(r["per_class"][i]["int8_top1"]) for r in rows) + " |")
+    return "\n".join(out) + "\n"
+
+
+@dataclass
+class CompareConfig:
+    bundle: list[str] = setting(REQUIRED, "a recipe's published bundle (repeat: one row each)", metavar="NAME=DIR",
+                                repeat=True)
+    results: Path = setting(RESULTS, "folder for compare.md / compare.json", metavar="DIR")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0])
+    add_group(p, "compare", CompareConfig, title="what to compare, and where")
+    a = CompareConfig(**given(p.parse_args(argv), "compare"))
+    try:
+        pairs = [item.split("=", 1) for item in a.bundle]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError("--bundle takes NAME=DIR, e.g. --bundle teacher=artifacts/bundle")
+        rows = [measure(name, Path(path)) for name, path in pairs]
+    except (ValueError, OSError, BundleError, DatasetError, ExportError, RunError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cpu = cpu_info()
+    write_results(a.results, "compare", {"cpu": cpu, "recipes": rows}, render(rows, cpu))
+    print(render(rows, cpu))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
