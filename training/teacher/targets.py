@@ -243,9 +243,12 @@ def _features(ds: Dataset, t: Teacher, files: DatasetFiles, expect: dict, crop_f
     if found is not None:
         return found[0]
     parts = path.with_suffix(".parts")
+    start = time.monotonic()
     feats = extract_features(t, ds.root, files.paths, crop_fraction, progress, parts,
                              json.dumps(expect, sort_keys=True))
-    _write(path, "features", feats, files.paths, {**expect, "head": None})
+    seconds = time.monotonic() - start  # includes pieces resumed from an earlier run, if any
+    extraction = {"seconds": round(seconds), "images_per_s": round(feats.shape[0] * len(VIEWS) / max(seconds, 1e-9), 1)}
+    _write(path, "features", feats, files.paths, {**expect, "head": None, "extraction": extraction})
     shutil.rmtree(parts, ignore_errors=True)
     return feats
 
