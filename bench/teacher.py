@@ -22,11 +22,13 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.record import cpu_info, cpu_line, write_results
+from bundle.flags import add_group, given, setting
 from export.abstain import auroc
 from training.data.dataset import DatasetError, load_dataset
 from training.teacher import TEACHERS, TeacherError, load_teacher, soft_targets
@@ -133,15 +135,20 @@ def render(r: dict, cpu: dict) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class BenchTeacherConfig:
+    data: str = setting("data/office20", "dataset (with non-office photos for AUROC)", metavar="DIR")
+    teacher: str = setting("efficientnet-lite0", "the teacher to measure", tuple(sorted(TEACHERS)))
+    sizes: list[int] = setting(lambda: [128, 160, 224], "input sizes to compare", metavar="PX")
+    sweep_photos: int = setting(400, "office val photos for the size sweep", metavar="N")
+    samples: Path = setting(SAMPLES, "imagenet-samples images folder", metavar="DIR")
+    results: str = setting("bench/results", "results folder", metavar="DIR")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.teacher", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="data/office20", help="dataset (with non-office photos for AUROC)")
-    p.add_argument("--teacher", default="efficientnet-lite0", choices=sorted(TEACHERS))
-    p.add_argument("--sizes", type=int, nargs="+", default=[128, 160, 224], help="input sizes to compare")
-    p.add_argument("--sweep-photos", type=int, default=400, help="office val photos for the size sweep")
-    p.add_argument("--samples", type=Path, default=SAMPLES, help="imagenet-samples images folder")
-    p.add_argument("--results", default="bench/results")
-    a = p.parse_args(argv)
+    add_group(p, "bench", BenchTeacherConfig, title="what to measure, and where")
+    a = BenchTeacherConfig(**given(p.parse_args(argv), "bench"))
     try:
         ds = load_dataset(a.data)
         teacher = load_teacher(a.teacher)
