@@ -74,7 +74,8 @@ def finished_run(run: Path, argv: list[str]) -> bool:
 
     A 30-epoch default run costs ~26 minutes of a 2-core CPU, so a run made earlier (for example
     ``make train``'s, copied or pointed to with --work) counts if its saved config.json equals what
-    ``argv`` resolves to, ignoring only where it was written and whether a progress bar showed.
+    ``argv`` resolves to, ignoring only where it was written, whether a progress bar showed and the
+    hardware it resolved.
     """
     from training.config import build_parser, config_from_args
     from training.data.dataset import load_dataset
@@ -89,7 +90,10 @@ def finished_run(run: Path, argv: list[str]) -> bool:
     resolve_for_dataset(cfg, ds)
     want, have = cfg.to_dict(), saved.config.to_dict()
     for c in (want, have):
-        for key in ("out", "progress", "resume", "stop_after"):
+        # Where and how it ran, not what was trained: the output folder, the progress bar, and the
+        # hardware the trainer resolves on the machine at hand (recorded in config.json).
+        for key in ("out", "progress", "resume", "stop_after", "strategy", "cpu_replicas", "replicas",
+                    "mixed_precision", "jit_compile"):
             c["runtime"].pop(key, None)
         c["data"].pop("root", None)   # the same dataset may sit at another path; its id is checked below
     same_data = saved.metrics["dataset"]["id"] == ds.id
