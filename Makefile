@@ -48,7 +48,7 @@ STAMP := $(VENV)/.officenet-setup-$(GPU)
 # checkout is put on the venv's path (a .pth file), so `$(PY) -m training.train` works from any folder.
 LINK_CHECKOUT = echo "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/officenet.pth"
 
-.PHONY: help setup setup-serve setup-android data train export serve apk bench test test-fast clean
+.PHONY: help setup setup-serve setup-android data train export serve apk bench lint test test-fast clean
 
 help:
 	@echo "make setup             create $(VENV) with the pinned stack (GPU=1: CUDA build of TensorFlow)"
@@ -58,7 +58,7 @@ help:
 	@echo "make serve             HTTP classifier on HOST=$(HOST) PORT=$(PORT)"
 	@echo "make apk               signed Android demo APK at $(APK)"
 	@echo "make bench             benchmarks, results in bench/results/"
-	@echo "make test              the whole test suite (what CI runs); make test-fast skips slow tests"
+	@echo "make test              lint + the whole test suite (what CI runs); make test-fast skips slow tests"
 
 setup: $(STAMP)
 
@@ -115,10 +115,15 @@ apk: setup setup-android
 bench: setup setup-android
 	$(PY) -m bench --data $(DATA) --run $(RUN) --bundle $(BUNDLE) $(BENCH_ARGS)
 
-test: setup setup-android
+# One style: ruff's lint and formatter (pyproject.toml) before any test runs.
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: setup setup-android lint
 	$(PY) -m pytest $(TEST_ARGS)
 
-test-fast: setup
+test-fast: setup lint
 	$(PY) -m pytest -m "not slow" $(TEST_ARGS)
 
 clean:

@@ -7,8 +7,9 @@ Steps: validate the bundle (``bundle.manifest.load_bundle``); lay out the assets
 ``android_demo/web/``, the bundle's model.tflite + manifest.json + labels.txt byte for byte, the
 LiteRT.js runtime and its wasm); ``javac --release 7`` the activity against the compile-only stubs
 in ``android_demo/stubs/`` (dx 1.11, the only dexer reachable here, reads Java 7 class files);
-dex with dx (JDK 20+ cannot emit Java 7, so a JDK <= 19 is looked for: ``find_javac``); package with ``aapt`` against the platform's framework-res.apk, model and wasm
-stored uncompressed; ``zipalign -p 4``; sign v2 + v3 with ``apksigner``.
+dex with dx (JDK 20+ cannot emit Java 7, so a JDK <= 19 is looked for: ``find_javac``); package
+with ``aapt`` against the platform's framework-res.apk, model and wasm stored uncompressed;
+``zipalign -p 4``; sign v2 + v3 with ``apksigner``.
 
 The signing key is a debug key generated once into ``android_demo/debug.keystore`` (git-ignored),
 or a release key named by environment variables: OFFICENET_KEYSTORE (path),
@@ -17,6 +18,7 @@ environment; apksigner reads them from there). Next to the APK, ``<apk>.json`` r
 in (bundle, sizes, the model's share, the signing certificate). Run ``bash android_demo/setup.sh``
 first (``make apk`` does).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,8 +84,9 @@ def run(cmd: list, **kw) -> subprocess.CompletedProcess:
     """Run a build tool; a failure becomes a BuildError carrying the tool's own message."""
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
     if proc.returncode != 0:
-        raise BuildError(f"{Path(str(cmd[0])).name} failed ({proc.returncode}):\n"
-                         f"{(proc.stderr or proc.stdout).strip()}")
+        raise BuildError(
+            f"{Path(str(cmd[0])).name} failed ({proc.returncode}):\n{(proc.stderr or proc.stdout).strip()}"
+        )
     return proc
 
 
@@ -119,9 +122,11 @@ def require_tools() -> dict[str, str]:
     if shutil.which("javac") is None:
         missing.append("javac")
     elif (javac := find_javac()) is None:
-        raise BuildError(f"javac {jdk_major(shutil.which('javac'))} cannot emit the Java 7 class files dx 1.11 "
-                         f"reads (JDK 20 dropped --release 7), and no JDK <= {NEWEST_JDK_FOR_DX} is in {JVM_DIR}: "
-                         "install openjdk-17-jdk-headless (bash android_demo/setup.sh does)")
+        raise BuildError(
+            f"javac {jdk_major(shutil.which('javac'))} cannot emit the Java 7 class files dx 1.11 "
+            f"reads (JDK 20 dropped --release 7), and no JDK <= {NEWEST_JDK_FOR_DX} is in {JVM_DIR}: "
+            "install openjdk-17-jdk-headless (bash android_demo/setup.sh does)"
+        )
     else:
         tools["javac"] = javac
     for needed in (FRAMEWORK_RES, DX_JAR, LITERT / "core" / "dist" / "index.js"):
@@ -135,6 +140,7 @@ def require_tools() -> dict[str, str]:
 @dataclass(frozen=True)
 class AppIdentity:
     """What Gradle keeps out of the manifest; app/build.gradle is the one place it is written."""
+
     package: str
     min_sdk: int
     target_sdk: int
@@ -142,7 +148,7 @@ class AppIdentity:
     version_name: str
 
     @classmethod
-    def from_gradle(cls, path: Path = GRADLE_APP) -> "AppIdentity":
+    def from_gradle(cls, path: Path = GRADLE_APP) -> AppIdentity:
         text = path.read_text()
 
         def value(key: str) -> str:
@@ -151,8 +157,13 @@ class AppIdentity:
                 raise BuildError(f"{path} has no literal `{key}`")
             return m.group(1)
 
-        return cls(value("namespace"), int(value("minSdk")), int(value("targetSdk")),
-                   int(value("versionCode")), value("versionName"))
+        return cls(
+            value("namespace"),
+            int(value("minSdk")),
+            int(value("targetSdk")),
+            int(value("versionCode")),
+            value("versionName"),
+        )
 
 
 def check_bundle(path: Path):
@@ -160,12 +171,14 @@ def check_bundle(path: Path):
     try:
         b = load_bundle(path)
     except BundleError as e:
-        raise BuildError(str(e))
+        raise BuildError(str(e)) from None
     for side in ("input", "output"):
         spec = b.manifest[side]
         if spec["dtype"] not in WEB_INPUT_DTYPES:
-            raise BuildError(f"bundle {side} dtype is {spec['dtype']}; the phone page's runtime "
-                             f"(LiteRT.js) needs {' or '.join(WEB_INPUT_DTYPES)}: re-export the model")
+            raise BuildError(
+                f"bundle {side} dtype is {spec['dtype']}; the phone page's runtime "
+                f"(LiteRT.js) needs {' or '.join(WEB_INPUT_DTYPES)}: re-export the model"
+            )
         if spec["shape"][0] != 1:
             raise BuildError(f"bundle {side} shape {spec['shape']} must have batch size 1")
     return b
@@ -204,13 +217,36 @@ def package(tools: dict, app: AppIdentity, work: Path, dex: Path) -> Path:
     unaligned, aligned = work / "unaligned.apk", work / "aligned.apk"
     # aapt (v1) wants the package in the manifest; Gradle wants it out (it adds it from namespace).
     manifest = work / "AndroidManifest.xml"
-    manifest.write_text((APP / "AndroidManifest.xml").read_text().replace(
-        "<manifest ", f'<manifest package="{app.package}" ', 1))
+    manifest.write_text(
+        (APP / "AndroidManifest.xml").read_text().replace("<manifest ", f'<manifest package="{app.package}" ', 1)
+    )
     no_compress = [arg for ext in NO_COMPRESS for arg in ("-0", ext)]
-    run([tools["aapt"], "package", "-f", "-M", manifest, "-S", APP / "res", "-A", work / "assets",
-         "-I", FRAMEWORK_RES, "--min-sdk-version", app.min_sdk, "--target-sdk-version", app.target_sdk,
-         "--version-code", app.version_code, "--version-name", app.version_name,
-         *no_compress, "-F", unaligned])
+    run(
+        [
+            tools["aapt"],
+            "package",
+            "-f",
+            "-M",
+            manifest,
+            "-S",
+            APP / "res",
+            "-A",
+            work / "assets",
+            "-I",
+            FRAMEWORK_RES,
+            "--min-sdk-version",
+            app.min_sdk,
+            "--target-sdk-version",
+            app.target_sdk,
+            "--version-code",
+            app.version_code,
+            "--version-name",
+            app.version_name,
+            *no_compress,
+            "-F",
+            unaligned,
+        ]
+    )
     with zipfile.ZipFile(unaligned, "a", zipfile.ZIP_DEFLATED) as z:
         z.write(dex, "classes.dex")
     run([tools["zipalign"], "-p", "-f", "4", unaligned, aligned])
@@ -233,23 +269,66 @@ def signing_key(cfg: BuildConfig, tools: dict) -> SigningKey:
     if not DEBUG_KEYSTORE.is_file():
         tmp = DEBUG_KEYSTORE.with_name(f".{DEBUG_KEYSTORE.name}.{os.getpid()}.part")
         tmp.unlink(missing_ok=True)
-        run([tools["keytool"], "-genkeypair", "-noprompt", "-keystore", tmp, "-storetype", "PKCS12",
-             "-storepass", "android", "-keypass", "android", "-alias", "androiddebugkey",
-             "-keyalg", "RSA", "-keysize", "2048", "-validity", "10000",
-             "-dname", "CN=officenet debug,O=officenet,C=US"])
+        run(
+            [
+                tools["keytool"],
+                "-genkeypair",
+                "-noprompt",
+                "-keystore",
+                tmp,
+                "-storetype",
+                "PKCS12",
+                "-storepass",
+                "android",
+                "-keypass",
+                "android",
+                "-alias",
+                "androiddebugkey",
+                "-keyalg",
+                "RSA",
+                "-keysize",
+                "2048",
+                "-validity",
+                "10000",
+                "-dname",
+                "CN=officenet debug,O=officenet,C=US",
+            ]
+        )
         os.replace(tmp, DEBUG_KEYSTORE)
         print(f"made a debug signing key: {DEBUG_KEYSTORE}")
     return SigningKey(DEBUG_KEYSTORE, "androiddebugkey", "pass:android", "pass:android", True)
 
 
 def sign(tools: dict, key: SigningKey, apk: Path, out: Path) -> str:
-    run([tools["apksigner"], "sign", "--ks", key.keystore, "--ks-key-alias", key.alias,
-         "--ks-pass", key.store_pass, "--key-pass", key.key_pass,
-         "--v1-signing-enabled", "false", "--v2-signing-enabled", "true",
-         "--v3-signing-enabled", "true", "--v4-signing-enabled", "false", "--out", out, apk])
+    run(
+        [
+            tools["apksigner"],
+            "sign",
+            "--ks",
+            key.keystore,
+            "--ks-key-alias",
+            key.alias,
+            "--ks-pass",
+            key.store_pass,
+            "--key-pass",
+            key.key_pass,
+            "--v1-signing-enabled",
+            "false",
+            "--v2-signing-enabled",
+            "true",
+            "--v3-signing-enabled",
+            "true",
+            "--v4-signing-enabled",
+            "false",
+            "--out",
+            out,
+            apk,
+        ]
+    )
     certs = run([tools["apksigner"], "verify", "--print-certs", out]).stdout
-    return next((line.split(":", 1)[1].strip() for line in certs.splitlines()
-                 if "certificate SHA-256 digest" in line), "")
+    return next(
+        (line.split(":", 1)[1].strip() for line in certs.splitlines() if "certificate SHA-256 digest" in line), ""
+    )
 
 
 def build(cfg: BuildConfig) -> dict:
@@ -275,12 +354,19 @@ def build(cfg: BuildConfig) -> dict:
         wasm_bytes = sum(i.compress_size for i in z.infolist() if i.filename.endswith(".wasm"))
     size = out.stat().st_size
     info = {
-        "apk": str(out), "bytes": size, "app": asdict(app), "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
-        "model_bytes": model_entry.compress_size, "model_share": model_entry.compress_size / size,
+        "apk": str(out),
+        "bytes": size,
+        "app": asdict(app),
+        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "model_bytes": model_entry.compress_size,
+        "model_share": model_entry.compress_size / size,
         "wasm_bytes": wasm_bytes,
-        "bundle": {"path": str(b.path.resolve()), "model": b.manifest["model"],
-                   "model_sha256": b.model_sha256,
-                   "manifest_sha256": hashlib.sha256((b.path / MANIFEST).read_bytes()).hexdigest()},
+        "bundle": {
+            "path": str(b.path.resolve()),
+            "model": b.manifest["model"],
+            "model_sha256": b.model_sha256,
+            "manifest_sha256": hashlib.sha256((b.path / MANIFEST).read_bytes()).hexdigest(),
+        },
         "signing": {"debug_key": key.debug, "certificate_sha256": cert},
         "config": {k: (str(v) if v is not None else None) for k, v in asdict(cfg).items()},
     }
@@ -293,22 +379,32 @@ def parse_args(argv: list[str] | None) -> BuildConfig:
         prog="python -m android_demo.build",
         description="Build the signed Android demo APK (WebView + LiteRT.js) from an export bundle.",
         epilog="Release signing: set OFFICENET_KEYSTORE, OFFICENET_KEYSTORE_PASS, OFFICENET_KEY_ALIAS "
-               "and OFFICENET_KEY_PASS; otherwise a debug key is made once in android_demo/debug.keystore.")
+        "and OFFICENET_KEY_PASS; otherwise a debug key is made once in android_demo/debug.keystore.",
+    )
     io = p.add_argument_group("input and output")
-    io.add_argument("--bundle", type=Path, default=BuildConfig.bundle,
-                    help="export bundle directory (default: %(default)s)")
+    io.add_argument(
+        "--bundle", type=Path, default=BuildConfig.bundle, help="export bundle directory (default: %(default)s)"
+    )
     io.add_argument("--out", type=Path, default=BuildConfig.out, help="APK to write (default: %(default)s)")
-    io.add_argument("--threaded-wasm", action="store_true",
-                    help="also ship LiteRT.js's threaded build (+9.4 MB), which the page runs on all cores "
-                         "where it is cross-origin isolated (slower than one thread on the 2-core machine "
-                         "measured: bench/results/android.md)")
+    io.add_argument(
+        "--threaded-wasm",
+        action="store_true",
+        help="also ship LiteRT.js's threaded build (+9.4 MB), which the page runs on all cores "
+        "where it is cross-origin isolated (slower than one thread on the 2-core machine "
+        "measured: bench/results/android.md)",
+    )
     signing = p.add_argument_group("signing")
-    signing.add_argument("--keystore", type=Path, default=None,
-                         help="release keystore (default: $OFFICENET_KEYSTORE, else the debug key)")
+    signing.add_argument(
+        "--keystore",
+        type=Path,
+        default=None,
+        help="release keystore (default: $OFFICENET_KEYSTORE, else the debug key)",
+    )
     signing.add_argument("--key-alias", default=None, help="key alias in --keystore (default: $OFFICENET_KEY_ALIAS)")
     a = p.parse_args(argv)
-    return BuildConfig(bundle=a.bundle, out=a.out, keystore=a.keystore, key_alias=a.key_alias,
-                       threaded_wasm=a.threaded_wasm)
+    return BuildConfig(
+        bundle=a.bundle, out=a.out, keystore=a.keystore, key_alias=a.key_alias, threaded_wasm=a.threaded_wasm
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,8 +415,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     mb = info["bytes"] / 1e6
-    print(f"built {info['apk']} ({mb:.1f} MB; model {info['model_bytes'] / 1e6:.2f} MB = "
-          f"{100 * info['model_share']:.1f}%, LiteRT.js wasm {info['wasm_bytes'] / 1e6:.1f} MB)")
+    print(
+        f"built {info['apk']} ({mb:.1f} MB; model {info['model_bytes'] / 1e6:.2f} MB = "
+        f"{100 * info['model_share']:.1f}%, LiteRT.js wasm {info['wasm_bytes'] / 1e6:.1f} MB)"
+    )
     if info["signing"]["debug_key"]:
         print("signed with the debug key (fine for sideloading; set OFFICENET_KEYSTORE etc. for a release)")
     print("install on a phone (USB debugging on):  adb install -r " + info["apk"])

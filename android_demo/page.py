@@ -12,6 +12,7 @@ The page is taken from the APK itself (assets/web/), so what runs is what the ph
 the steps) and returns its JSON; the tests and ``bench/android.py`` use it. ``write_y4m`` makes
 the video Chromium's fake camera plays (``"y4m"`` in a job).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,12 @@ ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     # WebAssembly.instantiateStreaming and module scripts insist on these types.
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
-                      ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json"}
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".js": "text/javascript",
+        ".wasm": "application/wasm",
+        ".json": "application/json",
+    }
     extra_headers: dict = {}
 
     def end_headers(self):
@@ -116,12 +121,11 @@ def drive(job: dict, timeout: float = 300, prefix: tuple[str, ...] = ()) -> dict
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="officenet-job-") as f:
         json.dump(job, f)
         f.flush()
-        proc = subprocess.run([*prefix, "node", str(DRIVER), f.name], capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run([*prefix, "node", str(DRIVER), f.name], capture_output=True, text=True, timeout=timeout)
     try:
         out = json.loads(proc.stdout)
     except json.JSONDecodeError:
-        raise PageError(f"the page driver printed no JSON (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise PageError(f"the page driver printed no JSON (exit {proc.returncode}):\n{proc.stderr[-3000:]}") from None
     if out.get("error"):
         console = "\n".join(line for line in out["console"] if "INFO:" not in line)
         raise PageError(f"{out['error']}\npage console:\n{console[-3000:]}")
@@ -129,13 +133,18 @@ def drive(job: dict, timeout: float = 300, prefix: tuple[str, ...] = ()) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m android_demo.page",
-                                description="Serve the demo APK's page on 127.0.0.1 for a desktop browser.")
-    p.add_argument("--apk", type=Path, default=Path("artifacts/officenet-demo.apk"),
-                   help="built APK (default: %(default)s)")
+    p = argparse.ArgumentParser(
+        prog="python -m android_demo.page", description="Serve the demo APK's page on 127.0.0.1 for a desktop browser."
+    )
+    p.add_argument(
+        "--apk", type=Path, default=Path("artifacts/officenet-demo.apk"), help="built APK (default: %(default)s)"
+    )
     p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default: %(default)s)")
-    p.add_argument("--no-isolation", action="store_true",
-                   help="leave out the cross-origin isolation headers the APK sends (COOP/COEP)")
+    p.add_argument(
+        "--no-isolation",
+        action="store_true",
+        help="leave out the cross-origin isolation headers the APK sends (COOP/COEP)",
+    )
     args = p.parse_args(argv)
     if not args.apk.is_file():
         print(f"error: no APK at {args.apk}; build one with: make apk", file=sys.stderr)

@@ -10,6 +10,7 @@ latency of RUN vs BUNDLE), the abstain rule's figures, the HTTP server (serves B
 APK's on-device runtime.
 Each stage's module can also be run alone (`python -m bench.server --help`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,13 @@ class BenchConfig:
     data: str = setting("data/office20", "dataset (for the training benchmark)", metavar="DIR")
     run: str = setting("artifacts/run", "trained run (make train)", metavar="DIR")
     bundle: str = setting("artifacts/bundle", "published bundle (make export)", metavar="DIR")
-    compare_bundle: list[str] = setting(lambda: [], "abstain benchmark: another bundle scored beside --bundle on "
-                                        "the same photos, e.g. the other abstain method's (repeatable)",
-                                        metavar="BUNDLE", repeat=True)
+    compare_bundle: list[str] = setting(
+        lambda: [],
+        "abstain benchmark: another bundle scored beside --bundle on "
+        "the same photos, e.g. the other abstain method's (repeatable)",
+        metavar="BUNDLE",
+        repeat=True,
+    )
     only: list[str] = setting(lambda: list(STAGES), "stages to run", STAGES, metavar="STAGE")
     train_quick: bool = setting(False, "training benchmark: 1 seed, short")
 
@@ -47,13 +52,17 @@ def stage_args(stage: str, a: BenchConfig) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_group(p, "bench", BenchConfig, title="what to measure")
     a = BenchConfig(**given(p.parse_args(argv), "bench"))
     needs = {"export": a.run, "abstain": a.bundle, "server": a.bundle, "android": a.bundle}
-    missing = [f"{s} needs {needs[s]} (make train export)" for s in a.only if s in needs
-               and not Path(needs[s]).exists()]
+    missing = [
+        f"{s} needs {needs[s]} (make train export)" for s in a.only if s in needs and not Path(needs[s]).exists()
+    ]
     if missing:
         print("error: " + "; ".join(missing), file=sys.stderr)
         return 2

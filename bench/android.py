@@ -16,6 +16,7 @@ cross-origin isolation headers MainActivity sends) to headless Chromium.
    XNNPACK) with one thread and all cores. Goal (issue 6): within 2x.
 No phone here: desktop-CPU figures, throttled or not.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,12 +43,18 @@ BUILDS = ("relaxed", "compat", "threaded")
 
 def summary(times_ms: list[float]) -> dict:
     q = statistics.quantiles(times_ms, n=20)
-    return {"median_ms": statistics.median(times_ms), "min_ms": min(times_ms), "p5_ms": q[0], "p95_ms": q[-1],
-            "n": len(times_ms)}
+    return {
+        "median_ms": statistics.median(times_ms),
+        "min_ms": min(times_ms),
+        "p5_ms": q[0],
+        "p95_ms": q[-1],
+        "n": len(times_ms),
+    }
 
 
-def desktop_times(model_path: Path, x: np.ndarray, threads: int, warmup: int, iterations: int,
-                  batch: int, xnnpack: bool = True) -> tuple:
+def desktop_times(
+    model_path: Path, x: np.ndarray, threads: int, warmup: int, iterations: int, batch: int, xnnpack: bool = True
+) -> tuple:
     """Like the page's bench step: each sample is the mean of ``batch`` back-to-back runs."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -55,6 +62,7 @@ def desktop_times(model_path: Path, x: np.ndarray, threads: int, warmup: int, it
     it = Interpreter(model_path=str(model_path), num_threads=threads, experimental_op_resolver_type=resolver)
     it.allocate_tensors()
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
+
     def once():
         it.set_tensor(inp["index"], x)
         it.invoke()
@@ -85,17 +93,34 @@ def frame_times(url: str, y4m: Path, build: str, throttling: int, warmup: int, f
     """The page on the fake camera: per-frame preprocess + inference, after ``warmup`` frames."""
     from android_demo.page import drive
 
-    out = drive({"url": f"{url}index.html?wasm={build}", "y4m": str(y4m), "cpu_throttling": throttling,
-                 "steps": [{"op": "frames", "n": warmup}, {"op": "frames", "n": frames},
-                           {"op": "eval", "js": "[window.officenet.state.model.build, crossOriginIsolated,"
-                                                " navigator.hardwareConcurrency]"}]})
+    out = drive(
+        {
+            "url": f"{url}index.html?wasm={build}",
+            "y4m": str(y4m),
+            "cpu_throttling": throttling,
+            "steps": [
+                {"op": "frames", "n": warmup},
+                {"op": "frames", "n": frames},
+                {
+                    "op": "eval",
+                    "js": "[window.officenet.state.model.build, crossOriginIsolated, navigator.hardwareConcurrency]",
+                },
+            ],
+        }
+    )
     got = out["results"][1]["frames"]
     ran, isolated, cores = out["results"][2]
     if ran != build:
         raise RuntimeError(f"asked for the {build} build, the page ran {ran}")
-    return {"build": ran, "cross_origin_isolated": isolated, "cores": cores, "throttling": throttling,
-            "frame": summary([f["ms"] + f["preprocessMs"] for f in got]),
-            "inference": summary([f["ms"] for f in got]), "preprocess": summary([f["preprocessMs"] for f in got])}
+    return {
+        "build": ran,
+        "cross_origin_isolated": isolated,
+        "cores": cores,
+        "throttling": throttling,
+        "frame": summary([f["ms"] + f["preprocessMs"] for f in got]),
+        "inference": summary([f["ms"] for f in got]),
+        "preprocess": summary([f["preprocessMs"] for f in got]),
+    }
 
 
 def run(bundle_dir: Path, photo: Path, warmup: int, iterations: int, batch: int, frames: int) -> dict:
@@ -117,9 +142,15 @@ def run(bundle_dir: Path, photo: Path, warmup: int, iterations: int, batch: int,
                     print(f"the page on the camera: {b} build, CPU throttling {rate}x...", flush=True)
                     per_frame.append(frame_times(url, y4m, b, rate, max(5, warmup // 4), frames))
             print("LiteRT.js (one thread) on one tensor...", flush=True)
-            out = drive({"url": url + "index.html?camera=0&wasm=relaxed",
-                         "steps": [{"op": "photo", "path": str(photo)},
-                                   {"op": "bench", "warmup": warmup, "iterations": iterations, "batch": batch}]})
+            out = drive(
+                {
+                    "url": url + "index.html?camera=0&wasm=relaxed",
+                    "steps": [
+                        {"op": "photo", "path": str(photo)},
+                        {"op": "bench", "warmup": warmup, "iterations": iterations, "batch": batch},
+                    ],
+                }
+            )
     picked, page_bench = out["results"]
     x = np.frombuffer(base64.b64decode(picked["input_b64"]), dtype=np.uint8).reshape(bundle.manifest["input"]["shape"])
     print("desktop LiteRT...", flush=True)
@@ -134,12 +165,17 @@ def run(bundle_dir: Path, photo: Path, warmup: int, iterations: int, batch: int,
         "machine": cpu_info(),
         # Other jobs share these cores; the 1-minute load average says how much, start and end.
         "load_average": {"start": load_start, "end": os.getloadavg()[0]},
-        "bundle": {"path": str(bundle_dir.resolve()), "name": bundle.manifest["model"]["name"],
-                   "version": str(bundle.manifest["model"].get("version")),
-                   "sha256": bundle.model_sha256,
-                   "input": bundle.manifest["input"]["shape"]},
-        "photo": photo.name, "runs_per_sample": batch,
-        "per_frame": per_frame, "goal_frame_ms_at_4x": GOAL_FRAME_MS,
+        "bundle": {
+            "path": str(bundle_dir.resolve()),
+            "name": bundle.manifest["model"]["name"],
+            "version": str(bundle.manifest["model"].get("version")),
+            "sha256": bundle.model_sha256,
+            "input": bundle.manifest["input"]["shape"],
+        },
+        "photo": photo.name,
+        "runs_per_sample": batch,
+        "per_frame": per_frame,
+        "goal_frame_ms_at_4x": GOAL_FRAME_MS,
         "fastest_unthrottled": min(at1, key=at1.get),
         "same_output": picked["raw"] == raw.reshape(-1).tolist(),
         "litertjs_wasm_1_thread": js,
@@ -150,88 +186,112 @@ def run(bundle_dir: Path, photo: Path, warmup: int, iterations: int, batch: int,
         # Other processes share this machine; the fastest samples are the least disturbed.
         "ratio_js_vs_desktop_1_thread_min": js["min_ms"] / d1["min_ms"],
         "goal_ratio": GOAL_RATIO,
-        "apk": {"bytes": info["bytes"], "model_bytes": info["model_bytes"], "model_share": info["model_share"],
-                "wasm_bytes": info["wasm_bytes"], "with_threaded_wasm_bytes": threaded["bytes"]},
+        "apk": {
+            "bytes": info["bytes"],
+            "model_bytes": info["model_bytes"],
+            "model_share": info["model_share"],
+            "wasm_bytes": info["wasm_bytes"],
+            "with_threaded_wasm_bytes": threaded["bytes"],
+        },
     }
 
 
 def markdown(r: dict) -> str:
-    m, js, d1, dall = r["machine"], r["litertjs_wasm_1_thread"], r["desktop_litert_1_thread"], \
-        r["desktop_litert_all_threads"]
+    m, js, d1, dall = (
+        r["machine"],
+        r["litertjs_wasm_1_thread"],
+        r["desktop_litert_1_thread"],
+        r["desktop_litert_all_threads"],
+    )
     ratio = r["ratio_js_vs_desktop_1_thread"]
     apk = r["apk"]
-    def row(name: str, s: dict) -> str:
-        return (f"| {name} | {s['median_ms']:.3f} | {s['min_ms']:.3f} | {s['p5_ms']:.3f} | {s['p95_ms']:.3f} "
-                f"| {s['n']} |")
 
-    builds = {"relaxed": "relaxed SIMD, 1 thread", "compat": "plain SIMD, 1 thread",
-              "threaded": "relaxed SIMD, threaded"}
-    frames = ["| build | throttling | per frame median ms | min ms | p95 ms | inference ms | preprocess ms | "
-              "frames/s | <= 33 ms |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    def row(name: str, s: dict) -> str:
+        return (
+            f"| {name} | {s['median_ms']:.3f} | {s['min_ms']:.3f} | {s['p5_ms']:.3f} | {s['p95_ms']:.3f} | {s['n']} |"
+        )
+
+    builds = {
+        "relaxed": "relaxed SIMD, 1 thread",
+        "compat": "plain SIMD, 1 thread",
+        "threaded": "relaxed SIMD, threaded",
+    }
+    frames = [
+        "| build | throttling | per frame median ms | min ms | p95 ms | inference ms | preprocess ms | "
+        "frames/s | <= 33 ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for f in r["per_frame"]:
         med = f["frame"]["median_ms"]
         goal = ("**yes**" if med <= r["goal_frame_ms_at_4x"] else "**no**") if f["throttling"] == 4 else ""
-        frames.append(f"| {builds[f['build']]} ({f['cores']} cores, isolated: {f['cross_origin_isolated']}) | "
-                      f"{f['throttling']}x | {med:.2f} | {f['frame']['min_ms']:.2f} | {f['frame']['p95_ms']:.2f} | "
-                      f"{f['inference']['median_ms']:.2f} | {f['preprocess']['median_ms']:.2f} | "
-                      f"{1000 / med:.0f} | {goal} |")
-    return "\n".join([
-        "# Android demo: the page's per-frame time, on-device runtime vs desktop LiteRT, APK size",
-        "",
-        f"{cpu_line(m)}. "
-        f"Bundle: `{r['bundle']['name']}` v{r['bundle']['version']} at `{r['bundle']['path']}`, "
-        f"input {r['bundle']['input']}, model sha256 {r['bundle']['sha256'][:12]}. "
-        f"Load average (1 min) {r['load_average']['start']:.1f} at the start, {r['load_average']['end']:.1f} "
-        f"at the end, on {m['cores']} cores. "
-        "**No phone or emulator here: desktop-CPU figures**, with DevTools CPU throttling as a rough "
-        "stand-in for slower phones (4x: mid-range, 6x: low-end).",
-        "",
-        "## Per frame in the page (fake camera, 640x480)",
-        "",
-        f"The APK's page in headless Chromium at its isolation headers; each row "
-        f"{r['per_frame'][0]['frame']['n']} consecutive camera frames; per frame = preprocessing "
-        "(crop + resize + quantize in JavaScript) + inference (LiteRT.js, input copy to output read). "
-        f"Goal: <= {r['goal_frame_ms_at_4x']:.0f} ms at 4x. Fastest unthrottled: **{r['fastest_unthrottled']}**.",
-        "",
-        *frames,
-        "",
-        "DevTools throttling slows the page's main thread only: a busy loop in a Web Worker runs at "
-        "full speed at 4x (checked), so the threaded build's throttled rows flatter it (its workers "
-        "are not slowed); compare builds at 1x. The APK ships the threaded build only when built "
-        "with `--threaded-wasm`, and the page runs it only where it is cross-origin isolated; "
-        "whether Android WebView grants that was not checked on a device.",
-        "",
-        "## The model alone: LiteRT.js vs desktop LiteRT",
-        "",
-        f"Same input tensor (photo `{r['photo']}` as the page preprocessed it); "
-        f"outputs identical: **{r['same_output']}**.",
-        "",
-        f"| runtime | median ms | min ms | p5 ms | p95 ms | samples (each {r['runs_per_sample']} runs) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-        row("LiteRT.js (wasm, XNNPACK, relaxed SIMD, 1 thread) in headless Chromium", js),
-        row("desktop LiteRT (ai_edge_litert), 1 thread", d1),
-        row(f"desktop LiteRT, {dall['threads']} threads", dall),
-        row("desktop LiteRT, 1 thread, built-in kernels (no XNNPACK)", r["desktop_litert_builtin_kernels_1_thread"]),
-        "",
-        f"LiteRT.js / desktop LiteRT (1 thread): **{ratio:.2f}x** on medians, "
-        f"{r['ratio_js_vs_desktop_1_thread_min']:.2f}x on the fastest samples (goal: within "
-        f"{r['goal_ratio']:.0f}x: **{'met' if ratio <= r['goal_ratio'] else 'not met'}**).",
-        "",
-        "Both run XNNPACK's int8 kernels; the page's are WebAssembly SIMD (128-bit, relaxed-SIMD dot "
-        "products), the desktop's use this CPU's AVX2/AVX-512 (VNNI where present). On a phone, "
-        "WebAssembly SIMD maps onto ARM NEON, also 128-bit, so the gap there should be smaller; "
-        "that was not measured (no device). The last row is desktop LiteRT without XNNPACK, for scale.",
-        "",
-        "| APK | bytes | share |",
-        "| --- | ---: | ---: |",
-        f"| whole APK | {apk['bytes']:,} | 100% |",
-        f"| model.tflite (stored) | {apk['model_bytes']:,} | {100 * apk['model_share']:.1f}% |",
-        f"| LiteRT.js wasm (relaxed + plain SIMD, stored) | {apk['wasm_bytes']:,} "
-        f"| {100 * apk['wasm_bytes'] / apk['bytes']:.1f}% |",
-        "",
-        f"Built with `--threaded-wasm` (the threaded build too) the APK is {apk['with_threaded_wasm_bytes']:,} bytes.",
-        "",
-    ])
+        frames.append(
+            f"| {builds[f['build']]} ({f['cores']} cores, isolated: {f['cross_origin_isolated']}) | "
+            f"{f['throttling']}x | {med:.2f} | {f['frame']['min_ms']:.2f} | {f['frame']['p95_ms']:.2f} | "
+            f"{f['inference']['median_ms']:.2f} | {f['preprocess']['median_ms']:.2f} | "
+            f"{1000 / med:.0f} | {goal} |"
+        )
+    return "\n".join(
+        [
+            "# Android demo: the page's per-frame time, on-device runtime vs desktop LiteRT, APK size",
+            "",
+            f"{cpu_line(m)}. "
+            f"Bundle: `{r['bundle']['name']}` v{r['bundle']['version']} at `{r['bundle']['path']}`, "
+            f"input {r['bundle']['input']}, model sha256 {r['bundle']['sha256'][:12]}. "
+            f"Load average (1 min) {r['load_average']['start']:.1f} at the start, {r['load_average']['end']:.1f} "
+            f"at the end, on {m['cores']} cores. "
+            "**No phone or emulator here: desktop-CPU figures**, with DevTools CPU throttling as a rough "
+            "stand-in for slower phones (4x: mid-range, 6x: low-end).",
+            "",
+            "## Per frame in the page (fake camera, 640x480)",
+            "",
+            f"The APK's page in headless Chromium at its isolation headers; each row "
+            f"{r['per_frame'][0]['frame']['n']} consecutive camera frames; per frame = preprocessing "
+            "(crop + resize + quantize in JavaScript) + inference (LiteRT.js, input copy to output read). "
+            f"Goal: <= {r['goal_frame_ms_at_4x']:.0f} ms at 4x. Fastest unthrottled: **{r['fastest_unthrottled']}**.",
+            "",
+            *frames,
+            "",
+            "DevTools throttling slows the page's main thread only: a busy loop in a Web Worker runs at "
+            "full speed at 4x (checked), so the threaded build's throttled rows flatter it (its workers "
+            "are not slowed); compare builds at 1x. The APK ships the threaded build only when built "
+            "with `--threaded-wasm`, and the page runs it only where it is cross-origin isolated; "
+            "whether Android WebView grants that was not checked on a device.",
+            "",
+            "## The model alone: LiteRT.js vs desktop LiteRT",
+            "",
+            f"Same input tensor (photo `{r['photo']}` as the page preprocessed it); "
+            f"outputs identical: **{r['same_output']}**.",
+            "",
+            f"| runtime | median ms | min ms | p5 ms | p95 ms | samples (each {r['runs_per_sample']} runs) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+            row("LiteRT.js (wasm, XNNPACK, relaxed SIMD, 1 thread) in headless Chromium", js),
+            row("desktop LiteRT (ai_edge_litert), 1 thread", d1),
+            row(f"desktop LiteRT, {dall['threads']} threads", dall),
+            row(
+                "desktop LiteRT, 1 thread, built-in kernels (no XNNPACK)", r["desktop_litert_builtin_kernels_1_thread"]
+            ),
+            "",
+            f"LiteRT.js / desktop LiteRT (1 thread): **{ratio:.2f}x** on medians, "
+            f"{r['ratio_js_vs_desktop_1_thread_min']:.2f}x on the fastest samples (goal: within "
+            f"{r['goal_ratio']:.0f}x: **{'met' if ratio <= r['goal_ratio'] else 'not met'}**).",
+            "",
+            "Both run XNNPACK's int8 kernels; the page's are WebAssembly SIMD (128-bit, relaxed-SIMD dot "
+            "products), the desktop's use this CPU's AVX2/AVX-512 (VNNI where present). On a phone, "
+            "WebAssembly SIMD maps onto ARM NEON, also 128-bit, so the gap there should be smaller; "
+            "that was not measured (no device). The last row is desktop LiteRT without XNNPACK, for scale.",
+            "",
+            "| APK | bytes | share |",
+            "| --- | ---: | ---: |",
+            f"| whole APK | {apk['bytes']:,} | 100% |",
+            f"| model.tflite (stored) | {apk['model_bytes']:,} | {100 * apk['model_share']:.1f}% |",
+            f"| LiteRT.js wasm (relaxed + plain SIMD, stored) | {apk['wasm_bytes']:,} "
+            f"| {100 * apk['wasm_bytes'] / apk['bytes']:.1f}% |",
+            "",
+            f"Built with `--threaded-wasm` (the threaded build too) the APK is "
+            f"{apk['with_threaded_wasm_bytes']:,} bytes.",
+            "",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,12 +299,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle", type=Path, default=Path("artifacts/bundle"), help="export bundle (default: %(default)s)")
     p.add_argument("--photo", type=Path, default=None, help="photo to classify (default: the first sample photo)")
     p.add_argument("--iterations", type=int, default=60, help="timed samples per runtime (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=10,
-                   help="back-to-back runs averaged into one sample (the page's clock is 0.1 ms coarse; "
-                        "default: %(default)s)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=10,
+        help="back-to-back runs averaged into one sample (the page's clock is 0.1 ms coarse; default: %(default)s)",
+    )
     p.add_argument("--warmup", type=int, default=20, help="untimed runs first (default: %(default)s)")
-    p.add_argument("--frames", type=int, default=40,
-                   help="camera frames timed per build and throttling rate (default: %(default)s)")
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=40,
+        help="camera frames timed per build and throttling rate (default: %(default)s)",
+    )
     p.add_argument("--out-dir", type=Path, default=REPO / "bench" / "results", help="(default: %(default)s)")
     args = p.parse_args(argv)
     photo = args.photo or next(iter(sorted(SAMPLES.glob("*.JPEG"))), None)

@@ -14,6 +14,7 @@ For every ``NAME=BUNDLE`` (its run is the one its export_config.json names), one
 Writes bench/results/compare.md and .json (with the CPU's flags). Goals (issue 15): int8 test
 top-1 >= 75 %, AUROC >= 0.92 with <= 20 % non-office labelled at 90 % coverage, agreement >= 98 %.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,10 +31,10 @@ from bench.record import cpu_info, cpu_line, write_results
 from bundle.abstain import abstains
 from bundle.flags import REQUIRED, add_group, given, setting
 from bundle.images import decode_image
+from bundle.litert import LiteRTModel
 from bundle.manifest import BundleError, load_bundle
 from bundle.preprocess import preprocess
 from export.inputs import ExportError, split_arrays
-from bundle.litert import LiteRTModel
 from training.data.dataset import DatasetError
 from training.run import RunError, load_run
 
@@ -54,20 +55,26 @@ def sample_figures(model: LiteRTModel, bundle) -> dict:
     photos = sorted(SAMPLES.glob("*.JPEG"))
     if not photos:
         return {"photos": 0, "note": f"no photos at {SAMPLES}"}
-    probs = model.probabilities(np.stack([preprocess(decode_image(p.read_bytes()), bundle.preprocess)
-                                          for p in photos]))
+    probs = model.probabilities(np.stack([preprocess(decode_image(p.read_bytes()), bundle.preprocess) for p in photos]))
     wnids = [p.name.split("_", 1)[0] for p in photos]
     office = np.array([w in index for w in wnids])
     labels = np.array([index.get(w, -1) for w in wnids])
     rule = bundle.manifest.get("abstain")
     labelled = ~abstains(probs, rule) if rule else np.ones(len(photos), bool)
-    return {"photos": len(photos), "office_photos": int(office.sum()), "other_photos": int((~office).sum()),
-            "office_top1": round(float(topk_hits(probs[office], labels[office], 1).mean()), 4),
-            "office_top3": round(float(topk_hits(probs[office], labels[office], 3).mean()), 4),
-            "office_answered": round(float(labelled[office].mean()), 4),
-            "others_labelled": round(float(labelled[~office].mean()), 4),
-            "misses": [{"photo": p.name, "top1": bundle.manifest["classes"][int(probs[i].argmax())]["label"]}
-                       for i, p in enumerate(photos) if office[i] and probs[i].argmax() != labels[i]]}
+    return {
+        "photos": len(photos),
+        "office_photos": int(office.sum()),
+        "other_photos": int((~office).sum()),
+        "office_top1": round(float(topk_hits(probs[office], labels[office], 1).mean()), 4),
+        "office_top3": round(float(topk_hits(probs[office], labels[office], 3).mean()), 4),
+        "office_answered": round(float(labelled[office].mean()), 4),
+        "others_labelled": round(float(labelled[~office].mean()), 4),
+        "misses": [
+            {"photo": p.name, "top1": bundle.manifest["classes"][int(probs[i].argmax())]["label"]}
+            for i, p in enumerate(photos)
+            if office[i] and probs[i].argmax() != labels[i]
+        ],
+    }
 
 
 def measure(name: str, bundle_dir: Path) -> dict:
@@ -80,21 +87,36 @@ def measure(name: str, bundle_dir: Path) -> dict:
     x, y = split_arrays(ds, "test", b.preprocess)
     probs = model.probabilities(x)
     top1 = topk_hits(probs, y, 1)
-    per_class = [{"label": c.label, "int8_top1": round(float(top1[y == i].mean()), 4),
-                  "float_top1": next((r["top1"] for r in run.metrics["test"]["per_class"] if r["wnid"] == c.wnid), None)}
-                 for i, c in enumerate(ds.classes)]
+    per_class = [
+        {
+            "label": c.label,
+            "int8_top1": round(float(top1[y == i].mean()), 4),
+            "float_top1": next((r["top1"] for r in run.metrics["test"]["per_class"] if r["wnid"] == c.wnid), None),
+        }
+        for i, c in enumerate(ds.classes)
+    ]
     ab = abstain_figures(bundle_dir, ds.root)["int8"] if b.manifest.get("abstain") else None
     return {
-        "name": name, "bundle": str(bundle_dir), "run": str(run.path), "teacher": run.config.teacher.name,
+        "name": name,
+        "bundle": str(bundle_dir),
+        "run": str(run.path),
+        "teacher": run.config.teacher.name,
         "teacher_head": run.config.teacher.head if run.config.teacher.name != "none" else None,
-        "epochs": run.metrics["epochs"], "train_wall_s": run.metrics["wall_time_s"],
+        "epochs": run.metrics["epochs"],
+        "train_wall_s": run.metrics["wall_time_s"],
         "float": {"top1": run.metrics["test"]["top1"], "top3": run.metrics["test"]["top3"]},
         "int8": {"top1": round(float(top1.mean()), 4), "top3": round(float(topk_hits(probs, y, 3).mean()), 4)},
         "agreement": b.manifest["parity"]["agreement"],
-        "abstain": None if ab is None else {"auroc": ab["auroc"],
-                                            "labelled_at_90": ab["at_office_coverage"]["90"]["others_answered"],
-                                            "others_images": ab["others_images"]},
-        "per_class": per_class, "samples": sample_figures(model, b)}
+        "abstain": None
+        if ab is None
+        else {
+            "auroc": ab["auroc"],
+            "labelled_at_90": ab["at_office_coverage"]["90"]["others_answered"],
+            "others_images": ab["others_images"],
+        },
+        "per_class": per_class,
+        "samples": sample_figures(model, b),
+    }
 
 
 def _pct(x) -> str:
@@ -102,24 +124,40 @@ def _pct(x) -> str:
 
 
 def render(rows: list[dict], cpu: dict) -> str:
-    out = ["# Recipes side by side: from scratch vs distilled from an ImageNet teacher", "", cpu_line(cpu) + ".", "",
-           "Every bundle is scored on the same photos (office test split, unseen non-office classes, the "
-           "full-size `imagenet-samples` photos) through its shipped int8 model.tflite; float figures are "
-           "the run's own (metrics.json).", "",
-           "| recipe | teacher | epochs | train time | float top-1 / top-3 | int8 top-1 / top-3 (shipped) | "
-           "int8/float agreement | AUROC | non-office labelled @90 % | full-size office top-1 / top-3 | "
-           "full-size non-office labelled |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "# Recipes side by side: from scratch vs distilled from an ImageNet teacher",
+        "",
+        cpu_line(cpu) + ".",
+        "",
+        "Every bundle is scored on the same photos (office test split, unseen non-office classes, the "
+        "full-size `imagenet-samples` photos) through its shipped int8 model.tflite; float figures are "
+        "the run's own (metrics.json).",
+        "",
+        "| recipe | teacher | epochs | train time | float top-1 / top-3 | int8 top-1 / top-3 (shipped) | "
+        "int8/float agreement | AUROC | non-office labelled @90 % | full-size office top-1 / top-3 | "
+        "full-size non-office labelled |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ab, s = r["abstain"] or {}, r["samples"]
-        out.append(f"| {r['name']} | {r['teacher']}{' (' + r['teacher_head'] + ')' if r['teacher_head'] else ''} | "
-                   f"{r['epochs']} | {r['train_wall_s'] / 60:.0f} min | {_pct(r['float']['top1'])} / "
-                   f"{_pct(r['float']['top3'])} | **{_pct(r['int8']['top1'])}** / {_pct(r['int8']['top3'])} | "
-                   f"{_pct(r['agreement'])} | {ab.get('auroc', 'n/a')} | {_pct(ab.get('labelled_at_90'))} | "
-                   f"{_pct(s.get('office_top1'))} / {_pct(s.get('office_top3'))} (of {s.get('office_photos')}) | "
-                   f"{_pct(s.get('others_labelled'))} (of {s.get('other_photos')}) |")
-    out += ["", "Goals (issue 15): int8 test top-1 >= 75 %, AUROC >= 0.92 with <= 20 % of non-office photos "
-            "labelled at 90 % office coverage, int8/float agreement >= 98 %.", "", "## Per class (int8 test top-1)", "",
-            "| class | " + " | ".join(r["name"] for r in rows) + " |", "|---|" + "---|" * len(rows)]
+        out.append(
+            f"| {r['name']} | {r['teacher']}{' (' + r['teacher_head'] + ')' if r['teacher_head'] else ''} | "
+            f"{r['epochs']} | {r['train_wall_s'] / 60:.0f} min | {_pct(r['float']['top1'])} / "
+            f"{_pct(r['float']['top3'])} | **{_pct(r['int8']['top1'])}** / {_pct(r['int8']['top3'])} | "
+            f"{_pct(r['agreement'])} | {ab.get('auroc', 'n/a')} | {_pct(ab.get('labelled_at_90'))} | "
+            f"{_pct(s.get('office_top1'))} / {_pct(s.get('office_top3'))} (of {s.get('office_photos')}) | "
+            f"{_pct(s.get('others_labelled'))} (of {s.get('other_photos')}) |"
+        )
+    out += [
+        "",
+        "Goals (issue 15): int8 test top-1 >= 75 %, AUROC >= 0.92 with <= 20 % of non-office photos "
+        "labelled at 90 % office coverage, int8/float agreement >= 98 %.",
+        "",
+        "## Per class (int8 test top-1)",
+        "",
+        "| class | " + " | ".join(r["name"] for r in rows) + " |",
+        "|---|" + "---|" * len(rows),
+    ]
     for i, c in enumerate(rows[0]["per_class"]):
         out.append(f"| {c['label']} | " + " | ".join(_pct(r["per_class"][i]["int8_top1"]) for r in rows) + " |")
     return "\n".join(out) + "\n"
@@ -127,8 +165,9 @@ def render(rows: list[dict], cpu: dict) -> str:
 
 @dataclass
 class CompareConfig:
-    bundle: list[str] = setting(REQUIRED, "a recipe's published bundle (repeat: one row each)", metavar="NAME=DIR",
-                                repeat=True)
+    bundle: list[str] = setting(
+        REQUIRED, "a recipe's published bundle (repeat: one row each)", metavar="NAME=DIR", repeat=True
+    )
     results: Path = setting(RESULTS, "folder for compare.md / compare.json", metavar="DIR")
 
 

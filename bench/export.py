@@ -16,6 +16,7 @@ the figures) and bench/results/export.json. Compared:
 Goals (issue 4): int8 raw <= 1/4 float raw; download <= 1/12 float gzip; LiteRT int8 >= 6x faster
 than Keras single-image.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,9 +38,18 @@ from bundle.preprocess import preprocess
 
 RESULTS = Path(__file__).parent / "results"
 REPO = Path(__file__).resolve().parents[1]
-PARITY_KEYS = ("images", "agreement", "agreement_within_ties", "float_accuracy", "int8_accuracy",
-               "accuracy_drop_points", "float_tflite_max_abs_diff", "float_tflite_agreement",
-               "abstain_agreement", "abstain_images")
+PARITY_KEYS = (
+    "images",
+    "agreement",
+    "agreement_within_ties",
+    "float_accuracy",
+    "int8_accuracy",
+    "accuracy_drop_points",
+    "float_tflite_max_abs_diff",
+    "float_tflite_agreement",
+    "abstain_agreement",
+    "abstain_images",
+)
 
 
 def size_of(data: bytes) -> dict:
@@ -63,14 +73,21 @@ def parity_figures(bundle_dir: Path, manifest: dict) -> dict:
     revision = manifest["model"].get("git_revision", "unknown")
     changed = None
     if revision != "unknown":
-        proc = subprocess.run(["git", "diff", "--name-only", revision.split("+")[0], "--",
-                               "export", "bundle", "training"], cwd=REPO, capture_output=True, text=True)
+        proc = subprocess.run(
+            ["git", "diff", "--name-only", revision.split("+")[0], "--", "export", "bundle", "training"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode == 0:
             changed = sorted(proc.stdout.split())
-    return {"figures": {k: figures[k] for k in PARITY_KEYS if k in figures},
-            "gate": manifest.get("parity", {}).get("gate", {}), "exported_by": revision,
-            "export_code_changed_since": changed,
-            "stale": None if changed is None else bool(changed) or revision.endswith("+dirty")}
+    return {
+        "figures": {k: figures[k] for k in PARITY_KEYS if k in figures},
+        "gate": manifest.get("parity", {}).get("gate", {}),
+        "exported_by": revision,
+        "export_code_changed_since": changed,
+        "stale": None if changed is None else bool(changed) or revision.endswith("+dirty"),
+    }
 
 
 def time_calls(fn, runs: int, warmup: int = 10) -> dict:
@@ -82,8 +99,11 @@ def time_calls(fn, runs: int, warmup: int = 10) -> dict:
         fn()
         times.append((time.perf_counter() - t) * 1000)
     times.sort()
-    return {"median_ms": round(statistics.median(times), 4),
-            "p90_ms": round(times[int(0.9 * (len(times) - 1))], 4), "runs": runs}
+    return {
+        "median_ms": round(statistics.median(times), 4),
+        "p90_ms": round(times[int(0.9 * (len(times) - 1))], 4),
+        "runs": runs,
+    }
 
 
 def measure(run: Path, bundle_dir: Path, runs: int, threads: int) -> dict:
@@ -106,11 +126,18 @@ def measure(run: Path, bundle_dir: Path, runs: int, threads: int) -> dict:
     photo = bundle_dir / b.manifest["golden"][0]["image"]
     pixels = preprocess(decode_image(photo.read_bytes()), spec)
 
-    sizes = {"float_tflite": size_of(float_tflite), "int8_tflite": size_of(int8_tflite),
-             "bundle_tar_gz": {"bytes": bundle_targz(bundle_dir), "gzip_bytes": None},
-             # What the phone page ships: the model and the two small files it reads.
-             "app_files_gzip": {"bytes": None, "gzip_bytes": sum(
-                 file_digest(bundle_dir / f)["gzip_bytes"] for f in ("model.tflite", "manifest.json", "labels.txt"))}}
+    sizes = {
+        "float_tflite": size_of(float_tflite),
+        "int8_tflite": size_of(int8_tflite),
+        "bundle_tar_gz": {"bytes": bundle_targz(bundle_dir), "gzip_bytes": None},
+        # What the phone page ships: the model and the two small files it reads.
+        "app_files_gzip": {
+            "bytes": None,
+            "gzip_bytes": sum(
+                file_digest(bundle_dir / f)["gzip_bytes"] for f in ("model.tflite", "manifest.json", "labels.txt")
+            ),
+        },
+    }
 
     x = tf.constant(pixels[None].astype(np.float32))
     float_rt, int8_rt = LiteRTModel(float_tflite, threads), LiteRTModel(int8_tflite, threads)
@@ -125,70 +152,116 @@ def measure(run: Path, bundle_dir: Path, runs: int, threads: int) -> dict:
     ratios = {
         "int8_raw_over_float_raw": round(sizes["int8_tflite"]["bytes"] / sizes["float_tflite"]["bytes"], 4),
         "int8_gzip_over_float_gzip": round(sizes["int8_tflite"]["gzip_bytes"] / sizes["float_tflite"]["gzip_bytes"], 4),
-        "bundle_download_over_float_gzip": round(sizes["bundle_tar_gz"]["bytes"] / sizes["float_tflite"]["gzip_bytes"], 4),
-        "app_files_gzip_over_float_gzip": round(sizes["app_files_gzip"]["gzip_bytes"] / sizes["float_tflite"]["gzip_bytes"], 4),
+        "bundle_download_over_float_gzip": round(
+            sizes["bundle_tar_gz"]["bytes"] / sizes["float_tflite"]["gzip_bytes"], 4
+        ),
+        "app_files_gzip_over_float_gzip": round(
+            sizes["app_files_gzip"]["gzip_bytes"] / sizes["float_tflite"]["gzip_bytes"], 4
+        ),
         "keras_single_over_litert_int8": round(keras_single / latency["LiteRT int8"]["median_ms"], 2),
-        "litert_float_over_litert_int8": round(latency["LiteRT float"]["median_ms"] / latency["LiteRT int8"]["median_ms"], 2),
+        "litert_float_over_litert_int8": round(
+            latency["LiteRT float"]["median_ms"] / latency["LiteRT int8"]["median_ms"], 2
+        ),
     }
-    goals = {"int8 raw <= 1/4 float raw": ratios["int8_raw_over_float_raw"] <= 0.25,
-             "bundle download <= 1/12 float gzip": ratios["bundle_download_over_float_gzip"] <= 1 / 12,
-             "LiteRT int8 >= 6x faster than Keras single-image": ratios["keras_single_over_litert_int8"] >= 6}
-    return {"cpu": cpu_info(), "threads": threads, "keras_threads": keras_threads, "image": photo.name, "input_size": spec.size,
-            "run": str(run), "bundle": str(bundle_dir), "model": b.manifest["model"],
-            "sparsity": b.manifest["metrics"]["sparsity"]["overall"],
-            "sizes": sizes, "latency": latency, "ratios": ratios, "goals": goals,
-            "parity": parity_figures(bundle_dir, b.manifest)}
+    goals = {
+        "int8 raw <= 1/4 float raw": ratios["int8_raw_over_float_raw"] <= 0.25,
+        "bundle download <= 1/12 float gzip": ratios["bundle_download_over_float_gzip"] <= 1 / 12,
+        "LiteRT int8 >= 6x faster than Keras single-image": ratios["keras_single_over_litert_int8"] >= 6,
+    }
+    return {
+        "cpu": cpu_info(),
+        "threads": threads,
+        "keras_threads": keras_threads,
+        "image": photo.name,
+        "input_size": spec.size,
+        "run": str(run),
+        "bundle": str(bundle_dir),
+        "model": b.manifest["model"],
+        "sparsity": b.manifest["metrics"]["sparsity"]["overall"],
+        "sizes": sizes,
+        "latency": latency,
+        "ratios": ratios,
+        "goals": goals,
+        "parity": parity_figures(bundle_dir, b.manifest),
+    }
 
 
 def render(r: dict) -> str:
     cpu = r["cpu"]
     s, lat, ratio = r["sizes"], r["latency"], r["ratios"]
     lines = [
-        "# Export: float vs pruned int8", "",
+        "# Export: float vs pruned int8",
+        "",
         f"{cpu_line(cpu)}; {r['threads']} threads "
         f"(Keras: {r['keras_threads']}); "
         f"input {r['input_size']} px; kernel sparsity {r['sparsity']:.1%}; model {r['model']['name']} "
-        f"{r['model']['version']} (git {r['model']['git_revision'][:12]}).", "",
-        "| model | raw bytes | gzip bytes |", "|---|---|---|",
+        f"{r['model']['version']} (git {r['model']['git_revision'][:12]}).",
+        "",
+        "| model | raw bytes | gzip bytes |",
+        "|---|---|---|",
         f"| float .tflite (run's model.keras) | {s['float_tflite']['bytes']:,} | {s['float_tflite']['gzip_bytes']:,} |",
         f"| pruned int8 model.tflite | {s['int8_tflite']['bytes']:,} | {s['int8_tflite']['gzip_bytes']:,} |",
         f"| whole bundle (.tar.gz download) | | {s['bundle_tar_gz']['bytes']:,} |",
-        f"| model.tflite + manifest.json + labels.txt (what the app ships) | | {s['app_files_gzip']['gzip_bytes']:,} |", "",
+        f"| model.tflite + manifest.json + labels.txt (what the app ships) | | {s['app_files_gzip']['gzip_bytes']:,} |",
+        "",
         f"int8/float raw: **{ratio['int8_raw_over_float_raw']:.3f}** (goal <= 0.25); bundle download / "
         f"float gzip: **{ratio['bundle_download_over_float_gzip']:.3f}** (goal <= {1 / 12:.3f}); app files / "
-        f"float gzip: **{ratio['app_files_gzip_over_float_gzip']:.3f}**.", "",
-        f"| single image, batch 1 ({lat['LiteRT int8']['runs']} runs) | median ms | p90 ms |", "|---|---|---|",
+        f"float gzip: **{ratio['app_files_gzip_over_float_gzip']:.3f}**.",
+        "",
+        f"| single image, batch 1 ({lat['LiteRT int8']['runs']} runs) | median ms | p90 ms |",
+        "|---|---|---|",
     ]
     lines += [f"| {name} | {v['median_ms']:.3f} | {v['p90_ms']:.3f} |" for name, v in lat.items()]
-    lines += ["", f"Keras model(x) / LiteRT int8: **{ratio['keras_single_over_litert_int8']}x** (goal >= 6x); "
-                  f"LiteRT float / LiteRT int8: **{ratio['litert_float_over_litert_int8']}x**.", "",
-              "Goals: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in r["goals"].items()) + ".", "",
-              ("This CPU has AVX-512 VNNI (int8 dot products in one instruction), which XNNPACK uses for "
-               "int8 kernels." if cpu["avx512_vnni"] else
-               "This CPU has no VNNI: x86 without it has no fast int8 dot product, so int8 may barely "
-               "beat float here.") + " ARM phones run int8 through NEON sdot/i8mm, typically several "
-              "times faster than float (not measured here).",
-              "The raw ratio cannot reach 1/4 exactly: besides 1 byte per weight, the int8 file keeps a "
-              "float32 scale and an int64 zero point per output channel and int32 biases.", ""]
+    lines += [
+        "",
+        f"Keras model(x) / LiteRT int8: **{ratio['keras_single_over_litert_int8']}x** (goal >= 6x); "
+        f"LiteRT float / LiteRT int8: **{ratio['litert_float_over_litert_int8']}x**.",
+        "",
+        "Goals: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in r["goals"].items()) + ".",
+        "",
+        (
+            "This CPU has AVX-512 VNNI (int8 dot products in one instruction), which XNNPACK uses for int8 kernels."
+            if cpu["avx512_vnni"]
+            else "This CPU has no VNNI: x86 without it has no fast int8 dot product, so int8 may barely "
+            "beat float here."
+        )
+        + " ARM phones run int8 through NEON sdot/i8mm, typically several "
+        "times faster than float (not measured here).",
+        "The raw ratio cannot reach 1/4 exactly: besides 1 byte per weight, the int8 file keeps a "
+        "float32 scale and an int64 zero point per output channel and int32 biases.",
+        "",
+    ]
     return "\n".join(lines + parity_lines(r["parity"]))
 
 
 def parity_lines(p: dict) -> list[str]:
     f = p["figures"]
-    status = ("unknown (git cannot compare)" if p["stale"] is None else
-              "**STALE**: the export code changed since (" + ", ".join(p["export_code_changed_since"][:8]) +
-              "); re-export to measure with the current code" if p["stale"] else "current (no change since)")
-    lines = ["## Parity gate (the bundle's parity.json)", "",
-             f"Measured by the export at git {p['exported_by'][:16]} on {f['images']} test images; "
-             f"export code since then: {status}.", "",
-             "| figure | value |", "|---|---|",
-             f"| float Keras vs int8 top-1 agreement | {f['agreement']:.2%} |",
-             f"| ... counting ties in int8 as agreeing | {f.get('agreement_within_ties', float('nan')):.2%} |",
-             f"| float top-1 / int8 top-1 | {f['float_accuracy']:.2%} / {f['int8_accuracy']:.2%} |",
-             f"| float TFLite vs Keras, max abs difference | {f['float_tflite_max_abs_diff']:.1e} |"]
+    status = (
+        "unknown (git cannot compare)"
+        if p["stale"] is None
+        else "**STALE**: the export code changed since ("
+        + ", ".join(p["export_code_changed_since"][:8])
+        + "); re-export to measure with the current code"
+        if p["stale"]
+        else "current (no change since)"
+    )
+    lines = [
+        "## Parity gate (the bundle's parity.json)",
+        "",
+        f"Measured by the export at git {p['exported_by'][:16]} on {f['images']} test images; "
+        f"export code since then: {status}.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| float Keras vs int8 top-1 agreement | {f['agreement']:.2%} |",
+        f"| ... counting ties in int8 as agreeing | {f.get('agreement_within_ties', float('nan')):.2%} |",
+        f"| float top-1 / int8 top-1 | {f['float_accuracy']:.2%} / {f['int8_accuracy']:.2%} |",
+        f"| float TFLite vs Keras, max abs difference | {f['float_tflite_max_abs_diff']:.1e} |",
+    ]
     if "abstain_agreement" in f:
-        lines.append(f"| float vs int8 abstain decisions agree ({f['abstain_images']} images) | "
-                     f"{f['abstain_agreement']:.2%} |")
+        lines.append(
+            f"| float vs int8 abstain decisions agree ({f['abstain_images']} images) | {f['abstain_agreement']:.2%} |"
+        )
     return lines + [""]
 
 
@@ -204,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no trained run at {args.run} (missing model.keras); make one with `make train`", file=sys.stderr)
         return 2
     if not (args.bundle / "manifest.json").is_file():
-        print(f"error: no bundle at {args.bundle} (missing manifest.json); make one with `make export`", file=sys.stderr)
+        print(
+            f"error: no bundle at {args.bundle} (missing manifest.json); make one with `make export`", file=sys.stderr
+        )
         return 2
     if args.runs < 200:
         print("note: fewer than 200 runs; medians are less stable")

@@ -8,6 +8,7 @@ can be slower than float with AVX2 alone), so numbers from different machines ar
     print(cpu_line(info)) # "CPU: AMD EPYC ... (2 cores, x86_64), avx2: yes, avx512_vnni: yes, avx_vnni: no"
     write_results("bench/results", "server", result_dict, markdown_text)   # server.json + server.md
 """
+
 from __future__ import annotations
 
 import platform
@@ -27,9 +28,12 @@ def cpu_info() -> dict:
         text = ""
     fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
     flags = fields.get("Flags", "").split()
-    return {"model": fields.get("Model name", platform.processor() or "unknown").strip(),
-            "cores": usable_cpus(), "machine": platform.machine(),
-            **{f: f in flags for f in FLAGS}}
+    return {
+        "model": fields.get("Model name", platform.processor() or "unknown").strip(),
+        "cores": usable_cpus(),
+        "machine": platform.machine(),
+        **{f: f in flags for f in FLAGS},
+    }
 
 
 def cpu_line(info: dict) -> str:

@@ -16,6 +16,7 @@ the figures) and bench/results/train.json.
    augmentation on the fly), and from tensors already in memory (the model's own ceiling).
    Goal: files >= 90 % of in-memory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,12 +51,27 @@ def train_seeds(data: Path, seeds: list[int], train_args: list[str], work: Path)
             if rc != 0:
                 raise SystemExit(f"training seed {seed} failed (exit {rc})")
         m = load_run(run).metrics
-        runs.append({"seed": seed, "run": str(run), "test_top1": m["test"]["top1"], "test_top3": m["test"]["top3"],
-                     "val_top1": m["val"]["top1"], "train_top1": m["train"]["top1"], "epochs": m["epochs"],
-                     "best_epoch": m["best_epoch"], "params": m["params"], "image_size": m["image_size"],
-                     "wall_s": m["wall_time_s"], "to_25pct_val_s": seconds_to_val(run, 0.25)})
-        print(f"seed {seed}: test top-1 {m['test']['top1']:.4f} top-3 {m['test']['top3']:.4f} "
-              f"({runs[-1]['wall_s']:.0f} s)", flush=True)
+        runs.append(
+            {
+                "seed": seed,
+                "run": str(run),
+                "test_top1": m["test"]["top1"],
+                "test_top3": m["test"]["top3"],
+                "val_top1": m["val"]["top1"],
+                "train_top1": m["train"]["top1"],
+                "epochs": m["epochs"],
+                "best_epoch": m["best_epoch"],
+                "params": m["params"],
+                "image_size": m["image_size"],
+                "wall_s": m["wall_time_s"],
+                "to_25pct_val_s": seconds_to_val(run, 0.25),
+            }
+        )
+        print(
+            f"seed {seed}: test top-1 {m['test']['top1']:.4f} top-3 {m['test']['top3']:.4f} "
+            f"({runs[-1]['wall_s']:.0f} s)",
+            flush=True,
+        )
     return runs
 
 
@@ -92,10 +108,19 @@ def finished_run(run: Path, argv: list[str]) -> bool:
     for c in (want, have):
         # Where and how it ran, not what was trained: the output folder, the progress bar, and the
         # hardware the trainer resolves on the machine at hand (recorded in config.json).
-        for key in ("out", "progress", "resume", "stop_after", "strategy", "cpu_replicas", "replicas",
-                    "mixed_precision", "jit_compile"):
+        for key in (
+            "out",
+            "progress",
+            "resume",
+            "stop_after",
+            "strategy",
+            "cpu_replicas",
+            "replicas",
+            "mixed_precision",
+            "jit_compile",
+        ):
             c["runtime"].pop(key, None)
-        c["data"].pop("root", None)   # the same dataset may sit at another path; its id is checked below
+        c["data"].pop("root", None)  # the same dataset may sit at another path; its id is checked below
     same_data = saved.metrics["dataset"]["id"] == ds.id
     return same_data and want == have
 
@@ -135,14 +160,17 @@ def throughput(data: Path, train_args: list[str], steps: int, rounds: int) -> di
     cached = Pipeline(ds, cfg.data, size, len(ds.classes), batch)
     model = build_model(cfg.model, size, cached.outputs, ds.mean, ds.std)
     model.compile(make_optimizer(cfg.optim, cfg.optim.lr), keras.losses.CategoricalCrossentropy())
-    for _ in cached.train(0):   # fill the cache: what every epoch after the first reads
+    for _ in cached.train(0):  # fill the cache: what every epoch after the first reads
         pass
     x, y = next(iter(cached.train(0)))
     memory = tf.data.Dataset.from_tensors((x, y)).repeat()
-    feeds = {"files": lambda epoch: files.train(epoch).repeat(), "cached": lambda epoch: cached.train(epoch).repeat(),
-             "memory": lambda epoch: memory}
+    feeds = {
+        "files": lambda epoch: files.train(epoch).repeat(),
+        "cached": lambda epoch: cached.train(epoch).repeat(),
+        "memory": lambda epoch: memory,
+    }
     warm = 3
-    model.fit(memory, steps_per_epoch=warm, epochs=1, verbose=0)     # trace the train step once
+    model.fit(memory, steps_per_epoch=warm, epochs=1, verbose=0)  # trace the train step once
     rates = {name: [] for name in feeds}
     for r in range(rounds):
         for name, feed in feeds.items():
@@ -151,51 +179,81 @@ def throughput(data: Path, train_args: list[str], steps: int, rounds: int) -> di
             # From the end of the warm-up steps (pipeline threads running, buffers full) to the last.
             rates[name].append(steps * batch / (clock.times[-1] - clock.times[warm - 1]))
     med = {name: round(statistics.median(v), 1) for name, v in rates.items()}
-    return {"image_size": size, "batch": batch, "steps": steps, "rounds": rounds, "img_per_s": med,
-            "all_img_per_s": {k: [round(v, 1) for v in vs] for k, vs in rates.items()},
-            "files_vs_memory": round(med["files"] / med["memory"], 3),
-            "cached_vs_memory": round(med["cached"] / med["memory"], 3)}
+    return {
+        "image_size": size,
+        "batch": batch,
+        "steps": steps,
+        "rounds": rounds,
+        "img_per_s": med,
+        "all_img_per_s": {k: [round(v, 1) for v in vs] for k, vs in rates.items()},
+        "files_vs_memory": round(med["files"] / med["memory"], 3),
+        "cached_vs_memory": round(med["cached"] / med["memory"], 3),
+    }
 
 
 def summarize(runs: list[dict]) -> dict:
     def stats(key):
         values = [r[key] for r in runs]
-        return {"mean": round(statistics.fmean(values), 4), "std": round(statistics.pstdev(values), 4),
-                "min": min(values), "max": max(values)}
-    return {"test_top1": stats("test_top1"), "test_top3": stats("test_top3"), "val_top1": stats("val_top1"),
-            "wall_s": stats("wall_s")}
+        return {
+            "mean": round(statistics.fmean(values), 4),
+            "std": round(statistics.pstdev(values), 4),
+            "min": min(values),
+            "max": max(values),
+        }
+
+    return {
+        "test_top1": stats("test_top1"),
+        "test_top3": stats("test_top3"),
+        "val_top1": stats("val_top1"),
+        "wall_s": stats("wall_s"),
+    }
 
 
 def markdown(result: dict) -> str:
     cpu, s, tp = result["cpu"], result["summary"], result["throughput"]
     lines = [
-        "# Training benchmark (`python -m bench.train`)", "",
+        "# Training benchmark (`python -m bench.train`)",
+        "",
         f"{cpu_line(cpu)}. Dataset `{result['dataset']}`. "
         f"Train flags: `{result['train_args'] or '(defaults)'}`{' (--quick)' if result['quick'] else ''}. "
-        f"Measured {result['date']}; other programs shared the CPU, so times are upper bounds.", "",
-        "## Accuracy (default configuration plus the train flags above)", "",
+        f"Measured {result['date']}; other programs shared the CPU, so times are upper bounds.",
+        "",
+        "## Accuracy (default configuration plus the train flags above)",
+        "",
         "| seed | test top-1 | test top-3 | val top-1 | train top-1 | epochs (best) | wall time | val >= 25 % after |",
-        "|---|---|---|---|---|---|---|---|"]
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in result["runs"]:
         to25 = r.get("to_25pct_val_s")
-        lines.append(f"| {r['seed']} | {r['test_top1']:.4f} | {r['test_top3']:.4f} | {r['val_top1']:.4f} | "
-                     f"{r['train_top1']:.4f} | {r['epochs']} ({r['best_epoch']}) | {r['wall_s']:.0f} s | "
-                     f"{'never' if to25 is None else f'{to25:.0f} s'} |")
+        lines.append(
+            f"| {r['seed']} | {r['test_top1']:.4f} | {r['test_top3']:.4f} | {r['val_top1']:.4f} | "
+            f"{r['train_top1']:.4f} | {r['epochs']} ({r['best_epoch']}) | {r['wall_s']:.0f} s | "
+            f"{'never' if to25 is None else f'{to25:.0f} s'} |"
+        )
     lines += [
         f"| **mean ± std** | **{s['test_top1']['mean']:.4f} ± {s['test_top1']['std']:.4f}** | "
         f"{s['test_top3']['mean']:.4f} ± {s['test_top3']['std']:.4f} | {s['val_top1']['mean']:.4f} | | | "
-        f"{s['wall_s']['mean']:.0f} s | |", "",
+        f"{s['wall_s']['mean']:.0f} s | |",
+        "",
         f"Goal: test top-1 >= {GOAL_TOP1:.0%}: **{'met' if s['test_top1']['mean'] >= GOAL_TOP1 else 'not met'}**. "
-        f"The seed project's baseline: 25 % after 15 minutes of training.", "",
-        "## Input pipeline (training img/s, same model, same process)", "",
-        f"{tp['image_size']} px, batch {tp['batch']}, median of {tp['rounds']} alternated rounds of {tp['steps']} steps.", "",
-        "| fed from | img/s | vs in-memory |", "|---|---|---|",
+        f"The seed project's baseline: 25 % after 15 minutes of training.",
+        "",
+        "## Input pipeline (training img/s, same model, same process)",
+        "",
+        f"{tp['image_size']} px, batch {tp['batch']}, median of {tp['rounds']} alternated rounds of "
+        f"{tp['steps']} steps.",
+        "",
+        "| fed from | img/s | vs in-memory |",
+        "|---|---|---|",
         f"| JPEG files, decoded every step (no cache) | {tp['img_per_s']['files']} | {tp['files_vs_memory']:.0%} |",
         f"| default pipeline (decoded once, cached; augmented on the fly) | {tp['img_per_s']['cached']} | "
         f"{tp['cached_vs_memory']:.0%} |",
-        f"| tensors in memory (no pipeline work) | {tp['img_per_s']['memory']} | 100% |", "",
+        f"| tensors in memory (no pipeline work) | {tp['img_per_s']['memory']} | 100% |",
+        "",
         f"Goal: files >= {GOAL_PIPELINE_RATIO:.0%} of in-memory: "
-        f"**{'met' if tp['files_vs_memory'] >= GOAL_PIPELINE_RATIO else 'not met'}**.", ""]
+        f"**{'met' if tp['files_vs_memory'] >= GOAL_PIPELINE_RATIO else 'not met'}**.",
+        "",
+    ]
     if result.get("notes"):
         lines += ["## Notes", "", result["notes"], ""]
     return "\n".join(lines)
@@ -207,16 +265,22 @@ class BenchTrainConfig:
     seeds: list[int] = setting(lambda: [0, 1, 2], "one training run per seed", metavar="SEED")
     quick: bool = setting(False, "1 seed, 8 epochs, short throughput measurement")
     train_args: str = setting("", "extra training flags, e.g. '--epochs 40'", metavar="FLAGS")
-    work: str | None = setting(None, "where the runs go, one seedN/ folder each (default: a temporary folder); a "
-                                     "seedN/ already holding a finished run of the same config is reused",
-                               metavar="DIR")
+    work: str | None = setting(
+        None,
+        "where the runs go, one seedN/ folder each (default: a temporary folder); a "
+        "seedN/ already holding a finished run of the same config is reused",
+        metavar="DIR",
+    )
     notes_file: str | None = setting(None, "markdown appended to the results under 'Notes'", metavar="FILE")
     out: str = setting(str(RESULTS), "results folder", metavar="DIR")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.train",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_group(p, "bench", BenchTrainConfig, title="what to measure, and where")
     args = BenchTrainConfig(**given(p.parse_args(argv), "bench"))
     data = Path(args.data)
@@ -233,10 +297,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"throughput: {tp['img_per_s']} img/s; files/memory {tp['files_vs_memory']:.0%}", flush=True)
         runs = train_seeds(data, seeds, train_args, work)
     from training.data.dataset import load_dataset
-    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu_info(),
-              "dataset": load_dataset(data).id, "train_args": " ".join(train_args), "quick": args.quick,
-              "runs": runs, "summary": summarize(runs), "throughput": tp,
-              "notes": Path(args.notes_file).read_text() if args.notes_file else ""}
+
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": cpu_info(),
+        "dataset": load_dataset(data).id,
+        "train_args": " ".join(train_args),
+        "quick": args.quick,
+        "runs": runs,
+        "summary": summarize(runs),
+        "throughput": tp,
+        "notes": Path(args.notes_file).read_text() if args.notes_file else "",
+    }
     write_results(args.out, "train", result, markdown(result))
     print(markdown(result))
     return 0

@@ -15,6 +15,7 @@ The server (Python) and the phone page (android_demo/web/classifier.js) implemen
 Dequantized outputs are multiples of the output scale (1/256) and thresholds are snapped to that
 grid, so sums and comparisons are exact in float64 and both agree bit for bit.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,9 +1,10 @@
 """Write files so that a reader (or a crash) never sees half of one: temp name, fsync, rename.
 
-    from bundle.atomic import write_bytes_atomic, write_json_atomic
-    write_bytes_atomic("data/office20/n03085013/x.jpg", jpeg_bytes)
-    write_json_atomic("data/office20/dataset.json", {...})
+from bundle.atomic import write_bytes_atomic, write_json_atomic
+write_bytes_atomic("data/office20/n03085013/x.jpg", jpeg_bytes)
+write_json_atomic("data/office20/dataset.json", {...})
 """
+
 from __future__ import annotations
 
 import contextlib

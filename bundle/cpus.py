@@ -6,6 +6,7 @@ interpreters, the benchmarks) and ``os.sched_getaffinity`` exists on Linux only.
     from bundle.cpus import usable_cpus
     pool = ThreadPoolExecutor(usable_cpus())
 """
+
 from __future__ import annotations
 
 import os

@@ -29,6 +29,7 @@ What the field's annotation and metadata make of its flag:
 Flags default to ``argparse.SUPPRESS``: the parsed namespace holds only what was typed, so
 ``apply_flags`` can lay them over defaults or over a saved config (``--resume``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,15 +42,36 @@ from pathlib import Path
 REQUIRED = dataclasses.MISSING  # setting(REQUIRED, ...): a field without default, a required flag
 
 
-def setting(default, help: str, choices: tuple | None = None, *, flag: str | None = None, metavar: str | None = None,
-            cli: bool = True, type=None, repeat: bool = False, section: str | None = None):
+def setting(
+    default,
+    help: str,
+    choices: tuple | None = None,
+    *,
+    flag: str | None = None,
+    metavar: str | None = None,
+    cli: bool = True,
+    type=None,
+    repeat: bool = False,
+    section: str | None = None,
+):
     """A dataclass field that carries its command-line flag: help, choices, optional flag name.
     ``cli=False``: a field set by the program (or a dedicated argument), not by its own flag.
     A callable ``default`` (``lambda: [0, 1, 2]``) is a default factory."""
     factory = callable(default) and not inspect.isclass(default)
     kwargs = {"default_factory": default} if factory else {"default": default}
-    return field(**kwargs, metadata={"help": help, "choices": choices, "flag": flag, "metavar": metavar, "cli": cli,
-                                     "type": type, "repeat": repeat, "section": section})
+    return field(
+        **kwargs,
+        metadata={
+            "help": help,
+            "choices": choices,
+            "flag": flag,
+            "metavar": metavar,
+            "cli": cli,
+            "type": type,
+            "repeat": repeat,
+            "section": section,
+        },
+    )
 
 
 def positive(text: str) -> int:
@@ -91,8 +113,9 @@ def _shown(default) -> str:
     return "" if default is None or default == "" else f" (default: {default})"
 
 
-def add_group(parser: argparse.ArgumentParser, prefix: str, cls: type, description: str | None = None,
-              title: str | None = None) -> argparse._ArgumentGroup:
+def add_group(
+    parser: argparse.ArgumentParser, prefix: str, cls: type, description: str | None = None, title: str | None = None
+) -> argparse._ArgumentGroup:
     """One ``--help`` group with a flag per field of ``cls`` (and one per ``section``); values land
     at ``prefix.field``."""
     group = parser.add_argument_group(title or f"{prefix} options", description)
@@ -108,27 +131,36 @@ def add_group(parser: argparse.ArgumentParser, prefix: str, cls: type, descripti
         kind, many = _kind(f.type)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         switch_off = kind is bool and flag_name(f).startswith("--no-")  # the default is what it turns off
-        common = {"dest": f"{prefix}.{f.name}", "default": argparse.SUPPRESS,
-                  "help": meta["help"] + ("" if switch_off else _shown(_default(f)))}
+        common = {
+            "dest": f"{prefix}.{f.name}",
+            "default": argparse.SUPPRESS,
+            "help": meta["help"] + ("" if switch_off else _shown(_default(f))),
+        }
         if required:
             common["required"] = True
         if kind is bool and not many:
-            into.add_argument(flag_name(f), action="store_false" if switch_off else argparse.BooleanOptionalAction,
-                              **common)
+            into.add_argument(
+                flag_name(f), action="store_false" if switch_off else argparse.BooleanOptionalAction, **common
+            )
             continue
         if many and meta["repeat"]:
-            common["action"] = "append"       # --x A --x B
+            common["action"] = "append"  # --x A --x B
         elif many:
-            common["nargs"] = "+"             # --x A B
-        into.add_argument(flag_name(f), type=meta["type"] or kind, choices=meta["choices"],
-                          metavar=meta["metavar"] or (None if meta["choices"] else kind.__name__.upper()), **common)
+            common["nargs"] = "+"  # --x A B
+        into.add_argument(
+            flag_name(f),
+            type=meta["type"] or kind,
+            choices=meta["choices"],
+            metavar=meta["metavar"] or (None if meta["choices"] else kind.__name__.upper()),
+            **common,
+        )
     return group
 
 
 def given(args: argparse.Namespace, prefix: str) -> dict:
     """The flags of group ``prefix`` that were typed, by field name."""
     head = prefix + "."
-    return {k[len(head):]: v for k, v in vars(args).items() if k.startswith(head)}
+    return {k[len(head) :]: v for k, v in vars(args).items() if k.startswith(head)}
 
 
 def apply_flags(base, args: argparse.Namespace, prefix: str):

@@ -20,6 +20,7 @@ Rules (the reference that other implementations copy):
   full-size sample photos against the browser's decode.)
 - An image whose header declares more than ``max_pixels`` pixels is refused before decoding.
 """
+
 from __future__ import annotations
 
 import io
@@ -53,17 +54,17 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
             img = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
         if data.startswith(SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
-            raise ImageError("corrupt_image", "the file starts like an image but its header is corrupt")
-        raise ImageError("unsupported_format",
-                         "not an image, or not a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)")
+            raise ImageError("corrupt_image", "the file starts like an image but its header is corrupt") from None
+        raise ImageError(
+            "unsupported_format", "not an image, or not a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)"
+        ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError("image_too_large", f"image declares too many pixels: {e}")
+        raise ImageError("image_too_large", f"image declares too many pixels: {e}") from None
     except Exception as e:  # a header Pillow chokes on is a corrupt file, not a server fault
-        raise ImageError("corrupt_image", f"cannot read the image header: {e}")
+        raise ImageError("corrupt_image", f"cannot read the image header: {e}") from None
     width, height = img.size
     if width < 1 or height < 1 or width * height > max_pixels:
-        raise ImageError("image_too_large",
-                         f"image declares {width}x{height} pixels, over the limit of {max_pixels}")
+        raise ImageError("image_too_large", f"image declares {width}x{height} pixels, over the limit of {max_pixels}")
     try:
         img.seek(0)
         img.load()
@@ -72,7 +73,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     except ImageError:
         raise
     except Exception as e:  # truncated data, bad Huffman tables, broken zlib streams...
-        raise ImageError("corrupt_image", f"the image data is truncated or corrupt: {e}")
+        raise ImageError("corrupt_image", f"the image data is truncated or corrupt: {e}") from None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -11,6 +11,7 @@ the bundle contract: no TensorFlow.
     probs = m.probabilities(pixels)   # uint8 (n, S, S, 3) -> float32 (n, N), quantizing as the manifest says
     LiteRTModel(path, xnnpack=False)  # the reference kernels only (what a runtime without XNNPACK runs)
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -32,6 +32,7 @@ Use:
     b = load_bundle("artifacts/bundle")        # raises BundleError naming what is wrong
     b.labels, b.preprocess, b.input_quant, b.model_path
 """
+
 from __future__ import annotations
 
 import gzip
@@ -108,8 +109,11 @@ def file_digest(path: Path) -> dict:
 
 def bytes_digest(data: bytes) -> dict:
     """``file_digest`` of content held in memory."""
-    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-            "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0))}
+    return {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
+    }
 
 
 def seal_text(manifest_bytes: bytes) -> str:
@@ -121,13 +125,16 @@ def check_seal(path: Path, manifest_bytes: bytes) -> None:
     """Raise BundleError unless ``path``/SEAL is the seal of ``manifest_bytes``."""
     seal_file = path / SEAL
     if not seal_file.is_file():
-        raise BundleError(f"bundle at {path} is not sealed: {SEAL} is missing "
-                          f"(a bundle must be published by export; re-export it)")
+        raise BundleError(
+            f"bundle at {path} is not sealed: {SEAL} is missing (a bundle must be published by export; re-export it)"
+        )
     want = seal_file.read_text(errors="replace")
     if want != seal_text(manifest_bytes):
         got = hashlib.sha256(manifest_bytes).hexdigest()
-        raise BundleError(f"bundle at {path}: {MANIFEST} has sha256 {got[:12]}..., {SEAL} says "
-                          f"{want[:12]!r}... ({MANIFEST} was modified after export, or the bundle is corrupt)")
+        raise BundleError(
+            f"bundle at {path}: {MANIFEST} has sha256 {got[:12]}..., {SEAL} says "
+            f"{want[:12]!r}... ({MANIFEST} was modified after export, or the bundle is corrupt)"
+        )
 
 
 def validate_manifest(m: dict) -> None:
@@ -136,8 +143,9 @@ def validate_manifest(m: dict) -> None:
     if missing:
         raise BundleError(f"manifest lacks {', '.join(missing)}")
     if m["schema_version"] != SCHEMA_VERSION:
-        raise BundleError(f"manifest schema_version {m['schema_version']} is not supported "
-                          f"(this reader knows {SCHEMA_VERSION})")
+        raise BundleError(
+            f"manifest schema_version {m['schema_version']} is not supported (this reader knows {SCHEMA_VERSION})"
+        )
     classes = m["classes"]
     if not classes or [c.get("index") for c in classes] != list(range(len(classes))):
         raise BundleError("manifest classes must be a non-empty list indexed 0..N-1 in order")
@@ -156,7 +164,7 @@ def validate_manifest(m: dict) -> None:
     try:
         spec = PreprocessSpec.from_dict(inp["preprocess"])
     except (TypeError, ValueError) as e:
-        raise BundleError(f"manifest input preprocess is invalid: {e}")
+        raise BundleError(f"manifest input preprocess is invalid: {e}") from None
     if inp["shape"] != [1, spec.size, spec.size, 3]:
         raise BundleError(f"manifest input shape {inp['shape']} disagrees with preprocess size {spec.size}")
     if out["shape"] != [1, len(classes)]:
@@ -188,7 +196,7 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
         raw = mpath.read_bytes()  # the bytes checked against SEAL are the bytes parsed
         manifest = json.loads(raw)
     except (OSError, ValueError) as e:
-        raise BundleError(f"{mpath} is not readable JSON: {e}")
+        raise BundleError(f"{mpath} is not readable JSON: {e}") from None
     if not isinstance(manifest, dict):
         raise BundleError(f"{mpath} is not a JSON object")
     check_seal(path, raw)  # before the schema: an edited manifest is named as edited
@@ -200,8 +208,10 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
         if verify_hashes:
             got = hashlib.sha256(f.read_bytes()).hexdigest()
             if got != want["sha256"]:
-                raise BundleError(f"bundle at {path}: {rel} has sha256 {got[:12]}..., "
-                                  f"manifest says {want['sha256'][:12]}... (modified or corrupt)")
+                raise BundleError(
+                    f"bundle at {path}: {rel} has sha256 {got[:12]}..., "
+                    f"manifest says {want['sha256'][:12]}... (modified or corrupt)"
+                )
     labels_file = path / "labels.txt"
     if labels_file.is_file():
         labels = labels_file.read_text().splitlines()

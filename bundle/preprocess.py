@@ -16,6 +16,7 @@ The rule, step by step:
 2. resize that square to ``size x size`` with Pillow's BILINEAR filter, which is antialiased
    when shrinking (a triangle filter widened by the scale factor); no resize if already that size.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -47,7 +48,7 @@ class PreprocessSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PreprocessSpec":
+    def from_dict(cls, d: dict) -> PreprocessSpec:
         known = {k: d[k] for k in ("size", "crop_fraction", "resize", "channel_order") if k in d}
         return cls(**known)
 

@@ -19,6 +19,7 @@ was (at worst a ``.staging-*`` or an unreferenced content directory, removed by 
         seal(tmp, manifest)                 # adds manifest["files"], writes manifest.json + SEAL
         publish(tmp, "artifacts/bundle")    # artifacts/bundle -> .bundle.<hash>; .bundle.previous
 """
+
 from __future__ import annotations
 
 import contextlib

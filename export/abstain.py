@@ -38,6 +38,7 @@ and a single T only rescales the logits, which for a coverage-calibrated thresho
 decision only where it reorders the photos' max probabilities. ``temperature`` reports the fitted T
 and the val AUROC with and without it, so the decision to leave it out is measured each export.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ import numpy as np
 
 from bundle.abstain import scores
 
+
 @dataclass(frozen=True)
 class Method:
     """One way to decide "not an office object": what it needs, its scores, how it is worded.
@@ -53,22 +55,36 @@ class Method:
     Adding a method is one entry here; adding a score is one entry in ``bundle.abstain.SCORES``
     (and its JS mirror in android_demo/web/classifier.js) named in a method's ``scores``.
     """
+
     name: str
-    summary: str                 # the manifest's ``rule`` text and the report's wording
-    scores: tuple[str, ...]      # candidate scores; calibration keeps the best val AUROC
-    needs_other_output: bool     # the run must have trained the hidden "other" output
-    fits_temperature: bool       # measure (not apply) temperature scaling of the softmax
+    summary: str  # the manifest's ``rule`` text and the report's wording
+    scores: tuple[str, ...]  # candidate scores; calibration keeps the best val AUROC
+    needs_other_output: bool  # the run must have trained the hidden "other" output
+    fits_temperature: bool  # measure (not apply) temperature scaling of the softmax
 
 
-METHODS = {m.name: m for m in (
-    # The office mass of a model trained on the office classes only is always ~1: max only.
-    Method("max_softmax", "abstained = max(dequantized outputs) < threshold",
-           scores=("max",), needs_other_output=False, fits_temperature=True),
-    Method("other_output", "abstained = score(dequantized outputs) < threshold, score = max or office_mass "
-                           "(their sum); the outputs are the office classes of a softmax with a hidden 'other' "
-                           "class, so they sum to 1 - p(other)",
-           scores=("max", "office_mass"), needs_other_output=True, fits_temperature=False),
-)}
+METHODS = {
+    m.name: m
+    for m in (
+        # The office mass of a model trained on the office classes only is always ~1: max only.
+        Method(
+            "max_softmax",
+            "abstained = max(dequantized outputs) < threshold",
+            scores=("max",),
+            needs_other_output=False,
+            fits_temperature=True,
+        ),
+        Method(
+            "other_output",
+            "abstained = score(dequantized outputs) < threshold, score = max or office_mass "
+            "(their sum); the outputs are the office classes of a softmax with a hidden 'other' "
+            "class, so they sum to 1 - p(other)",
+            scores=("max", "office_mass"),
+            needs_other_output=True,
+            fits_temperature=False,
+        ),
+    )
+}
 
 
 def choose_method(requested: str, other_output: bool) -> Method:
@@ -79,8 +95,10 @@ def choose_method(requested: str, other_output: bool) -> Method:
         raise ValueError(f"unknown abstain method {requested!r} (known: {', '.join(METHODS)})")
     method = METHODS[requested]
     if method.needs_other_output and not other_output:
-        raise ValueError(f"--abstain-method {requested} needs a run trained with the hidden 'other' output "
-                         f"(python -m training.train --other-class on)")
+        raise ValueError(
+            f"--abstain-method {requested} needs a run trained with the hidden 'other' output "
+            f"(python -m training.train --other-class on)"
+        )
     return method
 
 
@@ -139,8 +157,14 @@ def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-def calibrate(office_val: np.ndarray, office_val_labels: np.ndarray, others_val: np.ndarray,
-              output_scale: float, coverage: float, method: Method = METHODS["max_softmax"]) -> dict:
+def calibrate(
+    office_val: np.ndarray,
+    office_val_labels: np.ndarray,
+    others_val: np.ndarray,
+    output_scale: float,
+    coverage: float,
+    method: Method = METHODS["max_softmax"],
+) -> dict:
     """The manifest's ``abstain`` section (less ``figures``), from FLOAT val probabilities
     (the shipped outputs: for ``other_output``, the office columns only)."""
     by_score = {name: _r(auroc(scores(office_val, name), scores(others_val, name))) for name in method.scores}
@@ -154,7 +178,8 @@ def calibrate(office_val: np.ndarray, office_val_labels: np.ndarray, others_val:
         "target_coverage": coverage,
         "rule": method.summary,
         "calibrated_on": {
-            "office_val": int(len(office_val)), "others_val": int(len(others_val)),
+            "office_val": int(len(office_val)),
+            "others_val": int(len(others_val)),
             "float_threshold": round(float_threshold, 6),
             "float_office_coverage": _r(answered(office_val, threshold, score).mean()),
             "float_others_answered": _r(answered(others_val, threshold, score).mean()),
@@ -165,14 +190,17 @@ def calibrate(office_val: np.ndarray, office_val_labels: np.ndarray, others_val:
     if method.fits_temperature:
         t = fit_temperature(office_val, office_val_labels)
         rule["temperature"] = {
-            "fitted": round(t, 4), "applied": False, "val_auroc_t1": by_score["max"],
+            "fitted": round(t, 4),
+            "applied": False,
+            "val_auroc_t1": by_score["max"],
             "val_auroc_fitted": _r(auroc(scores(tempered(office_val, t)), scores(tempered(others_val, t)))),
         }
     return rule
 
 
-def evaluate(office: np.ndarray, office_labels: np.ndarray, others: np.ndarray, threshold: float,
-             score: str = "max") -> dict:
+def evaluate(
+    office: np.ndarray, office_labels: np.ndarray, others: np.ndarray, threshold: float, score: str = "max"
+) -> dict:
     """Figures on office test vs the evaluation-only others classes (probabilities of one model)."""
     office_s, others_s = scores(office, score), scores(others, score)
     correct = office.argmax(1) == office_labels
@@ -180,10 +208,14 @@ def evaluate(office: np.ndarray, office_labels: np.ndarray, others: np.ndarray, 
     at = {}
     for c in (0.90, 0.95):
         t = coverage_threshold(office_s, c)
-        at[f"{round(100 * c)}"] = {"threshold": round(t, 6), "office_coverage": _r((office_s >= t).mean()),
-                                   "others_answered": _r((others_s >= t).mean())}
+        at[f"{round(100 * c)}"] = {
+            "threshold": round(t, 6),
+            "office_coverage": _r((office_s >= t).mean()),
+            "others_answered": _r((others_s >= t).mean()),
+        }
     return {
-        "office_images": int(len(office)), "others_images": int(len(others)),
+        "office_images": int(len(office)),
+        "others_images": int(len(others)),
         "auroc": _r(auroc(office_s, others_s)),
         "at_office_coverage": at,
         "office_coverage": _r(kept.mean()),
@@ -193,8 +225,7 @@ def evaluate(office: np.ndarray, office_labels: np.ndarray, others: np.ndarray, 
     }
 
 
-def abstain_agreement(float_probs: np.ndarray, int8_probs: np.ndarray, threshold: float,
-                      score: str = "max") -> float:
+def abstain_agreement(float_probs: np.ndarray, int8_probs: np.ndarray, threshold: float, score: str = "max") -> float:
     """Share of images where float and int8 take the same abstain-vs-answer decision."""
     return float((answered(float_probs, threshold, score) == answered(int8_probs, threshold, score)).mean())
 

@@ -6,6 +6,7 @@
 Exit codes: 0 published; 1 the parity gate (or the int8 graph check) refused the model, the
 published bundle is untouched and the evidence is in BUNDLE.parity-failure/; 2 bad usage or input.
 """
+
 from __future__ import annotations
 
 import sys
@@ -37,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     if result.drifted:
         print("classes that drifted (agreement, accuracy change in points):", file=sys.stderr)
         for c in result.drifted:
-            print(f"  {c['index']:>3} {c['label']:<28} {100 * c['agreement']:5.1f}%  {c['change_points']:+.1f}",
-                  file=sys.stderr)
+            print(
+                f"  {c['index']:>3} {c['label']:<28} {100 * c['agreement']:5.1f}%  {c['change_points']:+.1f}",
+                file=sys.stderr,
+            )
     print(f"report with per-layer quantization error: {result.failure_dir / 'REPORT.md'}", file=sys.stderr)
     return 1

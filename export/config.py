@@ -9,6 +9,7 @@ Every group maps to one step: ``prune`` (tfmot magnitude pruning + fine-tune), `
 (full-integer int8 calibration), ``gate`` (parity thresholds), ``abstain`` (the "not an office
 object" threshold, export.abstain), ``model`` (manifest identity).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,10 +24,12 @@ class PruneConfig:
     target_sparsity: float = setting(0.8, "fraction of Conv2D/Dense kernel weights pruned to zero")
     # 3 epochs at 1e-4 lost 3.4 points of test top-1 at 80 % sparsity on the default run (52.1 ->
     # 48.7 %); 8 at 5e-4 recovered all of it (52.0 %) and raised int8 agreement to 98.9 %.
-    epochs: int = setting(8, "fine-tuning epochs on the train split while sparsity ramps from 0 to the target",
-                          flag="--prune-epochs")
-    lr: float = setting(5e-4, "Adam learning rate for fine-tuning (the weights must re-learn around the zeros)",
-                        flag="--prune-lr")
+    epochs: int = setting(
+        8, "fine-tuning epochs on the train split while sparsity ramps from 0 to the target", flag="--prune-epochs"
+    )
+    lr: float = setting(
+        5e-4, "Adam learning rate for fine-tuning (the weights must re-learn around the zeros)", flag="--prune-lr"
+    )
     batch_size: int = setting(64, "fine-tuning batch size")
 
 
@@ -38,24 +41,35 @@ class QuantizeConfig:
 
 @dataclass
 class GateConfig:
-    min_agreement: float = setting(0.98, "minimum top-1 agreement of int8 LiteRT with float Keras on the test "
-                                         "split (0..1)")
+    min_agreement: float = setting(
+        0.98, "minimum top-1 agreement of int8 LiteRT with float Keras on the test split (0..1)"
+    )
     max_accuracy_drop: float = setting(1.5, "maximum top-1 accuracy loss of int8 vs float, in percentage points")
-    max_float_diff: float = setting(1e-4, "maximum |probability difference| of float LiteRT vs float Keras "
-                                          "(conversion bugs)")
-    min_abstain_agreement: float = setting(0.98, "minimum share of office + non-office test images where int8 "
-                                                 "and float take the same abstain-vs-answer decision (0..1)")
+    max_float_diff: float = setting(
+        1e-4, "maximum |probability difference| of float LiteRT vs float Keras (conversion bugs)"
+    )
+    min_abstain_agreement: float = setting(
+        0.98,
+        "minimum share of office + non-office test images where int8 "
+        "and float take the same abstain-vs-answer decision (0..1)",
+    )
 
 
 @dataclass
 class AbstainConfig:
-    enabled: bool = setting(True, "calibrate and ship the abstain rule when the dataset has non-office photos",
-                            flag="--abstain")
-    method: str = setting("auto", "abstain method (export.abstain.METHODS); auto = other_output for a run "
-                                  "trained with the hidden 'other' output, else max_softmax",
-                          ("auto", "max_softmax", "other_output"), flag="--abstain-method")
-    coverage: float = setting(0.9, "share of office val photos the threshold keeps answered (0..1)",
-                              flag="--abstain-coverage")
+    enabled: bool = setting(
+        True, "calibrate and ship the abstain rule when the dataset has non-office photos", flag="--abstain"
+    )
+    method: str = setting(
+        "auto",
+        "abstain method (export.abstain.METHODS); auto = other_output for a run "
+        "trained with the hidden 'other' output, else max_softmax",
+        ("auto", "max_softmax", "other_output"),
+        flag="--abstain-method",
+    )
+    coverage: float = setting(
+        0.9, "share of office val photos the threshold keeps answered (0..1)", flag="--abstain-coverage"
+    )
 
 
 @dataclass
@@ -69,7 +83,7 @@ class ModelConfig:
 class ExportConfig:
     run: Path
     out: Path
-    data: Path | None = None       # overrides the run's config.json data.root
+    data: Path | None = None  # overrides the run's config.json data.root
     prune: PruneConfig = field(default_factory=PruneConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -83,14 +97,19 @@ class ExportConfig:
         return d
 
 
-GROUPS = {"prune": PruneConfig, "quantize": QuantizeConfig, "gate": GateConfig, "abstain": AbstainConfig,
-          "model": ModelConfig}
+GROUPS = {
+    "prune": PruneConfig,
+    "quantize": QuantizeConfig,
+    "gate": GateConfig,
+    "abstain": AbstainConfig,
+    "model": ModelConfig,
+}
 HELP = {
     "prune": "magnitude pruning of Conv2D/Dense kernels, then fine-tuning on the train split",
     "quantize": "full-integer int8 conversion calibrated on real, reference-preprocessed train images",
     "gate": "parity gate on the whole test split; a failure publishes nothing",
     "abstain": "'not an office object' rule: a threshold on a score of the outputs calibrated on val photos, "
-               "when the dataset has non-office photos (import-others)",
+    "when the dataset has non-office photos (import-others)",
     "model": "identity written into manifest.json",
 }
 
@@ -99,14 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m export",
         description="Prune a trained run, convert it to a full-integer int8 TFLite model, check it "
-                    "against the float model on the test split, and publish a bundle atomically.",
-        epilog="example: python -m export --run artifacts/run --out artifacts/bundle --target-sparsity 0.8")
+        "against the float model on the test split, and publish a bundle atomically.",
+        epilog="example: python -m export --run artifacts/run --out artifacts/bundle --target-sparsity 0.8",
+    )
     io = p.add_argument_group("input and output")
     io.add_argument("--run", type=Path, required=True, help="trained run directory (training.run)")
-    io.add_argument("--out", type=Path, required=True,
-                    help="bundle directory to publish (replaced atomically; the old one kept as .NAME.previous)")
-    io.add_argument("--data", type=Path, default=None,
-                    help="dataset root (default: the run's config.json data.root)")
+    io.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="bundle directory to publish (replaced atomically; the old one kept as .NAME.previous)",
+    )
+    io.add_argument("--data", type=Path, default=None, help="dataset root (default: the run's config.json data.root)")
     for group, cls in GROUPS.items():
         add_group(p, group, cls, HELP[group], title=group)
     return p

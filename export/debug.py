@@ -9,6 +9,7 @@ every quantized tensor with its float counterpart on ``images``. It runs the mod
 deprecated ``tf.lite.Interpreter`` internally (nothing else offers this), which is why its
 deprecation warning is silenced here; the gate itself uses LiteRT.
 """
+
 from __future__ import annotations
 
 import csv
@@ -30,7 +31,8 @@ def layer_errors(model, size: int, calibration: np.ndarray, images: np.ndarray) 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter_for(model, size, calibration), debug_dataset=dataset)
+            converter=converter_for(model, size, calibration), debug_dataset=dataset
+        )
         debugger.run()
     text = io.StringIO()
     debugger.layer_statistics_dump(text)

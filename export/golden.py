@@ -10,15 +10,16 @@ Any consumer (server, phone page) decodes the .jpg with its own code and must re
 .input.bin bytes and, running the bundle's model.tflite, the output vector: that proves its
 preprocessing and inference match the reference (bundle.images + bundle.preprocess).
 """
+
 from __future__ import annotations
 
 import hashlib
 import shutil
 from pathlib import Path
 
+from bundle.litert import LiteRTModel
 from bundle.preprocess import PreprocessSpec
 from export.inputs import pixels_of
-from bundle.litert import LiteRTModel
 
 GOLDEN_DIR = "golden"
 
@@ -33,8 +34,9 @@ def pick_golden(items: list[tuple[Path, int]], n: int) -> list[tuple[Path, int]]
     return chosen + rest[: n - len(chosen)]
 
 
-def write_golden(staging: Path, items: list[tuple[Path, int]], spec: PreprocessSpec,
-                 model: LiteRTModel, n: int) -> list[dict]:
+def write_golden(
+    staging: Path, items: list[tuple[Path, int]], spec: PreprocessSpec, model: LiteRTModel, n: int
+) -> list[dict]:
     folder = staging / GOLDEN_DIR
     folder.mkdir()
     entries = []
@@ -47,8 +49,14 @@ def write_golden(staging: Path, items: list[tuple[Path, int]], spec: PreprocessS
         data = x.tobytes()
         (folder / f"{name}.input.bin").write_bytes(data)
         output = model.run(x)
-        entries.append({"image": f"{GOLDEN_DIR}/{image.name}", "input": f"{GOLDEN_DIR}/{name}.input.bin",
-                        "input_sha256": hashlib.sha256(data).hexdigest(),
-                        "output": [int(v) for v in output], "top1": int(output.argmax()),
-                        "label": int(label)})
+        entries.append(
+            {
+                "image": f"{GOLDEN_DIR}/{image.name}",
+                "input": f"{GOLDEN_DIR}/{name}.input.bin",
+                "input_sha256": hashlib.sha256(data).hexdigest(),
+                "output": [int(v) for v in output],
+                "top1": int(output.argmax()),
+                "label": int(label),
+            }
+        )
     return entries

@@ -1,4 +1,4 @@
-"""What export reads: the trained run (through training.run), its dataset, and images turned into pixels the reference way.
+"""What export reads: the trained run (training.run), its dataset, and pixels made the reference way.
 
     from export.inputs import load_source, load_pixels
     src = load_source(Path("artifacts/run"))         # ExportError (exit 2) naming what is missing
@@ -8,6 +8,7 @@ Pixels always come from ``bundle.images.decode_image`` + ``bundle.preprocess.pre
 same path the server and the phone page are proven against, so calibration, parity and golden
 vectors see exactly what a consumer would feed the model.
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -29,8 +30,9 @@ class ExportError(Exception):
 @dataclass
 class Source:
     """What export starts from: a finished run (``training.run``), its model and its dataset."""
+
     run: Run
-    model: object          # tf_keras.Model, float32
+    model: object  # tf_keras.Model, float32
     dataset: Dataset
 
     @property
@@ -56,8 +58,10 @@ def load_source(path: Path, data: Path | None = None) -> Source:
     if model.input_shape[1:] != (spec.size, spec.size, 3):
         raise ExportError(f"model input {model.input_shape} disagrees with preprocess size {spec.size}")
     if model.output_shape[-1] != len(dataset.classes) + run.other_output:
-        raise ExportError(f"model has {model.output_shape[-1]} outputs, dataset {dataset.root} has "
-                          f"{len(dataset.classes)} classes" + (" + 'other'" if run.other_output else ""))
+        raise ExportError(
+            f"model has {model.output_shape[-1]} outputs, dataset {dataset.root} has "
+            f"{len(dataset.classes)} classes" + (" + 'other'" if run.other_output else "")
+        )
     return Source(run=run, model=model, dataset=dataset)
 
 
@@ -66,7 +70,7 @@ def pixels_of(path: Path, spec: PreprocessSpec) -> np.ndarray:
     try:
         return preprocess(decode_image(Path(path).read_bytes()), spec)
     except ImageError as e:
-        raise ExportError(f"{path}: {e}")
+        raise ExportError(f"{path}: {e}") from None
 
 
 def load_pixels(paths: list[Path], spec: PreprocessSpec) -> np.ndarray:

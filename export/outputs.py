@@ -14,6 +14,7 @@ consumers need no new code for method b.
 The cut is a strided slice on the int8 softmax output, which keeps its 1/256 scale: the converted
 graph stays fully integer.
 """
+
 from __future__ import annotations
 
 

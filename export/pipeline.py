@@ -1,4 +1,4 @@
-"""The export, step by step: run -> pruned model -> office outputs -> int8 TFLite -> abstain rule -> parity gate -> bundle.
+"""The export, step by step: run -> pruned model -> office outputs -> int8 -> abstain rule -> parity gate -> bundle.
 
     from export.pipeline import export
     result = export(cfg)        # ExportConfig; returns ExportResult(published=..., failures=[...])
@@ -16,13 +16,14 @@ rule (export.abstain) and the gate also checks float and int8 agree on abstainin
 with a hidden "other" output (``--other-class``) is fine-tuned and calibrated with its non-office
 photos too, and ships without that output (export.outputs): consumers see the office classes only.
 """
+
 from __future__ import annotations
 
 import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -67,10 +68,15 @@ def sidecar(out: Path, suffix: str) -> Path:
 def git_revision() -> str:
     here = Path(__file__).resolve().parent
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "export", "bundle", "training"],
-                               cwd=here.parent, capture_output=True, text=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "export", "bundle", "training"],
+            cwd=here.parent,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -80,8 +86,16 @@ def predict_keras(model, pixels: np.ndarray) -> np.ndarray:
     return model.predict(pixels.astype(np.float32), batch_size=64, verbose=0).astype(np.float32)
 
 
-def build_manifest(cfg: ExportConfig, dataset, spec, int8_model: LiteRTModel, figures: dict,
-                   sparsity: list[dict], ops: list[dict], run_float_accuracy: float) -> dict:
+def build_manifest(
+    cfg: ExportConfig,
+    dataset,
+    spec,
+    int8_model: LiteRTModel,
+    figures: dict,
+    sparsity: list[dict],
+    ops: list[dict],
+    run_float_accuracy: float,
+) -> dict:
     """manifest.json (schema in bundle/manifest.py) less ``golden`` and ``files``, added when written."""
     in_scale, in_zp = int8_model.input_quant
     out_scale, out_zp = int8_model.output_quant
@@ -90,24 +104,40 @@ def build_manifest(cfg: ExportConfig, dataset, spec, int8_model: LiteRTModel, fi
     sizes = {}
     return {
         "schema_version": SCHEMA_VERSION,
-        "model": {"name": cfg.model.name, "version": cfg.model.version,
-                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "git_revision": git_revision(), "file": MODEL_FILE},
+        "model": {
+            "name": cfg.model.name,
+            "version": cfg.model.version,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "git_revision": git_revision(),
+            "file": MODEL_FILE,
+        },
         "classes": [{"index": i, "wnid": c.wnid, "label": c.label} for i, c in enumerate(dataset.classes)],
-        "input": {"shape": [1, spec.size, spec.size, 3], "dtype": int8_model.input_dtype,
-                  "quantization": {"scale": float(in_scale), "zero_point": int(in_zp)},
-                  "preprocess": spec.to_dict()},
-        "output": {"shape": [int(d) for d in int8_model.output["shape"]],
-                   "dtype": np.dtype(int8_model.output["dtype"]).name,
-                   "quantization": {"scale": float(out_scale), "zero_point": int(out_zp)},
-                   "kind": "probabilities"},
+        "input": {
+            "shape": [1, spec.size, spec.size, 3],
+            "dtype": int8_model.input_dtype,
+            "quantization": {"scale": float(in_scale), "zero_point": int(in_zp)},
+            "preprocess": spec.to_dict(),
+        },
+        "output": {
+            "shape": [int(d) for d in int8_model.output["shape"]],
+            "dtype": np.dtype(int8_model.output["dtype"]).name,
+            "quantization": {"scale": float(out_scale), "zero_point": int(out_zp)},
+            "kind": "probabilities",
+        },
         "dataset": {"id": dataset.id, "sha256": dataset.sha256, "catalog": dataset.meta.get("catalog")},
-        "metrics": {"run_float_accuracy": round(run_float_accuracy, 4),
-                    "float_accuracy": figures["float_accuracy"], "int8_accuracy": figures["int8_accuracy"],
-                    "test_images": figures["images"], "sizes": sizes,
-                    "sparsity": {"target": cfg.prune.target_sparsity,
-                                 "overall": round(overall_sparsity(sparsity), 4), "layers": sparsity},
-                    "ops": op_counts(ops)},
+        "metrics": {
+            "run_float_accuracy": round(run_float_accuracy, 4),
+            "float_accuracy": figures["float_accuracy"],
+            "int8_accuracy": figures["int8_accuracy"],
+            "test_images": figures["images"],
+            "sizes": sizes,
+            "sparsity": {
+                "target": cfg.prune.target_sparsity,
+                "overall": round(overall_sparsity(sparsity), 4),
+                "layers": sparsity,
+            },
+            "ops": op_counts(ops),
+        },
         "parity": {**{k: v for k, v in figures.items() if k != "per_class"}, "gate": asdict(cfg.gate)},
     }
 
@@ -124,8 +154,9 @@ def train_pipeline(src: Source, batch_size: int):
     return Pipeline(src.dataset, cfg.data, src.spec.size, classes, batch_size, seed=src.run.seed, soft_targets=soft)
 
 
-def abstain_rule(cfg: ExportConfig, src: Source, model, int8_model: LiteRTModel, office_test: tuple,
-                 figures: dict) -> dict | None:
+def abstain_rule(
+    cfg: ExportConfig, src: Source, model, int8_model: LiteRTModel, office_test: tuple, figures: dict
+) -> dict | None:
     """The manifest's ``abstain`` section, or None without non-office photos (or --no-abstain).
 
     Adds ``abstain_agreement``/``abstain_images`` to the parity ``figures`` for the gate.
@@ -137,64 +168,87 @@ def abstain_rule(cfg: ExportConfig, src: Source, model, int8_model: LiteRTModel,
         log("abstain rule: off (--no-abstain)")
         return None
     if not others_val or not others_test:
-        log("abstain rule: none, the dataset has no non-office val and test photos "
-            "(add them with `python -m training.data import-others`)")
+        log(
+            "abstain rule: none, the dataset has no non-office val and test photos "
+            "(add them with `python -m training.data import-others`)"
+        )
         return None
     x_val, y_val = split_arrays(dataset, "val", spec)
     x_others_val = load_pixels([p for p, _ in others_val], spec)
     x_others_test = load_pixels([p for p, _ in others_test], spec)
     method = abstain.choose_method(cfg.abstain.method, src.run.other_output)
-    rule = abstain.calibrate(predict_keras(model, x_val), y_val, predict_keras(model, x_others_val),
-                             int8_model.output_quant[0], cfg.abstain.coverage, method)
+    rule = abstain.calibrate(
+        predict_keras(model, x_val),
+        y_val,
+        predict_keras(model, x_others_val),
+        int8_model.output_quant[0],
+        cfg.abstain.coverage,
+        method,
+    )
     t, score = rule["threshold"], rule["score"]
     rule["calibrated_on"]["int8_office_coverage"] = round(
-        float(abstain.answered(int8_model.probabilities(x_val), t, score).mean()), 4)
+        float(abstain.answered(int8_model.probabilities(x_val), t, score).mean()), 4
+    )
     y_test, keras_test, int8_test = office_test
     keras_others, int8_others = predict_keras(model, x_others_test), int8_model.probabilities(x_others_test)
-    rule["figures"] = {"int8": abstain.evaluate(int8_test, y_test, int8_others, t, score),
-                       "float": abstain.evaluate(keras_test, y_test, keras_others, t, score)}
-    figures["abstain_agreement"] = round(abstain.abstain_agreement(
-        np.concatenate([keras_test, keras_others]), np.concatenate([int8_test, int8_others]), t, score), 4)
+    rule["figures"] = {
+        "int8": abstain.evaluate(int8_test, y_test, int8_others, t, score),
+        "float": abstain.evaluate(keras_test, y_test, keras_others, t, score),
+    }
+    figures["abstain_agreement"] = round(
+        abstain.abstain_agreement(
+            np.concatenate([keras_test, keras_others]), np.concatenate([int8_test, int8_others]), t, score
+        ),
+        4,
+    )
     figures["abstain_images"] = len(y_test) + len(others_test)
     f = rule["figures"]["int8"]
-    log(f"abstain rule ({method.name}, score {score}): threshold {t:.4f} (int8 output scale) calibrated on {len(y_val)} office "
+    log(
+        f"abstain rule ({method.name}, score {score}): threshold {t:.4f} (int8 output scale) calibrated on "
+        f"{len(y_val)} office "
         f"+ {len(others_val)} non-office val photos for {cfg.abstain.coverage:.0%} office coverage; on "
         f"{len(others_test)} photos of unseen non-office classes: AUROC {f['auroc']:.3f}, "
         f"{f['others_answered']:.1%} given an office label, office coverage {f['office_coverage']:.1%}; "
-        f"int8/float abstain agreement {figures['abstain_agreement']:.2%}")
+        f"int8/float abstain agreement {figures['abstain_agreement']:.2%}"
+    )
     return rule
 
 
 def check_abstain_inputs(cfg: ExportConfig, src: Source) -> None:
     """Refuse up front what the abstain method cannot work with (ExportError naming the fix)."""
     if src.run.other_output and not cfg.abstain.enabled:
-        raise ExportError(f"{cfg.run} was trained with a hidden 'other' output (--other-class): only the "
-                          f"abstain rule reads it, and without it the shipped office scores would simply sum "
-                          f"to less than 1; drop --no-abstain")
+        raise ExportError(
+            f"{cfg.run} was trained with a hidden 'other' output (--other-class): only the "
+            f"abstain rule reads it, and without it the shipped office scores would simply sum "
+            f"to less than 1; drop --no-abstain"
+        )
     try:
         method = abstain.choose_method(cfg.abstain.method, src.run.other_output)
     except ValueError as e:
         raise ExportError(str(e)) from None
     if method.needs_other_output and not all(src.dataset.others_items(s) for s in ("train", "val", "test")):
-        raise ExportError(f"{cfg.run} was trained with --other-class but dataset {src.dataset.root} lacks "
-                          f"non-office train/val/test photos to fine-tune with, calibrate the abstain rule on "
-                          f"and evaluate it (python -m training.data import-others)")
+        raise ExportError(
+            f"{cfg.run} was trained with --other-class but dataset {src.dataset.root} lacks "
+            f"non-office train/val/test photos to fine-tune with, calibrate the abstain rule on "
+            f"and evaluate it (python -m training.data import-others)"
+        )
 
 
 @dataclass
 class Candidate:
     """The int8 model one export made, and everything measured of it: what either publishing or
     the refusal's evidence is written from."""
-    model: object                  # the pruned float tf_keras model, office outputs only
+
+    model: object  # the pruned float tf_keras model, office outputs only
     float_tflite: bytes
     int8_tflite: bytes
     int8: LiteRTModel
     sparsity: list[dict]
     ops: list[dict]
-    figures: dict                  # parity.json
-    manifest: dict                 # less golden/files, added when the bundle is written
-    failures: list[str]            # the int8 graph check's and the gate's; empty = publish
-    x_calib: np.ndarray            # the calibration pixels (the refusal's per-layer errors)
+    figures: dict  # parity.json
+    manifest: dict  # less golden/files, added when the bundle is written
+    failures: list[str]  # the int8 graph check's and the gate's; empty = publish
+    x_calib: np.ndarray  # the calibration pixels (the refusal's per-layer errors)
     x_test: np.ndarray
 
 
@@ -216,12 +270,15 @@ def make_candidate(cfg: ExportConfig, src: Source) -> Candidate:
     spec, dataset = src.spec, src.dataset
     names = [c.label for c in dataset.classes]
     x_test, y_test = split_arrays(dataset, "test", spec)
-    run_float_accuracy = float((predict_keras(office_outputs(src.model, len(names)), x_test).argmax(1)
-                                == y_test).mean())
+    run_float_accuracy = float(
+        (predict_keras(office_outputs(src.model, len(names)), x_test).argmax(1) == y_test).mean()
+    )
 
     if cfg.prune.target_sparsity:
-        log(f"pruning Conv2D/Dense kernels to {cfg.prune.target_sparsity:.0%} sparsity, "
-            f"{cfg.prune.epochs} fine-tuning epochs")
+        log(
+            f"pruning Conv2D/Dense kernels to {cfg.prune.target_sparsity:.0%} sparsity, "
+            f"{cfg.prune.epochs} fine-tuning epochs"
+        )
     # The fine-tuning draws dropout masks and batch order: seeded by the run's own seed, with
     # deterministic kernels, the same run exports the same model.tflite every time.
     keras.utils.set_random_seed(src.run.seed)
@@ -230,12 +287,13 @@ def make_candidate(cfg: ExportConfig, src: Source) -> Candidate:
     model, sparsity = prune_model(src.model, pipe.train, pipe.epoch_size(), cfg.prune)
     log(f"kernel sparsity {overall_sparsity(sparsity):.4f}")
     if src.run.other_output:
-        log(f"cutting the hidden 'other' output (index {len(names)}) off the model: it ships "
-            f"{len(names)} office probabilities that sum to 1 - p(other)")
+        log(
+            f"cutting the hidden 'other' output (index {len(names)}) off the model: it ships "
+            f"{len(names)} office probabilities that sum to 1 - p(other)"
+        )
     model = office_outputs(model, len(names))
 
-    calib_items = calibration_items(dataset, cfg.quantize.calibration_images, cfg.quantize.seed,
-                                    src.run.other_output)
+    calib_items = calibration_items(dataset, cfg.quantize.calibration_images, cfg.quantize.seed, src.run.other_output)
     log(f"converting: float TFLite, and int8 calibrated on {len(calib_items)} train images")
     x_calib = load_pixels([p for p, _ in calib_items], spec)
     float_tflite = to_tflite(model, spec.size)
@@ -253,17 +311,29 @@ def make_candidate(cfg: ExportConfig, src: Source) -> Candidate:
     manifest["metrics"]["sizes"]["float_tflite"] = bytes_digest(float_tflite)
     if rule:
         manifest["abstain"] = rule
-    return Candidate(model=model, float_tflite=float_tflite, int8_tflite=int8_tflite, int8=int8_model,
-                     sparsity=sparsity, ops=ops, figures=figures, manifest=manifest,
-                     failures=problems + gate(figures, cfg.gate), x_calib=x_calib, x_test=x_test)
+    return Candidate(
+        model=model,
+        float_tflite=float_tflite,
+        int8_tflite=int8_tflite,
+        int8=int8_model,
+        sparsity=sparsity,
+        ops=ops,
+        figures=figures,
+        manifest=manifest,
+        failures=problems + gate(figures, cfg.gate),
+        x_calib=x_calib,
+        x_test=x_test,
+    )
 
 
 def _publish(cfg: ExportConfig, src: Source, c: Candidate) -> ExportResult:
     figures, manifest = c.figures, c.manifest
     names = [cls.label for cls in src.dataset.classes]
     plots = src.run.plots()
-    log(f"gate passed: agreement {figures['agreement']:.2%}, int8 top-1 {figures['int8_accuracy']:.2%} "
-        f"(float {figures['float_accuracy']:.2%}); publishing {cfg.out}")
+    log(
+        f"gate passed: agreement {figures['agreement']:.2%}, int8 top-1 {figures['int8_accuracy']:.2%} "
+        f"(float {figures['float_accuracy']:.2%}); publishing {cfg.out}"
+    )
     # Only a published export replaces the float model beside the bundle (a refused one leaves it).
     write_bytes_atomic(sidecar(cfg.out, "float.tflite"), c.float_tflite)
     with staging_dir(cfg.out) as tmp:
@@ -274,8 +344,9 @@ def _publish(cfg: ExportConfig, src: Source, c: Candidate) -> ExportResult:
         write_json_atomic(tmp / "parity.json", figures)
         write_json_atomic(tmp / "export_config.json", cfg.to_dict())
         _copy_plots(src.path, tmp, plots)
-        (tmp / "REPORT.md").write_text(render_report(manifest, figures, c.sparsity, c.ops,
-                                                     [f"plots/{p}" for p in plots]))
+        (tmp / "REPORT.md").write_text(
+            render_report(manifest, figures, c.sparsity, c.ops, [f"plots/{p}" for p in plots])
+        )
         manifest = seal(tmp, manifest)
         publish(tmp, cfg.out)
     shutil.rmtree(sidecar(cfg.out, "parity-failure"), ignore_errors=True)
@@ -301,8 +372,7 @@ def _refuse(cfg: ExportConfig, src: Source, c: Candidate) -> ExportResult:
         (tmp / "REPORT.md").write_text(render_report(manifest, figures, c.sparsity, c.ops, (), failures, errors))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
-    return ExportResult(published=None, failures=failures, drifted=drifted, failure_dir=folder,
-                        manifest=manifest)
+    return ExportResult(published=None, failures=failures, drifted=drifted, failure_dir=folder, manifest=manifest)
 
 
 def _copy_plots(run: Path, dest: Path, plots: list[str]) -> None:

@@ -16,10 +16,11 @@ fails on layers tfmot can't prune, e.g. Normalization). Sparsity ramps with Poly
 to the target over most of the fine-tuning, and ``strip_pruning`` removes the wrappers so the
 converter sees plain layers whose kernels simply contain zeros.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -45,8 +46,8 @@ def prune_model(model, batches, train_images: int, cfg: PruneConfig, log: Callab
     frequency = max(1, total // 20)
     end_step = max(frequency, (int(total * 0.75) // frequency) * frequency)
     schedule = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=0.0, final_sparsity=cfg.target_sparsity,
-        begin_step=0, end_step=end_step, frequency=frequency)
+        initial_sparsity=0.0, final_sparsity=cfg.target_sparsity, begin_step=0, end_step=end_step, frequency=frequency
+    )
 
     def wrap(layer):
         if type(layer).__name__ in PRUNABLE:
@@ -64,12 +65,19 @@ def prune_model(model, batches, train_images: int, cfg: PruneConfig, log: Callab
     # epoch; the pruning step counter lives in the wrappers, so it carries across the calls.
     started = time.monotonic()
     for epoch in range(cfg.epochs):
-        logs = pruned.fit(batches(epoch), epochs=epoch + 1, initial_epoch=epoch, verbose=0,
-                          callbacks=[tfmot.sparsity.keras.UpdatePruningStep()]).history
+        logs = pruned.fit(
+            batches(epoch),
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            verbose=0,
+            callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
+        ).history
         per_epoch = (time.monotonic() - started) / (epoch + 1)
-        log(f"pruning fine-tune epoch {epoch + 1}/{cfg.epochs}: loss {logs['loss'][-1]:.4f}, "
+        log(
+            f"pruning fine-tune epoch {epoch + 1}/{cfg.epochs}: loss {logs['loss'][-1]:.4f}, "
             f"accuracy {logs['accuracy'][-1]:.4f}, sparsity {_mask_sparsity(pruned):.2f}, "
-            f"{per_epoch:.0f} s/epoch, ETA {_duration(per_epoch * (cfg.epochs - epoch - 1))}")
+            f"{per_epoch:.0f} s/epoch, ETA {_duration(per_epoch * (cfg.epochs - epoch - 1))}"
+        )
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     return stripped, kernel_sparsity(stripped)
 
@@ -92,8 +100,15 @@ def kernel_sparsity(model) -> list[dict]:
         if type(layer).__name__ in PRUNABLE:
             kernel = layer.kernel.numpy()
             zeros = int((kernel == 0).sum())
-            rows.append({"layer": layer.name, "kind": type(layer).__name__, "weights": int(kernel.size),
-                         "zeros": zeros, "sparsity": round(zeros / kernel.size, 4)})
+            rows.append(
+                {
+                    "layer": layer.name,
+                    "kind": type(layer).__name__,
+                    "weights": int(kernel.size),
+                    "zeros": zeros,
+                    "sparsity": round(zeros / kernel.size, 4),
+                }
+            )
     return rows
 
 

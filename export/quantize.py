@@ -11,6 +11,7 @@ The int8 model takes and returns uint8 (LiteRT.js refuses signed int8 I/O), so t
 touch a tensor other than int8/int32 are the QUANTIZE ops at its edges (uint8 <-> int8). The input signature is
 fixed at [1, S, S, 3]: the phone runtime refuses a dynamic batch dimension.
 """
+
 from __future__ import annotations
 
 import random
@@ -56,9 +57,11 @@ def converter_for(model, size: int, calibration: np.ndarray | None = None):
     concrete = fn.get_concrete_function(tf.TensorSpec([1, size, size, 3], tf.float32, name="image"))
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
     if calibration is not None:
+
         def representative():
             for x in calibration:
                 yield [x[None].astype(np.float32)]
+
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -83,9 +86,13 @@ def graph_ops(tflite: bytes) -> list[dict]:
     for op in graph.operators:
         code = model.operatorCodes[op.opcodeIndex]
         builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-        ops.append({"op": names.get(builtin, str(builtin)),
-                    "inputs": [types[graph.tensors[i].type] for i in op.inputs if i >= 0],
-                    "outputs": [types[graph.tensors[i].type] for i in op.outputs]})
+        ops.append(
+            {
+                "op": names.get(builtin, str(builtin)),
+                "inputs": [types[graph.tensors[i].type] for i in op.inputs if i >= 0],
+                "outputs": [types[graph.tensors[i].type] for i in op.outputs],
+            }
+        )
     return ops
 
 
@@ -110,6 +117,8 @@ def check_int8_graph(tflite: bytes, model) -> list[str]:
     expected = sum(ELEMENTWISE_LAYERS.get(type(layer).__name__, 0) for layer in model.layers)
     elementwise = sum(1 for op in ops if op["op"] in ELEMENTWISE_OPS)
     if elementwise > expected:
-        problems.append(f"{elementwise} elementwise MUL/ADD/SUB ops where the model's layers explain "
-                        f"{expected}: a BatchNormalization was not folded into its convolution")
+        problems.append(
+            f"{elementwise} elementwise MUL/ADD/SUB ops where the model's layers explain "
+            f"{expected}: a BatchNormalization was not folded into its convolution"
+        )
     return problems

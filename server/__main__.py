@@ -1,4 +1,5 @@
 """``python -m server``: see server/cli.py."""
+
 import sys
 
 from server.cli import main

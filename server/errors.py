@@ -9,6 +9,7 @@ line; the tests and the load benchmark assert that it never happens.
     install_error_handlers(app)
     raise ApiError(415, "unsupported_media_type", "send multipart/form-data or image/jpeg")
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,10 +27,15 @@ log = logging.getLogger("server")
 
 # bundle.images.ImageError codes -> HTTP status. A bomb is the client's fault (400), refused
 # from its header before any pixel is decoded.
-IMAGE_ERROR_STATUS = {"empty": 400, "unsupported_format": 415, "corrupt_image": 400,
-                      "image_too_large": 400}
-HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-              413: "body_too_large", 415: "unsupported_media_type", 503: "not_ready"}
+IMAGE_ERROR_STATUS = {"empty": 400, "unsupported_format": 415, "corrupt_image": 400, "image_too_large": 400}
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    503: "not_ready",
+}
 
 
 class ErrorDetail(BaseModel):
@@ -48,14 +54,12 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, headers=None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
-                        headers=headers)
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 def error_docs(*statuses: int) -> dict:
     """``responses=`` for a route, so /docs shows the error shape for each status it can return."""
-    return {s: {"model": ErrorResponse, "description": HTTP_CODES.get(s, "invalid_request")}
-            for s in statuses}
+    return {s: {"model": ErrorResponse, "description": HTTP_CODES.get(s, "invalid_request")} for s in statuses}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -77,8 +81,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):
-        return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"),
-                              str(exc.detail), headers=getattr(exc, "headers", None))
+        return error_response(
+            exc.status_code,
+            HTTP_CODES.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, exc: ClientDisconnect):

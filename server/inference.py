@@ -17,6 +17,7 @@ The image -> tensor path is the bundle's reference path, unchanged: ``decode_ima
     result.top(3), result.timing_ms
     clf.close()
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,7 +39,7 @@ from bundle.preprocess import dequantize, preprocess, quantize
 
 @dataclass(frozen=True)
 class Classification:
-    probs: np.ndarray          # float32 [N], dequantized model output
+    probs: np.ndarray  # float32 [N], dequantized model output
     timing_ms: dict[str, float]  # decode, preprocess, inference
 
     def top(self, k: int) -> list[int]:
@@ -47,8 +48,7 @@ class Classification:
 
 
 class Classifier:
-    def __init__(self, bundle: Bundle, pool_size: int = 1, threads: int = 1,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, bundle: Bundle, pool_size: int = 1, threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS):
         self.bundle = bundle
         self.spec = bundle.preprocess
         self.max_pixels = max_pixels
@@ -63,7 +63,7 @@ class Classifier:
         try:
             model = LiteRTModel(self.bundle.model_path, threads=threads)
         except (ValueError, RuntimeError) as e:
-            raise BundleError(f"LiteRT cannot load {self.bundle.model_path}: {e}")
+            raise BundleError(f"LiteRT cannot load {self.bundle.model_path}: {e}") from None
         it = model.interpreter
         inp, out = it.get_input_details(), it.get_output_details()
         m = self.bundle.manifest
@@ -73,8 +73,10 @@ class Classifier:
                 raise BundleError(f"model has {len(details)} {name} tensors, the server expects 1")
             d = details[0]
             if list(d["shape"]) != spec["shape"] or np.dtype(d["dtype"]).name != spec["dtype"]:
-                raise BundleError(f"model {name} is {list(d['shape'])} {np.dtype(d['dtype']).name}, "
-                                  f"manifest says {spec['shape']} {spec['dtype']}")
+                raise BundleError(
+                    f"model {name} is {list(d['shape'])} {np.dtype(d['dtype']).name}, "
+                    f"manifest says {spec['shape']} {spec['dtype']}"
+                )
         return model
 
     @property
@@ -100,8 +102,9 @@ class Classifier:
         t2 = time.perf_counter()
         probs = self.infer(x)
         t3 = time.perf_counter()
-        return Classification(probs, {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3,
-                                      "inference": (t3 - t2) * 1e3})
+        return Classification(
+            probs, {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3, "inference": (t3 - t2) * 1e3}
+        )
 
     async def classify_async(self, data: bytes) -> Classification:
         """``classify`` on the pool's threads, so the event loop keeps serving other requests."""

@@ -22,6 +22,7 @@
     with inflight.slot():   # raises ApiError 503 when 8 are already in
         ...
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -75,8 +76,10 @@ class LingeringClose:
         if scope["type"] != "http" or not _closes_after(scope):
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        body_done = not (headers.get(b"content-length", b"0") not in (b"", b"0")
-                         or b"chunked" in headers.get(b"transfer-encoding", b"").lower())
+        body_done = not (
+            headers.get(b"content-length", b"0") not in (b"", b"0")
+            or b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        )
         # A client that asked to be told first (Expect: 100-continue) waits and sends nothing.
         expects = headers.get(b"expect", b"").lower() == b"100-continue"
 
@@ -88,8 +91,12 @@ class LingeringClose:
             return message
 
         async def lingering_send(message):
-            if (message["type"] == "http.response.body" and not message.get("more_body", False)
-                    and not body_done and not expects):
+            if (
+                message["type"] == "http.response.body"
+                and not message.get("more_body", False)
+                and not body_done
+                and not expects
+            ):
                 await send({**message, "more_body": True})
                 await _drain(tracking_receive)
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
@@ -128,8 +135,12 @@ class InflightLimit:
     @contextlib.contextmanager
     def slot(self):
         if self.count >= self.limit:
-            raise ApiError(503, "overloaded", f"the server is busy ({self.limit} requests in progress); "
-                           f"retry after {RETRY_AFTER_S} s", headers={"Retry-After": str(RETRY_AFTER_S)})
+            raise ApiError(
+                503,
+                "overloaded",
+                f"the server is busy ({self.limit} requests in progress); retry after {RETRY_AFTER_S} s",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
         self.count += 1
         try:
             yield

@@ -1,8 +1,9 @@
 """Response models: what each endpoint returns, as /docs (OpenAPI) shows it to client authors.
 
-    from server.schemas import ClassifyResponse
-    ClassifyResponse.model_json_schema()
+from server.schemas import ClassifyResponse
+ClassifyResponse.model_json_schema()
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,8 +27,10 @@ class Timing(BaseModel):
     decode: float = Field(description="bytes -> upright RGB picture (ms)")
     preprocess: float = Field(description="crop, resize, quantize (ms)")
     inference: float = Field(description="LiteRT invoke + dequantize (ms)")
-    total: float = Field(description="in the server, from the request's headers to the answer: "
-                                     "body read, queueing for a core, and the three steps (ms)")
+    total: float = Field(
+        description="in the server, from the request's headers to the answer: "
+        "body read, queueing for a core, and the three steps (ms)"
+    )
 
 
 class ClassifyResponse(BaseModel):
@@ -35,9 +38,11 @@ class ClassifyResponse(BaseModel):
     model: ModelRef
     timing_ms: Timing
     abstained: bool | None = Field(
-        None, description="only with a bundle whose manifest has an `abstain` rule: true when the "
-                          "image is probably not an office object (predictions are still the "
-                          "model's best guesses)")
+        None,
+        description="only with a bundle whose manifest has an `abstain` rule: true when the "
+        "image is probably not an office object (predictions are still the "
+        "model's best guesses)",
+    )
 
 
 class ClassInfo(BaseModel):
@@ -60,6 +65,7 @@ class ServingInfo(BaseModel):
 
 class ModelInfo(BaseModel):
     """The bundle's manifest (TF Serving's metadata endpoint, for this model) plus how it is served."""
+
     model_config = ConfigDict(extra="allow")
 
     schema_version: int

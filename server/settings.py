@@ -8,6 +8,7 @@ and every uvicorn worker process rebuilds them with ``ServerSettings.from_env()`
     s = ServerSettings(max_bytes=5_000_000, interpreters=2)
     s.to_env()   # {"OFFICENET_MAX_BYTES": "5000000", ...}
 """
+
 from __future__ import annotations
 
 import os
@@ -76,7 +77,7 @@ class ServerSettings:
         return {ENV_PREFIX + k.upper(): str(v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_env(cls, environ=os.environ) -> "ServerSettings":
+    def from_env(cls, environ=os.environ) -> ServerSettings:
         values = {}
         for f in fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())
@@ -86,6 +87,5 @@ class ServerSettings:
                 try:
                     values[f.name] = int(raw)
                 except ValueError:
-                    raise ValueError(f"{ENV_PREFIX + f.name.upper()}={raw!r} is not an integer")
+                    raise ValueError(f"{ENV_PREFIX + f.name.upper()}={raw!r} is not an integer") from None
         return cls(**values)
-

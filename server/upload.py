@@ -6,6 +6,7 @@ the limit in memory.
 
     data = await read_image(request)   # bytes, or raises ApiError (415 / 422 / 400)
 """
+
 from __future__ import annotations
 
 from starlette.datastructures import UploadFile
@@ -13,21 +14,33 @@ from starlette.requests import Request
 
 from server.errors import ApiError
 
-RAW_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff",
-             "application/octet-stream")
+RAW_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "image/bmp",
+    "image/tiff",
+    "application/octet-stream",
+)
 FIELD = "file"
 
 OPENAPI_BODY = {
     "requestBody": {
         "required": True,
         "description": f"the photo: a multipart upload in field `{FIELD}`, or the raw bytes with an "
-                       "image Content-Type. The format is read from the bytes, not the header.",
+        "image Content-Type. The format is read from the bytes, not the header.",
         "content": {
-            "multipart/form-data": {"schema": {
-                "type": "object", "required": [FIELD],
-                "properties": {FIELD: {"type": "string", "format": "binary"}}}},
-            **{t: {"schema": {"type": "string", "format": "binary"}}
-               for t in ("image/jpeg", "image/png", "image/webp")},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [FIELD],
+                    "properties": {FIELD: {"type": "string", "format": "binary"}},
+                }
+            },
+            **{
+                t: {"schema": {"type": "string", "format": "binary"}} for t in ("image/jpeg", "image/png", "image/webp")
+            },
         },
     }
 }
@@ -40,14 +53,16 @@ async def read_image(request: Request) -> bytes:
         async with request.form(max_files=1, max_fields=8, max_part_size=64 * 1024) as form:
             upload = form.get(FIELD)
             if not isinstance(upload, UploadFile):
-                raise ApiError(422, "missing_file",
-                               f"multipart body has no file in field '{FIELD}'")
+                raise ApiError(422, "missing_file", f"multipart body has no file in field '{FIELD}'")
             return await upload.read()
     if ctype in RAW_TYPES:
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
         return bytes(body)
-    raise ApiError(415, "unsupported_media_type",
-                   f"Content-Type {ctype or '(none)'!r} is not accepted: send multipart/form-data "
-                   f"with a '{FIELD}' field, or the image bytes as image/jpeg, image/png or image/webp")
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"Content-Type {ctype or '(none)'!r} is not accepted: send multipart/form-data "
+        f"with a '{FIELD}' field, or the image bytes as image/jpeg, image/png or image/webp",
+    )

@@ -7,6 +7,7 @@ A fixed bound such as "top-1 >= 0.12" on ~120 photos sits within noise of a weak
 (one photo is 0.8 points), so it flips when the data shifts. The binomial tail asks the real
 question: how likely is this many correct answers from a model that guesses uniformly?
 """
+
 from __future__ import annotations
 
 from math import comb
@@ -24,5 +25,7 @@ def assert_beats_chance(metrics: dict, splits: tuple[str, ...], k: int, classes:
     n = sum(metrics[s]["count"] for s in splits)
     correct = round(sum(metrics[s][key] * metrics[s]["count"] for s in splits))
     p_value = binomial_tail(correct, n, k / classes)
-    assert p_value < alpha, (f"{key} {correct}/{n} on {'+'.join(splits)} is what guessing among {classes} "
-                             f"classes gives with p = {p_value:.2g} (>= {alpha})")
+    assert p_value < alpha, (
+        f"{key} {correct}/{n} on {'+'.join(splits)} is what guessing among {classes} "
+        f"classes gives with p = {p_value:.2g} (>= {alpha})"
+    )

@@ -4,6 +4,7 @@ Each fixture calls the stage's own CLI entry point in-process, exactly as `make 
 does, on real photos from ../shared/datasets, at tiny settings so the chain takes about a minute
 on 2 cores. Tests that need a model depend on ``tiny_run`` or ``tiny_bundle`` and are marked slow.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,9 @@ def tiny_dataset(shared_datasets, tmp_path_factory) -> Path:
     from training.data.cli import main
 
     root = tmp_path_factory.mktemp("data") / "office20"
-    rc = main(["import", "--from", str(shared_datasets / "tiny-imagenet-office20"),
-               "--out", str(root), "--per-class", "60"])
+    rc = main(
+        ["import", "--from", str(shared_datasets / "tiny-imagenet-office20"), "--out", str(root), "--per-class", "60"]
+    )
     assert rc == 0 and (root / "dataset.json").is_file()
     return root
 
@@ -55,8 +57,22 @@ def others_dataset(tiny_dataset, shared_datasets, tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("others") / "office20"
     shutil.copytree(tiny_dataset, root)
-    assert main(["import-others", "--from", str(shared_datasets / "tiny-imagenet-others"),
-                 "--out", str(root), "--per-class", "5", "--subset", "first"]) == 0
+    assert (
+        main(
+            [
+                "import-others",
+                "--from",
+                str(shared_datasets / "tiny-imagenet-others"),
+                "--out",
+                str(root),
+                "--per-class",
+                "5",
+                "--subset",
+                "first",
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -88,8 +104,25 @@ def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
     from export.cli import main
 
     bundle = tmp_path_factory.mktemp("bundle") / "bundle"
-    rc = main(["--run", str(tiny_run), "--out", str(bundle), "--prune-epochs", "3", "--prune-lr", "0.001",
-               "--batch-size", "32", "--calibration-images", "100", "--min-agreement", "0.9",
-               "--max-accuracy-drop", "5"])
+    rc = main(
+        [
+            "--run",
+            str(tiny_run),
+            "--out",
+            str(bundle),
+            "--prune-epochs",
+            "3",
+            "--prune-lr",
+            "0.001",
+            "--batch-size",
+            "32",
+            "--calibration-images",
+            "100",
+            "--min-agreement",
+            "0.9",
+            "--max-accuracy-drop",
+            "5",
+        ]
+    )
     assert rc == 0 and (bundle / "manifest.json").is_file()
     return bundle

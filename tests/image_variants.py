@@ -6,6 +6,7 @@ Every variant is made from a real ImageNet photo at test time (nothing binary is
     data = exif_rotated_jpeg(Image.open(photo))   # bytes of a JPEG stored sideways + EXIF tag
     data = exif_oriented_jpeg(Image.open(photo), 5)   # any of the 8 EXIF orientations
 """
+
 from __future__ import annotations
 
 import io
@@ -29,9 +30,16 @@ def exif_rotated_jpeg(img: Image.Image) -> bytes:
 
 # EXIF orientation -> how the pixels are stored so that a viewer applying the tag shows the photo
 # upright (the inverse of the transpose that Pillow's ImageOps.exif_transpose applies).
-STORED_AS = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-             4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
-             7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}
+STORED_AS = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
 
 
 def exif_oriented_jpeg(img: Image.Image, orientation: int) -> bytes:
@@ -46,9 +54,11 @@ def exif_oriented_jpeg(img: Image.Image, orientation: int) -> bytes:
 
 def xmp_oriented_jpeg(img: Image.Image) -> bytes:
     """Turned like EXIF orientation 6, but the tag is only in XMP (which Pillow also honours)."""
-    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/>'
-           b'</rdf:RDF></x:xmpmeta>')
+    xmp = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/>'
+        b"</rdf:RDF></x:xmpmeta>"
+    )
     return encode(img.convert("RGB").transpose(STORED_AS[6]), "JPEG", quality=95, xmp=xmp)
 
 
@@ -92,11 +102,14 @@ def truncated_jpeg(img: Image.Image) -> bytes:
 
 def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
     """A tiny PNG whose header declares width x height pixels (the data would never fit)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 HTML = b"<!doctype html><html><body>Flickr: this photo is no longer available</body></html>"

@@ -7,7 +7,33 @@ A model that clearly beats chance after 8 epochs of 32 px photos on 2 CPU cores 
 kill -9 resume test repeats this exact run, so it lives in one place. From scratch: the
 distillation tests bring their own small teacher.
 """
-TINY_TRAIN_FLAGS = ["--image-size", "32", "--epochs", "8", "--seed", "0", "--batch-size", "32", "--width", "32",
-                    "--fc-units", "256", "--warmup-epochs", "1", "--dropout", "0.2", "--weight-decay", "1e-4",
-                    "--label-smoothing", "0", "--brightness", "0", "--contrast", "0", "--teacher", "none",
-                    "--no-progress"]
+
+TINY_TRAIN_FLAGS = [
+    "--image-size",
+    "32",
+    "--epochs",
+    "8",
+    "--seed",
+    "0",
+    "--batch-size",
+    "32",
+    "--width",
+    "32",
+    "--fc-units",
+    "256",
+    "--warmup-epochs",
+    "1",
+    "--dropout",
+    "0.2",
+    "--weight-decay",
+    "1e-4",
+    "--label-smoothing",
+    "0",
+    "--brightness",
+    "0",
+    "--contrast",
+    "0",
+    "--teacher",
+    "none",
+    "--no-progress",
+]

@@ -1,6 +1,7 @@
 """The Python versions officenet claims (pyproject's requires-python, the Makefile's PYTHONS) are
 exactly those the locked requirements resolve for with binary wheels only (pip's resolver, dry run).
 Needs the package index; skipped, saying so, when pip cannot reach it."""
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # pip's words when the index is unreachable (as opposed to a resolution that is impossible)
-OFFLINE = re.compile(r"NewConnectionError|Failed to establish a new connection|Temporary failure in name "
-                     r"resolution|Could not fetch URL|Max retries exceeded|ProxyError|Network is unreachable")
+OFFLINE = re.compile(
+    r"NewConnectionError|Failed to establish a new connection|Temporary failure in name "
+    r"resolution|Could not fetch URL|Max retries exceeded|ProxyError|Network is unreachable"
+)
 
 
 def claimed() -> list[str]:
@@ -25,18 +28,38 @@ def claimed() -> list[str]:
 
 def resolves(version: str, tmp: Path) -> bool:
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--python-version", version,
-         "--only-binary=:all:", "--target", str(tmp / version), "-r", "requirements/dev.txt",
-         "-c", "requirements/constraints.txt"], cwd=REPO, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--python-version",
+            version,
+            "--only-binary=:all:",
+            "--target",
+            str(tmp / version),
+            "-r",
+            "requirements/dev.txt",
+            "-c",
+            "requirements/constraints.txt",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if OFFLINE.search(proc.stderr):
         pytest.skip(f"pip cannot reach the package index (offline?): {OFFLINE.search(proc.stderr)[0]}")
-    assert proc.returncode == 0 or "ResolutionImpossible" in proc.stderr or \
-        "No matching distribution" in proc.stderr, proc.stderr[-2000:]
+    assert proc.returncode == 0 or "ResolutionImpossible" in proc.stderr or "No matching distribution" in proc.stderr, (
+        proc.stderr[-2000:]
+    )
     return proc.returncode == 0
 
 
 def test_makefile_tries_the_claimed_versions():
-    line = next(l for l in (REPO / "Makefile").read_text().splitlines() if l.startswith("PYTHONS "))
+    line = next(x for x in (REPO / "Makefile").read_text().splitlines() if x.startswith("PYTHONS "))
     assert line.split(":=")[1].split() == [f"python{v}" for v in claimed()]
 
 

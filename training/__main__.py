@@ -1,4 +1,5 @@
 """``python -m training`` is ``python -m training.train``: train a model into a run directory."""
+
 import sys
 
 from training.train import main

@@ -1,8 +1,9 @@
 """The trainer's configuration: typed dataclasses grouped by concern, and the CLI made from them.
 
 Every field has a working default and a ``--flag`` of the same name (underscores become dashes),
-grouped in ``--help`` like timm's train.py (``bundle.flags``, the pattern of every CLI here). The resolved configuration is saved as
-``RUN/config.json``, and ``--resume`` reads it back so that a resumed run trains the same model.
+grouped in ``--help`` like timm's train.py (``bundle.flags``, the pattern of every CLI here). The
+resolved configuration is saved as ``RUN/config.json``, and ``--resume`` reads it back so that a
+resumed run trains the same model.
 
     from training.config import TrainConfig, build_parser, config_from_args
     cfg = TrainConfig()                                    # defaults
@@ -10,6 +11,7 @@ grouped in ``--help`` like timm's train.py (``bundle.flags``, the pattern of eve
     cfg = config_from_args(args)                           # defaults <- flags given
     cfg.to_dict()                                          # what config.json holds
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,10 +32,14 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     root: str = setting("", "dataset folder holding dataset.json (set by --data; saved as an absolute path)", cli=False)
-    image_size: int | None = setting(None, "model input side in px; default: 64 for Tiny ImageNet-sized data "
-                                      "(median side <= 80 px), else 128")
-    crop_fraction: float = setting(1.0, "centre-crop side as a fraction of the shorter image side "
-                                   "(train, eval and inference alike: it goes to preprocess.json)")
+    image_size: int | None = setting(
+        None, "model input side in px; default: 64 for Tiny ImageNet-sized data (median side <= 80 px), else 128"
+    )
+    crop_fraction: float = setting(
+        1.0,
+        "centre-crop side as a fraction of the shorter image side "
+        "(train, eval and inference alike: it goes to preprocess.json)",
+    )
     cache: bool = setting(True, "keep decoded images in memory when they fit in --cache-limit-mb")
     cache_limit_mb: int = setting(2048, "largest decoded dataset (uint8, all splits) to cache in memory")
     augment: bool = setting(True, "augment training batches (never evaluation)")
@@ -41,15 +47,25 @@ class DataConfig:
     flip: bool = setting(True, "random horizontal flip")
     brightness: float = setting(0.2, "random brightness shift, fraction of the 0..255 range; 0 disables")
     contrast: float = setting(0.2, "random contrast factor in [1-c, 1+c]; 0 disables")
-    crop_scale: float = setting(0.0, "random-resized-crop: smallest crop area as a fraction of the image "
-                                "(replaces translation when > 0; 0 disables)")
+    crop_scale: float = setting(
+        0.0,
+        "random-resized-crop: smallest crop area as a fraction of the image "
+        "(replaces translation when > 0; 0 disables)",
+    )
     workers: int | None = setting(None, "parallel calls for decode/augment; default: tf.data AUTOTUNE")
-    other_class: str = setting("auto", "train an extra hidden 'other' output on the dataset's train-side "
-                                 "non-office photos (import-others), so export can abstain on "
-                                 "non-office objects; auto = when the dataset has them (config.json "
-                                 "records on/off)", ("auto", "on", "off"))
-    other_fraction: float = setting(0.25, "with --other-class: share of each epoch's training images drawn "
-                                     "(afresh each epoch) from the non-office photos")
+    other_class: str = setting(
+        "auto",
+        "train an extra hidden 'other' output on the dataset's train-side "
+        "non-office photos (import-others), so export can abstain on "
+        "non-office objects; auto = when the dataset has them (config.json "
+        "records on/off)",
+        ("auto", "on", "off"),
+    )
+    other_fraction: float = setting(
+        0.25,
+        "with --other-class: share of each epoch's training images drawn "
+        "(afresh each epoch) from the non-office photos",
+    )
 
 
 @dataclass
@@ -74,18 +90,33 @@ class ScheduleConfig:
 
 @dataclass
 class TeacherConfig:
-    name: str = setting("auto", "teacher to distil from: a registered ImageNet classifier "
-                                "(training.teacher.TEACHERS), a path to a .keras teacher, 'none' (from scratch), "
-                                "or auto = the default teacher when its package is installed, else none "
-                                "(config.json records what was used)", flag="--teacher")
-    head: str = setting("auto", "how the teacher scores this dataset's classes + 'other': imagenet (its own "
-                                "ImageNet-1k outputs; every class must be an ImageNet-1k wnid), fitted (a softmax "
-                                "head fitted on its frozen features over the train split), auto = whichever the "
-                                "teacher measured better on val", ("auto", "imagenet", "fitted"), flag="--teacher-head")
-    weight: float = setting(0.7, "share of each training target taken from the teacher's soft targets; the rest "
-                                 "is the hard label", flag="--distill-weight")
-    temperature: float = setting(2.0, "softens the teacher's probabilities before mixing: p^(1/T), renormalized "
-                                      "(1 = as they are)", flag="--distill-temperature")
+    name: str = setting(
+        "auto",
+        "teacher to distil from: a registered ImageNet classifier "
+        "(training.teacher.TEACHERS), a path to a .keras teacher, 'none' (from scratch), "
+        "or auto = the default teacher when its package is installed, else none "
+        "(config.json records what was used)",
+        flag="--teacher",
+    )
+    head: str = setting(
+        "auto",
+        "how the teacher scores this dataset's classes + 'other': imagenet (its own "
+        "ImageNet-1k outputs; every class must be an ImageNet-1k wnid), fitted (a softmax "
+        "head fitted on its frozen features over the train split), auto = whichever the "
+        "teacher measured better on val",
+        ("auto", "imagenet", "fitted"),
+        flag="--teacher-head",
+    )
+    weight: float = setting(
+        0.7,
+        "share of each training target taken from the teacher's soft targets; the rest is the hard label",
+        flag="--distill-weight",
+    )
+    temperature: float = setting(
+        2.0,
+        "softens the teacher's probabilities before mixing: p^(1/T), renormalized (1 = as they are)",
+        flag="--distill-temperature",
+    )
     hash: str = setting("", "the teacher's content hash, set when resolved (config.json records it)", cli=False)
 
 
@@ -94,25 +125,42 @@ class RuntimeConfig:
     out: str = setting("", "run directory (set by --out; saved as an absolute path)", cli=False)
     seed: int = setting(0, "seed of weights, data order and augmentation")
     deterministic: bool = setting(True, "TF op determinism (same seed -> same run on the same machine)")
-    mixed_precision: str = setting("auto", "mixed_float16 training: auto = on when a GPU is present",
-                              ("auto", "on", "off"))
-    jit_compile: str = setting("auto", "XLA-compile the train step: auto = on when a GPU is present",
-                          ("auto", "on", "off"))
-    strategy: str = setting("auto", "tf.distribute strategy (training.hardware): auto = multiworker with "
-                                    "TF_CONFIG, mirrored on GPUs or --cpu-replicas, else default",
-                            ("auto", "default", "mirrored", "multiworker"))
-    cpu_replicas: int = setting(0, "without a GPU, split the CPU into this many logical devices for the "
-                                   "mirrored strategy (proves the multi-replica path on CPU; no speed-up)")
+    mixed_precision: str = setting(
+        "auto", "mixed_float16 training: auto = on when a GPU is present", ("auto", "on", "off")
+    )
+    jit_compile: str = setting(
+        "auto", "XLA-compile the train step: auto = on when a GPU is present", ("auto", "on", "off")
+    )
+    strategy: str = setting(
+        "auto",
+        "tf.distribute strategy (training.hardware): auto = multiworker with "
+        "TF_CONFIG, mirrored on GPUs or --cpu-replicas, else default",
+        ("auto", "default", "mirrored", "multiworker"),
+    )
+    cpu_replicas: int = setting(
+        0,
+        "without a GPU, split the CPU into this many logical devices for the "
+        "mirrored strategy (proves the multi-replica path on CPU; no speed-up)",
+    )
     replicas: int = setting(0, "replicas trained in sync (devices x workers), set when resolved", cli=False)
     resume: bool = setting(False, "continue the run in --out from its last complete checkpoint", cli=False)
-    stop_after: int = setting(0, "train at most this many epochs in this invocation, then exit leaving a "
-                            "checkpoint to --resume from (time-sliced or preemptible jobs); 0 = no limit")
+    stop_after: int = setting(
+        0,
+        "train at most this many epochs in this invocation, then exit leaving a "
+        "checkpoint to --resume from (time-sliced or preemptible jobs); 0 = no limit",
+    )
     progress: bool = setting(True, "show a progress bar per epoch (one line per epoch when not a terminal)")
     train_eval: bool = setting(True, "evaluate the final model on the (unaugmented) train split too")
 
 
-GROUPS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
-          "schedule": ScheduleConfig, "teacher": TeacherConfig, "runtime": RuntimeConfig}
+GROUPS = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "optim": OptimConfig,
+    "schedule": ScheduleConfig,
+    "teacher": TeacherConfig,
+    "runtime": RuntimeConfig,
+}
 
 
 @dataclass
@@ -128,7 +176,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         """Rebuild from a complete dict (``to_dict``'s); an unknown or missing key is a ValueError.
         A saved run's config.json is read through ``training.run``, which knows what older runs lack."""
         groups = {}
@@ -153,15 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m training.train",
         description="Train the reduced AlexNet on an officenet dataset and write a run directory "
-                    "(model.keras, preprocess.json, config.json, metrics.json, history.csv, plots, "
-                    "checkpoints/, logs/).",
+        "(model.keras, preprocess.json, config.json, metrics.json, history.csv, plots, "
+        "checkpoints/, logs/).",
         epilog="Example: python -m training.train --data data/office20 --out artifacts/run --epochs 30",
-        argument_default=argparse.SUPPRESS)
+        argument_default=argparse.SUPPRESS,
+    )
     p.add_argument("--data", required=True, metavar="ROOT", help="dataset folder (with dataset.json)")
     p.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last complete checkpoint (with its saved "
-                        "config; flags given again override it, e.g. a larger --epochs)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last complete checkpoint (with its saved "
+        "config; flags given again override it, e.g. a larger --epochs)",
+    )
     for group_name, group_cls in GROUPS.items():
         add_group(p, group_name, group_cls)
     return p

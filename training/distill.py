@@ -14,6 +14,7 @@ temperature T flattens the teacher (p^(1/T), renormalized) so that its second an
 which say what a photo resembles, weigh in; the student is trained at T = 1 with one
 cross-entropy against the mixed target, so accuracy and loss in the logs keep their meaning.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,7 +38,7 @@ class DistillTargets:
         self.weight, self.temperature = weight, temperature
 
     def probs(self, paths) -> np.ndarray:
-        logp = np.asarray(self.teacher.log_probs(paths), np.float64)[..., :self.outputs]
+        logp = np.asarray(self.teacher.log_probs(paths), np.float64)[..., : self.outputs]
         z = logp / self.temperature
         z -= z.max(-1, keepdims=True)
         p = np.exp(z)
@@ -55,8 +56,10 @@ def resolve_teacher(cfg: TrainConfig, ds: Dataset) -> None:
     from training.teacher import TeacherError, load_teacher
 
     if not 0 < cfg.teacher.weight <= 1 or cfg.teacher.temperature <= 0:
-        raise ValueError(f"--distill-weight must be in (0, 1] and --distill-temperature > 0, got "
-                         f"{cfg.teacher.weight} and {cfg.teacher.temperature}")
+        raise ValueError(
+            f"--distill-weight must be in (0, 1] and --distill-temperature > 0, got "
+            f"{cfg.teacher.weight} and {cfg.teacher.temperature}"
+        )
     if cfg.teacher.name == "auto":
         try:
             load_teacher(DEFAULT_TEACHER)
@@ -65,15 +68,17 @@ def resolve_teacher(cfg: TrainConfig, ds: Dataset) -> None:
             cfg.teacher.name = NO_TEACHER
             return
         cfg.teacher.name = DEFAULT_TEACHER
-    if cfg.teacher.name.endswith(".keras"):   # a teacher file: config.json records where it is
+    if cfg.teacher.name.endswith(".keras"):  # a teacher file: config.json records where it is
         cfg.teacher.name = str(Path(cfg.teacher.name).resolve())
     try:
         teacher_hash = load_teacher(cfg.teacher.name).hash
-    except TeacherError as e:   # a named teacher that can't be had: one error line, the fix in it
+    except TeacherError as e:  # a named teacher that can't be had: one error line, the fix in it
         raise ValueError(str(e)) from None
-    if cfg.teacher.hash and cfg.teacher.hash != teacher_hash:   # --resume after the teacher changed
-        raise ValueError(f"teacher {cfg.teacher.name} is not the one this run was trained with (hash "
-                         f"{teacher_hash[:12]} vs {cfg.teacher.hash[:12]} in config.json)")
+    if cfg.teacher.hash and cfg.teacher.hash != teacher_hash:  # --resume after the teacher changed
+        raise ValueError(
+            f"teacher {cfg.teacher.name} is not the one this run was trained with (hash "
+            f"{teacher_hash[:12]} vs {cfg.teacher.hash[:12]} in config.json)"
+        )
     cfg.teacher.hash = teacher_hash
     # Compute (or read) the soft targets now: "auto" resolves to the head measured better, which
     # config.json must record before training starts.

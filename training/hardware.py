@@ -28,6 +28,7 @@ deterministic MaxPool gradient, so a deterministic run (the default) trains with
 so config.json records what the run used. A config error raises HardwareError (a ValueError)
 naming the setting.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -47,13 +48,13 @@ class HardwareError(ValueError):
 
 @dataclass
 class Hardware:
-    strategy: object            # a tf.distribute.Strategy
-    kind: str                   # "default", "mirrored" or "multiworker"
-    device: str                 # "GPU" or "CPU"
+    strategy: object  # a tf.distribute.Strategy
+    kind: str  # "default", "mirrored" or "multiworker"
+    device: str  # "GPU" or "CPU"
     mixed_precision: bool
     jit_compile: bool
     is_chief: bool = True
-    task: str = ""              # "worker 1" in a cluster, "" alone
+    task: str = ""  # "worker 1" in a cluster, "" alone
 
     @property
     def replicas(self) -> int:
@@ -61,8 +62,10 @@ class Hardware:
 
     def describe(self) -> str:
         where = f", {self.task}{' (chief)' if self.is_chief else ''}" if self.task else ""
-        return (f"{self.kind} strategy, {self.replicas} replica(s) ({self.device}{where}), mixed precision "
-                f"{'on' if self.mixed_precision else 'off'}, XLA {'on' if self.jit_compile else 'off'}")
+        return (
+            f"{self.kind} strategy, {self.replicas} replica(s) ({self.device}{where}), mixed precision "
+            f"{'on' if self.mixed_precision else 'off'}, XLA {'on' if self.jit_compile else 'off'}"
+        )
 
     def write_dir(self, path: Path) -> Path:
         """Where this process writes what belongs in ``path``: ``path`` itself on the chief; on
@@ -82,14 +85,15 @@ def cluster() -> dict | None:
     try:
         spec = json.loads(raw)
     except json.JSONDecodeError as e:
-        raise HardwareError(f"TF_CONFIG is not JSON ({e}): expected {{\"cluster\": {{\"worker\": "
-                            f"[\"host:port\", ...]}}, \"task\": {{\"type\": \"worker\", \"index\": 0}}}}") from None
+        raise HardwareError(
+            f'TF_CONFIG is not JSON ({e}): expected {{"cluster": {{"worker": '
+            f'["host:port", ...]}}, "task": {{"type": "worker", "index": 0}}}}'
+        ) from None
     if not isinstance(spec, dict) or not spec.get("cluster"):
         return None
     task = spec.get("task") or {}
     if task.get("type") not in ("chief", "worker") or not isinstance(task.get("index"), int):
-        raise HardwareError(f"TF_CONFIG's task must be {{\"type\": \"chief\" or \"worker\", \"index\": N}}, "
-                            f"got {task!r}")
+        raise HardwareError(f'TF_CONFIG\'s task must be {{"type": "chief" or "worker", "index": N}}, got {task!r}')
     return spec
 
 
@@ -101,26 +105,34 @@ def setup(runtime: RuntimeConfig) -> Hardware:
         raise HardwareError(f"--strategy {runtime.strategy!r}: expected auto, default, mirrored or multiworker")
     if runtime.cpu_replicas < 0:
         raise HardwareError(f"--cpu-replicas must be 0 (off) or more, got {runtime.cpu_replicas}")
-    gpus = tf.config.list_physical_devices("GPU")   # lists, without initializing the devices
+    gpus = tf.config.list_physical_devices("GPU")  # lists, without initializing the devices
     spec = cluster()
     kind = runtime.strategy
     if kind == "auto":
         kind = "multiworker" if spec else "mirrored" if gpus or runtime.cpu_replicas > 1 else "default"
     if runtime.jit_compile == "on" and runtime.deterministic:
-        raise HardwareError("--jit-compile on needs --no-deterministic: XLA has no deterministic "
-                            "MaxPool gradient (TF 2.21 refuses to compile the train step)")
+        raise HardwareError(
+            "--jit-compile on needs --no-deterministic: XLA has no deterministic "
+            "MaxPool gradient (TF 2.21 refuses to compile the train step)"
+        )
     if runtime.jit_compile == "on" and kind == "mirrored" and not gpus and runtime.cpu_replicas > 1:
-        raise HardwareError("--jit-compile on can't mirror over --cpu-replicas: XLA runs every replica's "
-                            "step on the first CPU device, away from the others' variables (XLA's known "
-                            "issue 'tf.Variable on a different device'); use one of the two")
+        raise HardwareError(
+            "--jit-compile on can't mirror over --cpu-replicas: XLA runs every replica's "
+            "step on the first CPU device, away from the others' variables (XLA's known "
+            "issue 'tf.Variable on a different device'); use one of the two"
+        )
     devices = [f"/gpu:{i}" for i in range(len(gpus))]
     if not gpus and runtime.cpu_replicas:
         devices = _split_cpu(tf, runtime.cpu_replicas)
     on = lambda flag: bool(gpus) if flag == "auto" else flag == "on"  # noqa: E731
-    hw = Hardware(strategy=None, kind=kind, device="GPU" if gpus else "CPU",
-                  mixed_precision=on(runtime.mixed_precision),
-                  # auto: XLA on a GPU, unless the run must be deterministic (see above).
-                  jit_compile=on(runtime.jit_compile) and not runtime.deterministic)
+    hw = Hardware(
+        strategy=None,
+        kind=kind,
+        device="GPU" if gpus else "CPU",
+        mixed_precision=on(runtime.mixed_precision),
+        # auto: XLA on a GPU, unless the run must be deterministic (see above).
+        jit_compile=on(runtime.jit_compile) and not runtime.deterministic,
+    )
     if kind == "multiworker":
         # Created before any other TF op: it configures the collective ops of this process.
         hw.strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -145,7 +157,9 @@ def _split_cpu(tf, n: int) -> list[str]:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
     except RuntimeError:
         if len(tf.config.list_logical_devices("CPU")) != n:
-            raise HardwareError(f"--cpu-replicas {n}: TensorFlow's devices are already initialized in "
-                                f"this process; run the trainer in a fresh process "
-                                f"(python -m training.train ...)") from None
+            raise HardwareError(
+                f"--cpu-replicas {n}: TensorFlow's devices are already initialized in "
+                f"this process; run the trainer in a fresh process "
+                f"(python -m training.train ...)"
+            ) from None
     return [f"/cpu:{i}" for i in range(n)]

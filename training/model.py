@@ -19,6 +19,7 @@ wrap every Conv2D/Dense with ``tfmot.sparsity.keras.prune_low_magnitude``.
     model = build_model(ModelConfig(), image_size=64, num_classes=20, mean=ds.mean, std=ds.std)
     probs = model(raw_pixels_float32)        # [B, 64, 64, 3] in 0..255 -> [B, 20]
 """
+
 from __future__ import annotations
 
 from training.config import ModelConfig
@@ -41,8 +42,10 @@ class ImageSizeError(ValueError):
 def first_conv_geometry(image_size: int) -> tuple[int, int]:
     """(kernel, stride) of conv1: stride ~ size/32, kernel ~ 2*stride+1 (AlexNet: 11, stride 4)."""
     if image_size < MIN_IMAGE_SIZE:
-        raise ImageSizeError(f"image size {image_size} px is too small for the architecture "
-                             f"(three 2x poolings need at least {MIN_IMAGE_SIZE} px; use --image-size 32 or more)")
+        raise ImageSizeError(
+            f"image size {image_size} px is too small for the architecture "
+            f"(three 2x poolings need at least {MIN_IMAGE_SIZE} px; use --image-size 32 or more)"
+        )
     stride = max(1, round(image_size / FIRST_CONV_OUTPUT))
     kernel = 3 if stride == 1 else 2 * stride + 1
     return kernel, stride
@@ -52,23 +55,36 @@ def conv_channels(width: int) -> list[int]:
     return [max(8, round(width * r)) for r in CONV_RATIOS]
 
 
-def build_model(cfg: ModelConfig, image_size: int, num_classes: int, mean, std,
-                name: str = "alexnet_reduced") -> keras.Model:
+def build_model(
+    cfg: ModelConfig, image_size: int, num_classes: int, mean, std, name: str = "alexnet_reduced"
+) -> keras.Model:
     """The model under the current global dtype policy (float32, or mixed_float16 on a GPU)."""
     kernel, stride = first_conv_geometry(image_size)
     channels = conv_channels(cfg.width)
     reg = keras.regularizers.L2(cfg.weight_decay) if cfg.weight_decay > 0 else None
 
     def conv_bn_relu(x, i, filters, size, strides=1):
-        x = keras.layers.Conv2D(filters, size, strides=strides, padding="same", use_bias=False,
-                                kernel_initializer=keras.initializers.HeNormal(), kernel_regularizer=reg,
-                                name=f"conv{i}")(x)
+        x = keras.layers.Conv2D(
+            filters,
+            size,
+            strides=strides,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=keras.initializers.HeNormal(),
+            kernel_regularizer=reg,
+            name=f"conv{i}",
+        )(x)
         x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"conv{i}_bn")(x)
         return keras.layers.ReLU(name=f"conv{i}_relu")(x)
 
     def dense_bn_relu(x, i, units):
-        x = keras.layers.Dense(units, use_bias=False, kernel_initializer=keras.initializers.HeNormal(),
-                               kernel_regularizer=reg, name=f"fc{i}")(x)
+        x = keras.layers.Dense(
+            units,
+            use_bias=False,
+            kernel_initializer=keras.initializers.HeNormal(),
+            kernel_regularizer=reg,
+            name=f"fc{i}",
+        )(x)
         x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"fc{i}_bn")(x)
         x = keras.layers.ReLU(name=f"fc{i}_relu")(x)
         return keras.layers.Dropout(cfg.dropout, name=f"fc{i}_dropout")(x)
@@ -76,8 +92,9 @@ def build_model(cfg: ModelConfig, image_size: int, num_classes: int, mean, std,
     inputs = keras.Input((image_size, image_size, 3), dtype="float32", name="pixels")
     # float32 even under mixed precision: raw 0..255 values minus the mean lose digits in float16.
     std = [float(s) for s in std]
-    x = keras.layers.Normalization(mean=[float(m) for m in mean], variance=[s * s for s in std],
-                                   dtype="float32", name="normalize")(inputs)
+    x = keras.layers.Normalization(
+        mean=[float(m) for m in mean], variance=[s * s for s in std], dtype="float32", name="normalize"
+    )(inputs)
     x = conv_bn_relu(x, 1, channels[0], kernel, stride)
     x = keras.layers.MaxPooling2D(3, 2, padding="same", name="pool1")(x)
     x = conv_bn_relu(x, 2, channels[1], 5)
@@ -89,8 +106,9 @@ def build_model(cfg: ModelConfig, image_size: int, num_classes: int, mean, std,
     x = keras.layers.Flatten(name="flatten")(x)
     x = dense_bn_relu(x, 1, cfg.fc_units)
     x = dense_bn_relu(x, 2, cfg.fc_units)
-    x = keras.layers.Dense(num_classes, kernel_initializer=keras.initializers.GlorotUniform(),
-                           kernel_regularizer=reg, name="fc3")(x)
+    x = keras.layers.Dense(
+        num_classes, kernel_initializer=keras.initializers.GlorotUniform(), kernel_regularizer=reg, name="fc3"
+    )(x)
     # Softmax in float32: float16 probabilities of 20 classes round visibly and can underflow.
     outputs = keras.layers.Activation("softmax", dtype="float32", name="probs")(x)
     return keras.Model(inputs, outputs, name=name)

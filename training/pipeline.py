@@ -20,6 +20,7 @@ It never runs for evaluation. Kept out of the model because XLA can't compile
     pipe.evaluation("val")                      # unaugmented, in file order
     pipe.epoch_size()                           # train images per epoch (office + "other" draw)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,7 +31,7 @@ from training.data.dataset import Dataset
 from training.tfenv import tf
 
 AUTOTUNE = tf.data.AUTOTUNE
-TRAIN_SPLITS = ("train", "others_train")   # the splits a run learns from (and a teacher labels)
+TRAIN_SPLITS = ("train", "others_train")  # the splits a run learns from (and a teacher labels)
 # JPEG's APP1 marker: the segment that holds EXIF and XMP, hence any orientation tag.
 APP1_MARKER = b"\xff\xe1"
 
@@ -50,17 +51,22 @@ def decode(data: tf.Tensor) -> tf.Tensor:
     is stuffed there), so looking for it anywhere only ever errs towards the exact path.
     """
     no_app1 = tf.size(tf.strings.split(data, sep=APP1_MARKER)) == 1
-    plain_jpeg = tf.cond(tf.logical_and(tf.io.is_jpeg(data), no_app1),
-                         lambda: tf.io.extract_jpeg_shape(data)[2] != 4,   # 4 channels: CMYK
-                         lambda: tf.constant(False))
-    return tf.cond(plain_jpeg,
-                   lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
-                   lambda: _reference_decode(data))
+    plain_jpeg = tf.cond(
+        tf.logical_and(tf.io.is_jpeg(data), no_app1),
+        lambda: tf.io.extract_jpeg_shape(data)[2] != 4,  # 4 channels: CMYK
+        lambda: tf.constant(False),
+    )
+    return tf.cond(
+        plain_jpeg,
+        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: _reference_decode(data),
+    )
 
 
 def _reference_decode(data: tf.Tensor) -> tf.Tensor:
     """``bundle.images.decode_image`` as a tf.data op (its ImageError, a ValueError, surfaces as
     InvalidArgumentError with the reason, as TF's own decoders' errors do)."""
+
     def pixels(encoded):
         # A scalar string arrives as bytes in tf.data, as a 0-d object array when called eagerly
         # (not np.asarray(bytes): numpy's "S" type drops trailing NUL bytes, e.g. of a WebP).
@@ -79,7 +85,7 @@ def crop_and_resize(image: tf.Tensor, size: int, crop_fraction: float) -> tf.Ten
     # tf.round and Python's round both round half to even.
     side = tf.maximum(1, tf.cast(tf.round(tf.cast(tf.minimum(h, w), tf.float64) * crop_fraction), tf.int32))
     top, left = (h - side) // 2, (w - side) // 2
-    image = image[top:top + side, left:left + side]
+    image = image[top : top + side, left : left + side]
 
     def resize():
         out = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
@@ -94,9 +100,14 @@ def augment(image: tf.Tensor, seed: tf.Tensor, cfg: DataConfig, size: int) -> tu
     seeds = tf.random.experimental.stateless_split(seed, num=5)
     if cfg.crop_scale > 0:
         begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-            tf.shape(image), bounding_boxes=tf.zeros([1, 0, 4]), seed=seeds[0],
-            area_range=(cfg.crop_scale, 1.0), aspect_ratio_range=(3 / 4, 4 / 3),
-            min_object_covered=0.0, use_image_if_no_bounding_boxes=True)
+            tf.shape(image),
+            bounding_boxes=tf.zeros([1, 0, 4]),
+            seed=seeds[0],
+            area_range=(cfg.crop_scale, 1.0),
+            aspect_ratio_range=(3 / 4, 4 / 3),
+            min_object_covered=0.0,
+            use_image_if_no_bounding_boxes=True,
+        )
         image = tf.slice(image, begin, crop_size)
         image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
     elif cfg.translate > 0:
@@ -117,12 +128,14 @@ def augment(image: tf.Tensor, seed: tf.Tensor, cfg: DataConfig, size: int) -> tu
 
 
 def resolve_other_class(cfg: DataConfig, dataset: Dataset) -> str:
-    """"on" or "off": whether a run trains the hidden "other" output (``--other-class``; auto =
+    """ "on" or "off": whether a run trains the hidden "other" output (``--other-class``; auto =
     when the dataset has non-office train photos). What config.json records."""
     has_others = bool(dataset.others_items("train"))
     if cfg.other_class == "on" and not has_others:
-        raise ValueError(f"--other-class on: {dataset.root} has no non-office train photos "
-                         f"(add them with `python -m training.data import-others`)")
+        raise ValueError(
+            f"--other-class on: {dataset.root} has no non-office train photos "
+            f"(add them with `python -m training.data import-others`)"
+        )
     if not 0 < cfg.other_fraction < 1:
         raise ValueError(f"--other-fraction is a share in (0, 1), got {cfg.other_fraction}")
     return "on" if cfg.other_class == "on" or (cfg.other_class == "auto" and has_others) else "off"
@@ -132,13 +145,21 @@ class Pipeline:
     """The train and evaluation datasets of one run; decoded images are shared by all epochs.
 
     With ``cfg.other_class`` on (or auto, and a dataset with non-office photos) the labels have one
-    more class, index ``num_classes`` ("other"): each training epoch mixes ``other_fraction`` of non-office photos of the train-side
-    classes (a fresh seeded draw every epoch) into the office ones, and ``others_val`` /
-    ``others_test`` are evaluation splits of the non-office photos.
+    more class, index ``num_classes`` ("other"): each training epoch mixes ``other_fraction`` of
+    non-office photos of the train-side classes (a fresh seeded draw every epoch) into the office
+    ones, and ``others_val`` / ``others_test`` are evaluation splits of the non-office photos.
     """
 
-    def __init__(self, dataset: Dataset, cfg: DataConfig, image_size: int, num_classes: int,
-                 batch_size: int, seed: int = 0, soft_targets=None):
+    def __init__(
+        self,
+        dataset: Dataset,
+        cfg: DataConfig,
+        image_size: int,
+        num_classes: int,
+        batch_size: int,
+        seed: int = 0,
+        soft_targets=None,
+    ):
         self.cfg, self.size, self.num_classes = cfg, image_size, num_classes
         self.batch_size, self.seed = batch_size, seed
         # training.distill.DistillTargets: each training photo's target becomes a mix of its hard
@@ -172,8 +193,10 @@ class Pipeline:
     def _file_list(self, split: str) -> tf.data.Dataset:
         """(path, label[, teacher probabilities of both views]) per photo, in file order."""
         items = self.items[split]
-        columns = (tf.constant([str(p) for p, _ in items], tf.string),
-                   tf.constant([label for _, label in items], tf.int32))
+        columns = (
+            tf.constant([str(p) for p, _ in items], tf.string),
+            tf.constant([label for _, label in items], tf.int32),
+        )
         if self.soft is not None and split in TRAIN_SPLITS:
             columns += (tf.constant(self.soft.probs([p for p, _ in items]), tf.float32),)
         return tf.data.Dataset.from_tensor_slices(columns)
@@ -207,8 +230,9 @@ class Pipeline:
         ds, n = source["train"], self.count("train")
         if self.other_class:
             k = self.others_per_epoch()
-            others = source["others_train"].shuffle(self.count("others_train"), seed=shuffle_seed + 1,
-                                                    reshuffle_each_iteration=False)
+            others = source["others_train"].shuffle(
+                self.count("others_train"), seed=shuffle_seed + 1, reshuffle_each_iteration=False
+            )
             ds, n = ds.concatenate(others.repeat().take(k)), n + k
         ds = ds.shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=False)
         if not self.cached:
@@ -227,8 +251,9 @@ class Pipeline:
 
     def evaluation(self, split: str, batch_size: int | None = None) -> tf.data.Dataset:
         """Unaugmented batches of one split, in the dataset's file order."""
-        ds = self._images[split].map(lambda image, label, *soft: self._to_model(image, label)[:2],
-                                     num_parallel_calls=self.parallel)
+        ds = self._images[split].map(
+            lambda image, label, *soft: self._to_model(image, label)[:2], num_parallel_calls=self.parallel
+        )
         return ds.batch(batch_size or self.batch_size).prefetch(AUTOTUNE)
 
     def labels(self, split: str) -> list[int]:

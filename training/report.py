@@ -9,6 +9,7 @@ predictions. Plots are written atomically as PNG.
     plot_confusion(confusion_matrix(probs, labels, 20), class_labels, "RUN/confusion.png")
     plot_filters(conv1_kernel, "RUN/filters.png")        # kernel [k, k, 3, filters]
 """
+
 from __future__ import annotations
 
 import io
@@ -44,11 +45,15 @@ def split_metrics(probs: np.ndarray, labels, class_labels: list[str], class_wnid
     per_class = []
     for i, (wnid, label) in enumerate(zip(class_wnids, class_labels)):
         n = int(cm[i].sum())
-        per_class.append({"wnid": wnid, "label": label, "count": n,
-                          "accuracy": round(float(cm[i, i] / n), 4) if n else None})
-    return {"top1": round(top_k_accuracy(probs, labels, 1), 4),
-            "top3": round(top_k_accuracy(probs, labels, 3), 4),
-            "count": int(len(labels)), "per_class": per_class}
+        per_class.append(
+            {"wnid": wnid, "label": label, "count": n, "accuracy": round(float(cm[i, i] / n), 4) if n else None}
+        )
+    return {
+        "top1": round(top_k_accuracy(probs, labels, 1), 4),
+        "top3": round(top_k_accuracy(probs, labels, 3), 4),
+        "count": int(len(labels)),
+        "per_class": per_class,
+    }
 
 
 def _save(fig, path: str | Path) -> None:
@@ -87,8 +92,15 @@ def plot_confusion(cm: np.ndarray, class_labels: list[str], path: str | Path, ti
     for i in range(n):
         for j in range(n):
             if cm[i, j]:
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=6,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    int(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     fig.colorbar(im, ax=ax, fraction=0.046)
     _save(fig, path)
 

@@ -19,6 +19,7 @@ run saved before ``--other-class`` trained no "other" output, whatever today's d
 missing key that is not listed there is an error, never silently today's default. Unknown keys
 (from newer code) are an error too. Nothing outside this module parses run files.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,18 +45,18 @@ HISTORY_FIELDS = ["epoch", "lr", "loss", "accuracy", "top3", "val_loss", "val_ac
 
 # (group, field) -> the value that means what the code did before the field existed.
 ADDED_SINCE = {
-    ("data", "other_class"): "off",     # no hidden "other" output before --other-class
-    ("data", "other_fraction"): 0.25,   # only read with other_class on
-    ("data", "crop_scale"): 0.0,        # translation, not random-resized crop, before --crop-scale
-    ("runtime", "stop_after"): 0,       # per invocation; never part of a run
-    ("teacher", "name"): "none",        # trained from scratch before --teacher
-    ("teacher", "head"): "auto",        # only read with a teacher
+    ("data", "other_class"): "off",  # no hidden "other" output before --other-class
+    ("data", "other_fraction"): 0.25,  # only read with other_class on
+    ("data", "crop_scale"): 0.0,  # translation, not random-resized crop, before --crop-scale
+    ("runtime", "stop_after"): 0,  # per invocation; never part of a run
+    ("teacher", "name"): "none",  # trained from scratch before --teacher
+    ("teacher", "head"): "auto",  # only read with a teacher
     ("teacher", "weight"): 0.0,
     ("teacher", "temperature"): 1.0,
     ("teacher", "hash"): "",
-    ("runtime", "strategy"): "auto",    # MirroredStrategy on GPUs, else one device: what auto does
-    ("runtime", "cpu_replicas"): 0,     # the CPU was never split before --cpu-replicas
-    ("runtime", "replicas"): 0,         # not recorded before training.hardware
+    ("runtime", "strategy"): "auto",  # MirroredStrategy on GPUs, else one device: what auto does
+    ("runtime", "cpu_replicas"): 0,  # the CPU was never split before --cpu-replicas
+    ("runtime", "replicas"): 0,  # not recorded before training.hardware
 }
 
 
@@ -82,8 +83,10 @@ def config_from_json(d: dict, where: str = CONFIG_JSON) -> TrainConfig:
 def read_config(path: Path) -> TrainConfig:
     file = Path(path) / CONFIG_JSON
     if not file.is_file():
-        raise RunError(f"{path} is not a trained run: {CONFIG_JSON} is missing "
-                       f"(make one with `python -m training.train --out {path}`)")
+        raise RunError(
+            f"{path} is not a trained run: {CONFIG_JSON} is missing "
+            f"(make one with `python -m training.train --out {path}`)"
+        )
     return config_from_json(_read_json(file), str(file))
 
 
@@ -97,6 +100,7 @@ def _read_json(file: Path) -> dict:
 @dataclass(frozen=True)
 class Run:
     """A finished run, parsed once."""
+
     path: Path
     config: TrainConfig
     preprocess: PreprocessSpec
@@ -124,11 +128,13 @@ class Run:
 
     def load_model(self):
         from training.tfenv import keras
+
         return keras.models.load_model(self.model_path, compile=False)
 
     def load_dataset(self, root: Path | None = None):
         """The dataset it was trained on (or ``root``); DatasetError when missing."""
         from training.data.dataset import load_dataset
+
         return load_dataset(root or self.data_root)
 
 
@@ -137,9 +143,11 @@ def load_run(path: Path) -> Run:
     path = Path(path)
     for name in (MODEL_FILE, PREPROCESS_JSON, CONFIG_JSON, METRICS_JSON):
         if not (path / name).is_file():
-            raise RunError(f"{path} is not a finished trained run: {name} is missing "
-                           f"(make one with `python -m training.train --out {path}`"
-                           + (", or finish it with --resume)" if name == METRICS_JSON else ")"))
+            raise RunError(
+                f"{path} is not a finished trained run: {name} is missing "
+                f"(make one with `python -m training.train --out {path}`"
+                + (", or finish it with --resume)" if name == METRICS_JSON else ")")
+            )
     try:
         spec = PreprocessSpec.from_dict(_read_json(path / PREPROCESS_JSON))
     except (TypeError, ValueError) as e:
@@ -148,6 +156,7 @@ def load_run(path: Path) -> Run:
 
 
 # --- writers (the trainer's) ---
+
 
 def save_config(out: Path, cfg: TrainConfig) -> None:
     write_json_atomic(Path(out) / CONFIG_JSON, cfg.to_dict())

@@ -8,6 +8,7 @@ few hundred steps, and a full learning rate then can throw the run off for epoch
     opt = make_optimizer(cfg.optim, lr)
     float(lr(step))
 """
+
 from __future__ import annotations
 
 import math

@@ -12,6 +12,7 @@ failure on every CPU-only command. While TensorFlow loads and finds its devices,
 temporary file; those lines are dropped and everything else is written back. With a driver
 present (a GPU machine) nothing is filtered: there a CUDA complaint is real.
 """
+
 import contextlib
 import os
 import re
@@ -25,7 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 CUDA_PROBE_NOISE = re.compile(
     r"All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine"
-    r"|cuda_platform\.cc:\d+\] failed call to cuInit")
+    r"|cuda_platform\.cc:\d+\] failed call to cuInit"
+)
 
 
 def no_nvidia_driver() -> bool:

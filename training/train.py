@@ -33,6 +33,7 @@ reduction orders), and multi-GPU all-reduce order.
 Expected errors (missing or malformed dataset, a class with no train images, an image size too
 small, out of memory) print one ``error:`` line and return 2.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,10 @@ from training.hardware import setup as setup_hardware
 # Tiny ImageNet photos are 64 px; anything with a median side up to this trains at 64 px.
 SMALL_DATA_MAX_SIDE = 80
 # What TF's image decoders say about a broken file (inside tf.data's longer error message).
-BROKEN_IMAGE = re.compile(r"Invalid JPEG data[^\n\]]*|Unknown image file format[^\n\]]*|"
-                          r"Input is not a valid[^\n\]]*|[^:\n]*[Cc]orrupt[^\n\]]*")
+BROKEN_IMAGE = re.compile(
+    r"Invalid JPEG data[^\n\]]*|Unknown image file format[^\n\]]*|"
+    r"Input is not a valid[^\n\]]*|[^:\n]*[Cc]orrupt[^\n\]]*"
+)
 
 
 class UsageError(Exception):
@@ -75,13 +78,16 @@ def resolve_for_dataset(cfg: TrainConfig, ds: Dataset) -> None:
     from training.distill import resolve_teacher
     from training.model import first_conv_geometry
     from training.pipeline import resolve_other_class
+
     cfg.data.image_size = resolve_image_size(cfg, ds)
     cfg.data.other_class = resolve_other_class(cfg.data, ds)
     if not ds.items("val"):
-        raise DatasetError(f"{ds.root} has no val images: early stopping and best-model "
-                           f"selection need some (rebuild the dataset with a val fraction > 0)")
+        raise DatasetError(
+            f"{ds.root} has no val images: early stopping and best-model "
+            f"selection need some (rebuild the dataset with a val fraction > 0)"
+        )
     first_conv_geometry(cfg.data.image_size)
-    resolve_teacher(cfg, ds)   # last: the first run on a dataset computes the teacher's targets
+    resolve_teacher(cfg, ds)  # last: the first run on a dataset computes the teacher's targets
 
 
 def resolve_config(argv: list[str] | None) -> TrainConfig:
@@ -90,8 +96,9 @@ def resolve_config(argv: list[str] | None) -> TrainConfig:
     base = None
     if getattr(args, "resume", False):
         if not (out / run_files.CONFIG_JSON).is_file():
-            raise UsageError(f"--resume: {out / run_files.CONFIG_JSON} not found (nothing to resume; "
-                             f"drop --resume to start a run)")
+            raise UsageError(
+                f"--resume: {out / run_files.CONFIG_JSON} not found (nothing to resume; drop --resume to start a run)"
+            )
         try:
             base = run_files.read_config(out)
         except run_files.RunError as e:
@@ -104,8 +111,9 @@ def resolve_config(argv: list[str] | None) -> TrainConfig:
     cfg.runtime.stop_after = vars(args).get("runtime.stop_after", 0)
     checkpoints = out / run_files.CHECKPOINTS
     if not cfg.runtime.resume and checkpoints.is_dir() and any(checkpoints.iterdir()):
-        raise UsageError(f"{out} already holds a run's checkpoints: pass --resume to continue it, "
-                         f"or choose another --out")
+        raise UsageError(
+            f"{out} already holds a run's checkpoints: pass --resume to continue it, or choose another --out"
+        )
     if cfg.schedule.epochs < 1 or cfg.optim.batch_size < 1:
         raise UsageError("--epochs and --batch-size must be at least 1")
     return cfg
@@ -129,19 +137,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from training.tfenv import tf
+
     try:
         train(cfg, ds, hw)
     except (tf.errors.ResourceExhaustedError, MemoryError) as e:
-        print(f"error: out of memory ({type(e).__name__}). Lower --batch-size (now "
-              f"{cfg.optim.batch_size}) or --image-size (now {cfg.data.image_size}), or pass --no-cache; "
-              f"then continue with --resume.", file=sys.stderr)
+        print(
+            f"error: out of memory ({type(e).__name__}). Lower --batch-size (now "
+            f"{cfg.optim.batch_size}) or --image-size (now {cfg.data.image_size}), or pass --no-cache; "
+            f"then continue with --resume.",
+            file=sys.stderr,
+        )
         return 2
     except (DatasetError, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except tf.errors.UnavailableError as e:   # multi-worker: a peer died or is unreachable
-        print(f"error: a worker of the cluster stopped ({str(e).splitlines()[0][-300:]}); start every "
-              f"worker again with --resume", file=sys.stderr)
+    except tf.errors.UnavailableError as e:  # multi-worker: a peer died or is unreachable
+        print(
+            f"error: a worker of the cluster stopped ({str(e).splitlines()[0][-300:]}); start every "
+            f"worker again with --resume",
+            file=sys.stderr,
+        )
         return 2
     except tf.errors.InvalidArgumentError as e:
         # tf.data names the failing op, not the file: say what failed and where to look.
@@ -149,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         if found is None:
             raise
         reason = found.group(0).strip()
-        print(f"error: an image of {cfg.data.root} can't be decoded ({reason}); re-import the dataset "
-              f"(the importer checks every file) or remove the broken file", file=sys.stderr)
+        print(
+            f"error: an image of {cfg.data.root} can't be decoded ({reason}); re-import the dataset "
+            f"(the importer checks every file) or remove the broken file",
+            file=sys.stderr,
+        )
         return 2
     return 0
 
@@ -158,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 def _tensorboard(keras, log_dir: Path) -> list:
     """The TensorBoard callback, or none (with a note) where the tensorboard package is absent."""
     import importlib.util
+
     if importlib.util.find_spec("tensorboard") is None:
         print("note: tensorboard is not installed; no TensorBoard logs (pip install tensorboard==2.21.0)")
         return []
@@ -166,11 +185,13 @@ def _tensorboard(keras, log_dir: Path) -> list:
 
 def _progress_bar(keras, epochs: int, steps: int):
     """Keras' progress bar, headed with this run's epoch count (fit is called once per epoch)."""
+
     class ProgressBar(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             print(f"epoch {epoch + 1}/{epochs}", flush=True)
-            self.bar = keras.utils.Progbar(steps, verbose=1 if sys.stdout.isatty() else 2,
-                                           stateful_metrics=["loss", "accuracy", "top3"])
+            self.bar = keras.utils.Progbar(
+                steps, verbose=1 if sys.stdout.isatty() else 2, stateful_metrics=["loss", "accuracy", "top3"]
+            )
 
         def on_train_batch_end(self, batch, logs=None):
             if batch + 1 < steps:  # the last step is drawn by on_epoch_end, with the val figures
@@ -189,9 +210,9 @@ def train(cfg: TrainConfig, ds: Dataset, hw: Hardware | None = None) -> dict:
     from training.tfenv import keras, tf
 
     started = time.time()
-    hw = hw or setup_hardware(cfg.runtime)   # also records the resolved choice in cfg.runtime
+    hw = hw or setup_hardware(cfg.runtime)  # also records the resolved choice in cfg.runtime
     out = Path(cfg.runtime.out)
-    if hw.is_chief:   # the one writer of the run directory (TF's multi-worker rule)
+    if hw.is_chief:  # the one writer of the run directory (TF's multi-worker rule)
         out.mkdir(parents=True, exist_ok=True)
         run_files.save_config(out, cfg)
 
@@ -225,17 +246,23 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -
     soft = soft_targets_for(cfg, ds, outputs)
     pipe = Pipeline(ds, cfg.data, size, num_classes, global_batch, seed=cfg.runtime.seed, soft_targets=soft)
     steps_per_epoch = math.ceil(pipe.epoch_size() / global_batch)
-    print(f"data: {ds.id}, {num_classes} classes, train/val/test = {pipe.count('train')}/"
-          f"{pipe.count('val')}/{pipe.count('test')} images at {size} px "
-          f"({'cached in memory' if pipe.cached else 'decoded every epoch'})")
+    print(
+        f"data: {ds.id}, {num_classes} classes, train/val/test = {pipe.count('train')}/"
+        f"{pipe.count('val')}/{pipe.count('test')} images at {size} px "
+        f"({'cached in memory' if pipe.cached else 'decoded every epoch'})"
+    )
     if pipe.other_class:
-        print(f"other class: output {num_classes} ('other', hidden from users) trained on "
-              f"{pipe.others_per_epoch()} of {pipe.count('others_train')} non-office train photos per epoch "
-              f"({cfg.data.other_fraction:.0%} of each epoch)")
+        print(
+            f"other class: output {num_classes} ('other', hidden from users) trained on "
+            f"{pipe.others_per_epoch()} of {pipe.count('others_train')} non-office train photos per epoch "
+            f"({cfg.data.other_fraction:.0%} of each epoch)"
+        )
     if soft:
-        print(f"teacher: {cfg.teacher.name} ({cfg.teacher.head} head, {cfg.teacher.hash[:12]}): targets = "
-              f"{1 - cfg.teacher.weight:.2g} x label + {cfg.teacher.weight:.2g} x its probabilities at T = "
-              f"{cfg.teacher.temperature:g}, per view (mirrored or not)")
+        print(
+            f"teacher: {cfg.teacher.name} ({cfg.teacher.head} head, {cfg.teacher.hash[:12]}): targets = "
+            f"{1 - cfg.teacher.weight:.2g} x label + {cfg.teacher.weight:.2g} x its probabilities at T = "
+            f"{cfg.teacher.temperature:g}, per view (mirrored or not)"
+        )
     print(f"hardware: {hw.describe()}, global batch {global_batch}")
 
     with strategy.scope():
@@ -244,9 +271,12 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -
         model.compile(
             optimizer=make_optimizer(cfg.optim, schedule),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.optim.label_smoothing),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
-                     keras.metrics.TopKCategoricalAccuracy(3, name="top3")],
-            jit_compile=jit)
+            metrics=[
+                keras.metrics.CategoricalAccuracy(name="accuracy"),
+                keras.metrics.TopKCategoricalAccuracy(3, name="top3"),
+            ],
+            jit_compile=jit,
+        )
         # Create the optimizer's slots now so that a restore fills them instead of deferring.
         optimizer = model.optimizer
         inner = getattr(optimizer, "inner_optimizer", optimizer)
@@ -255,8 +285,10 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -
         best_val = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_val_accuracy")
         best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
     params = model.count_params()
-    print(f"model: {model.name}, {params:,} parameters, conv1 {model.get_layer('conv1').kernel_size} "
-          f"stride {model.get_layer('conv1').strides}")
+    print(
+        f"model: {model.name}, {params:,} parameters, conv1 {model.get_layer('conv1').kernel_size} "
+        f"stride {model.get_layer('conv1').strides}"
+    )
 
     ckpt_dir = out / run_files.CHECKPOINTS
     # Every worker saves (TF's multi-worker rule), the chief into the run, others to scratch;
@@ -264,14 +296,17 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -
     write_dir = hw.write_dir(ckpt_dir)
     last, last_best = tf.train.latest_checkpoint(str(ckpt_dir)), tf.train.latest_checkpoint(str(ckpt_dir / "best"))
     # Keras leaves the Dropout layers' generators out of the model's checkpoint: add them.
-    dropout_rngs = {layer.name: layer._random_generator for layer in model.layers
-                    if isinstance(layer, keras.layers.Dropout)}
+    dropout_rngs = {
+        layer.name: layer._random_generator for layer in model.layers if isinstance(layer, keras.layers.Dropout)
+    }
     manager = tf.train.CheckpointManager(
         tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var, dropout_rngs=dropout_rngs),
-        write_dir, max_to_keep=2)
+        write_dir,
+        max_to_keep=2,
+    )
     best_manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(model=model, best_val=best_val, best_epoch=best_epoch), write_dir / "best",
-        max_to_keep=1)
+        tf.train.Checkpoint(model=model, best_val=best_val, best_epoch=best_epoch), write_dir / "best", max_to_keep=1
+    )
     if cfg.runtime.resume and last_best:
         # Only its bookkeeping: the weights come from the last checkpoint just below.
         tf.train.Checkpoint(best_val=best_val, best_epoch=best_epoch).read(last_best).expect_partial()
@@ -279,10 +314,12 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -
         try:
             manager.checkpoint.restore(last).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
-            raise UsageError(f"{last} does not fit this model ({str(e).splitlines()[0]}); "
-                             f"resume with the run's own model flags") from e
-        print(f"resumed from {last}: epoch {int(epoch_var.numpy())}, "
-              f"optimizer step {int(optimizer.iterations.numpy())}")
+            raise UsageError(
+                f"{last} does not fit this model ({str(e).splitlines()[0]}); resume with the run's own model flags"
+            ) from e
+        print(
+            f"resumed from {last}: epoch {int(epoch_var.numpy())}, optimizer step {int(optimizer.iterations.numpy())}"
+        )
     rows = run_files.read_history(out, int(epoch_var.numpy())) if cfg.runtime.resume else []
 
     val_data = pipe.evaluation("val")
@@ -295,14 +332,26 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -
             print(f"stopped after {cfg.runtime.stop_after} epoch(s) as asked; continue with --resume")
             return {}
         if cfg.schedule.patience and epoch - int(best_epoch.numpy()) >= cfg.schedule.patience:
-            print(f"early stop: no better val accuracy for {cfg.schedule.patience} epochs "
-                  f"(best {best_val.numpy():.4f} at epoch {int(best_epoch.numpy())})")
+            print(
+                f"early stop: no better val accuracy for {cfg.schedule.patience} epochs "
+                f"(best {best_val.numpy():.4f} at epoch {int(best_epoch.numpy())})"
+            )
             break
         t0 = time.time()
-        logs = model.fit(pipe.train(epoch), validation_data=val_data, initial_epoch=epoch, epochs=epoch + 1,
-                         verbose=0, callbacks=callbacks).history
-        row = {"epoch": epoch + 1, "lr": float(schedule(optimizer.iterations)),
-               **{k: float(logs[k][-1]) for k in run_files.HISTORY_FIELDS[2:-1]}, "seconds": round(time.time() - t0, 2)}
+        logs = model.fit(
+            pipe.train(epoch),
+            validation_data=val_data,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            verbose=0,
+            callbacks=callbacks,
+        ).history
+        row = {
+            "epoch": epoch + 1,
+            "lr": float(schedule(optimizer.iterations)),
+            **{k: float(logs[k][-1]) for k in run_files.HISTORY_FIELDS[2:-1]},
+            "seconds": round(time.time() - t0, 2),
+        }
         rows.append(row)
         if hw.is_chief:
             run_files.write_history(out, rows)
@@ -325,8 +374,10 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -
     run_files.save_preprocess(out, PreprocessSpec(size, cfg.data.crop_fraction))
     metrics = evaluate_run(final, pipe, ds, cfg, rows, params, int(best_epoch.numpy()), time.time() - started)
     run_files.save_metrics(out, metrics)
-    print(f"val top-1 {metrics['val']['top1']:.4f}  test top-1 {metrics['test']['top1']:.4f}  "
-          f"top-3 {metrics['test']['top3']:.4f}  ({metrics['wall_time_s']:.0f} s) -> {out}")
+    print(
+        f"val top-1 {metrics['val']['top1']:.4f}  test top-1 {metrics['test']['top1']:.4f}  "
+        f"top-3 {metrics['test']['top3']:.4f}  ({metrics['wall_time_s']:.0f} s) -> {out}"
+    )
     return metrics
 
 
@@ -346,8 +397,9 @@ def _float32_copy(model, cfg: TrainConfig, size: int, outputs: int, ds: Dataset)
     return final
 
 
-def evaluate_run(model, pipe, ds: Dataset, cfg: TrainConfig, rows: list[dict], params: int,
-                 best_epoch: int, wall_time: float) -> dict:
+def evaluate_run(
+    model, pipe, ds: Dataset, cfg: TrainConfig, rows: list[dict], params: int, best_epoch: int, wall_time: float
+) -> dict:
     """Metrics of the saved (float32, best-val) model on every split, plus the run's plots."""
     import numpy as np
 
@@ -357,9 +409,15 @@ def evaluate_run(model, pipe, ds: Dataset, cfg: TrainConfig, rows: list[dict], p
     labels = [c.label for c in ds.classes]
     wnids = [c.wnid for c in ds.classes]
     splits = ("train", "val", "test") if cfg.runtime.train_eval else ("val", "test")
-    metrics = {"dataset": {"id": ds.id, "sha256": ds.sha256}, "classes": labels, "image_size": cfg.data.image_size,
-               "params": int(params), "epochs": len(rows), "best_epoch": best_epoch,
-               "wall_time_s": round(wall_time, 1)}
+    metrics = {
+        "dataset": {"id": ds.id, "sha256": ds.sha256},
+        "classes": labels,
+        "image_size": cfg.data.image_size,
+        "params": int(params),
+        "epochs": len(rows),
+        "best_epoch": best_epoch,
+        "wall_time_s": round(wall_time, 1),
+    }
     test_cm = None
     called_other = {}
     for split in splits + (("others_val", "others_test") if pipe.other_class else ()):
@@ -370,18 +428,20 @@ def evaluate_run(model, pipe, ds: Dataset, cfg: TrainConfig, rows: list[dict], p
             if split.startswith("others_"):
                 continue
             # What users see: the best office label, whatever "other" scored (export decides abstaining).
-            probs = probs[:, :len(labels)]
+            probs = probs[:, : len(labels)]
         metrics[split] = split_metrics(probs, y, labels, wnids)
         if split == "test":
             test_cm = confusion_matrix(probs, y, len(labels))
     if pipe.other_class:
-        metrics["other_class"] = {"index": len(labels), "fraction": cfg.data.other_fraction,
-                                  "others_train_photos": pipe.count("others_train"),
-                                  "share_called_other": called_other}
+        metrics["other_class"] = {
+            "index": len(labels),
+            "fraction": cfg.data.other_fraction,
+            "others_train_photos": pipe.count("others_train"),
+            "share_called_other": called_other,
+        }
     if rows:
         plot_curves(rows, out / "curves.png")
-    plot_confusion(test_cm, labels, out / "confusion.png",
-                   title=f"test split, top-1 {metrics['test']['top1']:.3f}")
+    plot_confusion(test_cm, labels, out / "confusion.png", title=f"test split, top-1 {metrics['test']['top1']:.3f}")
     plot_filters(model.get_layer("conv1").get_weights()[0], out / "filters.png")
     return metrics
 

@@ -12,20 +12,22 @@ every public class, method and field of API levels 21..37 in TypeScript, with ``
 Types are compared after mapping both sides onto what TypeScript can tell apart: every Java
 number type is ``number``, String/CharSequence/char are ``string``, generics are erased.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CLASS_RE = re.compile(r"export (?:abstract )?class (\w+)(<[^{]*?>)?\s+extends ([\w.]+)(?:<.*?>)?"
-                      r"(?: implements (.+?))? \{$")
+CLASS_RE = re.compile(
+    r"export (?:abstract )?class (\w+)(<[^{]*?>)?\s+extends ([\w.]+)(?:<.*?>)?"
+    r"(?: implements (.+?))? \{$"
+)
 MODULE_RE = re.compile(r"(?:declare|export) module (\w+) \{$")
 MEMBER_RE = re.compile(r"public (static )?(constructor|\w+)(\(.*\))?(?:: (.*))?;$")
 SINCE_RE = re.compile(r"@since (\d+)")
 DEMO = Path(__file__).resolve().parents[2] / "android_demo"
-TYPES_D_TS = (DEMO / "node_modules/@nativescript/types-android/lib/android"
-              / "android-platform-21-37-merged.d.ts")
+TYPES_D_TS = DEMO / "node_modules/@nativescript/types-android/lib/android" / "android-platform-21-37-merged.d.ts"
 NUMBERS = {"I", "J", "S", "B", "F", "D"}
 STRINGS = {"java.lang.String", "java.lang.CharSequence", "string"}
 
@@ -85,7 +87,7 @@ def jvm_types(descriptor: str) -> list[str]:
         ch = descriptor[i]
         if ch == "L":
             end = descriptor.index(";", i)
-            name = descriptor[i + 1:end].replace("/", ".").replace("$", ".")
+            name = descriptor[i + 1 : end].replace("/", ".").replace("$", ".")
             i = end + 1
         else:
             name = {"Z": "boolean", "V": "void", "C": "string"}.get(ch, "number" if ch in NUMBERS else ch)
@@ -104,7 +106,7 @@ class AndroidApi:
         self.classes = classes
 
     @classmethod
-    def load(cls, path: Path) -> "AndroidApi":
+    def load(cls, path: Path) -> AndroidApi:
         classes: dict[str, ApiClass] = {}
         stack: list[tuple[str, object]] = []  # ("module", name) | ("class", ApiClass) | ("block", None)
         comment, in_comment = "", False
@@ -135,15 +137,20 @@ class AndroidApi:
                 c = stack[-1][1]
                 static, name, args, rest = m.groups()
                 if args is not None:  # a method or constructor
-                    params = tuple(ts_type(a.split(": ", 1)[1], c.type_params)
-                                   for a in split_top(args[1:-1]) if ": " in a)
-                    member = Member(name if name != "constructor" else "<init>", params,
-                                    ts_type(rest or "void", c.type_params), since, bool(static))
+                    params = tuple(
+                        ts_type(a.split(": ", 1)[1], c.type_params) for a in split_top(args[1:-1]) if ": " in a
+                    )
+                    member = Member(
+                        name if name != "constructor" else "<init>",
+                        params,
+                        ts_type(rest or "void", c.type_params),
+                        since,
+                        bool(static),
+                    )
                     if "implementation: {" in s:
                         member = None
                 else:
-                    member = Member(name, None, ts_type(rest, c.type_params), since, bool(static),
-                                    value=rest)
+                    member = Member(name, None, ts_type(rest, c.type_params), since, bool(static), value=rest)
                 if member:
                     c.members.setdefault(member.name, []).append(member)
             net = s.count("{") - s.count("}")
@@ -239,7 +246,7 @@ def dex_method_bodies(dump: str) -> dict[str, str]:
     """Each method's code in a ``dexdump -d`` listing, keyed ``pkg.Class.method:(desc)ret``."""
     marks = list(BODY_RE.finditer(dump))
     ends = [m.start() for m in marks[1:]] + [len(dump)]
-    return {m.group(1): dump[m.end():end] for m, end in zip(marks, ends)}
+    return {m.group(1): dump[m.end() : end] for m, end in zip(marks, ends)}
 
 
 def sdk_checked_levels(body: str) -> set[int]:

@@ -9,6 +9,7 @@
 - ``lan_netns``: a network namespace of the test's own with a private LAN address (10.77.0.1).
 Tests here need the tools android_demo/setup.sh installs (`make test` runs it first).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from android_api import TYPES_D_TS
 from servers import Netns
+
 from android_demo.page import PageError, drive, site
 from bundle.manifest import load_bundle
 
@@ -92,9 +93,14 @@ def lan_netns():
     if subprocess.run([ip, "netns", "add", name], capture_output=True).returncode != 0:
         pytest.skip("cannot create a network namespace here (ip netns add failed)")
     try:
-        for cmd in (["link", "set", "lo", "up"], ["link", "add", "lan0", "type", "veth", "peer", "name", "lan1"],
-                    ["addr", "add", "10.77.0.1/24", "dev", "lan0"], ["addr", "add", "10.77.0.2/24", "dev", "lan1"],
-                    ["link", "set", "lan0", "up"], ["link", "set", "lan1", "up"]):
+        for cmd in (
+            ["link", "set", "lo", "up"],
+            ["link", "add", "lan0", "type", "veth", "peer", "name", "lan1"],
+            ["addr", "add", "10.77.0.1/24", "dev", "lan0"],
+            ["addr", "add", "10.77.0.2/24", "dev", "lan1"],
+            ["link", "set", "lan0", "up"],
+            ["link", "set", "lan1", "up"],
+        ):
             subprocess.run([ip, "-n", name, *cmd], check=True, capture_output=True)
         yield Netns(name, "10.77.0.1", (ip, "netns", "exec", name))
     finally:

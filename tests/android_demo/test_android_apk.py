@@ -7,6 +7,7 @@ every override must match a framework method (a newer callback is simply not cal
 phones); the stubs' inlined constants must have the real values; the manifest must allow what a
 phone needs (cleartext to the LAN server, configuration changes without a reload).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,8 +17,8 @@ import zipfile
 from pathlib import PurePosixPath
 
 import pytest
-
 from android_api import DEMO, TYPES_D_TS, AndroidApi, dex_classes, dex_method_bodies, dex_references, sdk_checked_levels
+
 from android_demo.build import AppIdentity
 from android_demo.page import ISOLATION_HEADERS
 from bundle.manifest import load_bundle
@@ -68,9 +69,17 @@ def test_badging_names_package_activity_camera_and_sdk_levels(apk):
 
 # android:configChanges bits (android.content.pm.ActivityInfo.CONFIG_*): what a phone changes under
 # a running activity without recreating it, provided the activity declares it.
-CONFIG = {"keyboard": 0x10, "keyboardHidden": 0x20, "navigation": 0x40, "orientation": 0x80,
-          "screenLayout": 0x100, "uiMode": 0x200, "screenSize": 0x400, "smallestScreenSize": 0x800,
-          "density": 0x1000}
+CONFIG = {
+    "keyboard": 0x10,
+    "keyboardHidden": 0x20,
+    "navigation": 0x40,
+    "orientation": 0x80,
+    "screenLayout": 0x100,
+    "uiMode": 0x200,
+    "screenSize": 0x400,
+    "smallestScreenSize": 0x800,
+    "density": 0x1000,
+}
 
 
 def test_manifest_allows_the_lan_server_and_keeps_the_page_through_configuration_changes(apk):
@@ -94,8 +103,10 @@ def test_dex_holds_the_activity(dex_dump):
     assert ("onCreate", "(Landroid/os/Bundle;)V") in classes[ACTIVITY].virtual
     # A killed renderer must not take the app down; the page must not sit under the system bars.
     client = next(c for c in classes.values() if c.superclass == "android.webkit.WebViewClient")
-    assert ("onRenderProcessGone", "(Landroid/webkit/WebView;Landroid/webkit/RenderProcessGoneDetail;)Z") \
-        in client.virtual
+    assert (
+        "onRenderProcessGone",
+        "(Landroid/webkit/WebView;Landroid/webkit/RenderProcessGoneDetail;)Z",
+    ) in client.virtual
     assert ".setOnApplyWindowInsetsListener:(Landroid/view/View$OnApplyWindowInsetsListener;)V" in dex_dump
 
 
@@ -140,8 +151,10 @@ def framework_problems(api: AndroidApi, dump: str) -> list[str]:
             if member is None:
                 problems.append(f"{cls}.{name}{desc} does not exist in the Android API")
             elif member.since > MIN_SDK and not any(level >= member.since for level in checked):
-                problems.append(f"{cls}.{name}{desc} needs API {member.since} > minSdk {MIN_SDK} "
-                                f"and {method} does not check Build.VERSION.SDK_INT >= {member.since}")
+                problems.append(
+                    f"{cls}.{name}{desc} needs API {member.since} > minSdk {MIN_SDK} "
+                    f"and {method} does not check Build.VERSION.SDK_INT >= {member.since}"
+                )
     for c in ours.values():
         if c.superclass.startswith("android."):
             sup = api.classes.get(c.superclass)
@@ -164,14 +177,20 @@ def test_the_framework_check_catches_missing_and_too_new_members(android_api):
     # SDK_INT >= 26 check the first is fine.
     head = "Class #0 -\n  Class descriptor  : 'Lx/A;'\n  Superclass        : 'Ljava/lang/Object;'\n"
     call = "0002: invoke-virtual {v0}, Landroid/webkit/WebView;.getWebViewClient:()Landroid/webkit/WebViewClient;\n"
-    fake = (head + "000100:          |[000100] x.A.a:()V\n" + call +
-            "0004: invoke-virtual {v0, v1}, Landroid/webkit/WebView;.loadUrl:(I)V\n")
+    fake = (
+        head
+        + "000100:          |[000100] x.A.a:()V\n"
+        + call
+        + "0004: invoke-virtual {v0, v1}, Landroid/webkit/WebView;.loadUrl:(I)V\n"
+    )
     problems = framework_problems(android_api, fake)
     assert any("getWebViewClient" in p and "needs API 26" in p for p in problems), problems
     assert any("loadUrl(I)V does not exist" in p for p in problems), problems
-    guarded = (head + "000100:          |[000100] x.A.b:()V\n"
-               "0000: sget v0, Landroid/os/Build$VERSION;.SDK_INT:I // field@0004\n"
-               "0002: const/16 v1, #int 26 // #1a\n" + call)
+    guarded = (
+        head + "000100:          |[000100] x.A.b:()V\n"
+        "0000: sget v0, Landroid/os/Build$VERSION;.SDK_INT:I // field@0004\n"
+        "0002: const/16 v1, #int 26 // #1a\n" + call
+    )
     assert framework_problems(android_api, guarded) == []
 
 
@@ -182,8 +201,7 @@ def test_stub_constants_have_the_framework_values(android_api):
         text = path.read_text()
         package = re.search(r"package ([\w.]+);", text).group(1)
         outer = path.stem
-        for inner, name, value in re.findall(
-                r"(?:class (\w+) \{\s*)?public static final \w+ (\w+) = (.+?);", text):
+        for inner, name, value in re.findall(r"(?:class (\w+) \{\s*)?public static final \w+ (\w+) = (.+?);", text):
             cls = ".".join([package, outer] + ([inner] if inner and inner != outer else []))
             constants.append((cls, name, value))
     assert len(constants) >= 4
@@ -205,10 +223,12 @@ def test_activity_serves_every_asset_with_a_type_the_webview_accepts(apk, tmp_pa
     compile_dex(require_tools(), tmp_path)
     harness = tmp_path / "src" / "MimeTypes.java"
     harness.parent.mkdir()
-    harness.write_text("package org.officenet.demo;\npublic class MimeTypes {\n"
-                       "  public static void main(String[] paths) {\n"
-                       "    System.out.println(new java.util.TreeMap<String, String>(MainActivity.headers()));\n"
-                       "    for (String p : paths) System.out.println(MainActivity.mimeType(p));\n  }\n}\n")
+    harness.write_text(
+        "package org.officenet.demo;\npublic class MimeTypes {\n"
+        "  public static void main(String[] paths) {\n"
+        "    System.out.println(new java.util.TreeMap<String, String>(MainActivity.headers()));\n"
+        "    for (String p : paths) System.out.println(MainActivity.mimeType(p));\n  }\n}\n"
+    )
     classpath = f"{tmp_path / 'classes'}:{tmp_path / 'stub-classes'}"
     tool("javac", "-cp", classpath, "-d", tmp_path / "classes", harness)
     with zipfile.ZipFile(apk[0]) as z:
@@ -216,7 +236,14 @@ def test_activity_serves_every_asset_with_a_type_the_webview_accepts(apk, tmp_pa
     headers, *types = tool("java", "-cp", classpath, "org.officenet.demo.MimeTypes", *paths).splitlines()
     # The same cross-origin isolation headers the page tests serve it with (page.ISOLATION_HEADERS).
     assert headers == "{" + ", ".join(f"{k}={v}" for k, v in sorted(ISOLATION_HEADERS.items())) + "}"
-    expected = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".json": "application/json",
-                ".wasm": "application/wasm", ".txt": "text/plain", ".tflite": "application/octet-stream",
-                "": "application/octet-stream"}  # the bundle's SEAL
+    expected = {
+        ".html": "text/html",
+        ".js": "text/javascript",
+        ".css": "text/css",
+        ".json": "application/json",
+        ".wasm": "application/wasm",
+        ".txt": "text/plain",
+        ".tflite": "application/octet-stream",
+        "": "application/octet-stream",
+    }  # the bundle's SEAL
     assert {p: t for p, t in zip(paths, types)} == {p: expected[PurePosixPath(p).suffix] for p in paths}

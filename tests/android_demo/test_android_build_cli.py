@@ -1,4 +1,5 @@
 """``python -m android_demo.build``: errors a user can fix come out as one line and exit code 2."""
+
 from __future__ import annotations
 
 import json
@@ -45,20 +46,52 @@ def test_int8_io_bundle_is_refused_before_building(tiny_bundle, tmp_path, capsys
 @pytest.mark.slow
 def test_release_key_from_environment_signs_the_apk(tiny_bundle, android_tools, tmp_path, monkeypatch):
     keystore = tmp_path / "release.p12"
-    subprocess.run(["keytool", "-genkeypair", "-noprompt", "-keystore", str(keystore), "-storetype", "PKCS12",
-                    "-storepass", "s3cret-store", "-keypass", "s3cret-store", "-alias", "officenet",
-                    "-keyalg", "RSA", "-keysize", "2048", "-validity", "2", "-dname", "CN=release test"],
-                   check=True, capture_output=True)
-    listing = subprocess.run(["keytool", "-list", "-v", "-keystore", str(keystore), "-storepass", "s3cret-store"],
-                             check=True, capture_output=True, text=True).stdout
+    subprocess.run(
+        [
+            "keytool",
+            "-genkeypair",
+            "-noprompt",
+            "-keystore",
+            str(keystore),
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            "s3cret-store",
+            "-keypass",
+            "s3cret-store",
+            "-alias",
+            "officenet",
+            "-keyalg",
+            "RSA",
+            "-keysize",
+            "2048",
+            "-validity",
+            "2",
+            "-dname",
+            "CN=release test",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    listing = subprocess.run(
+        ["keytool", "-list", "-v", "-keystore", str(keystore), "-storepass", "s3cret-store"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     fingerprint = re.search(r"SHA256: ([0-9A-F:]+)", listing).group(1).replace(":", "").lower()
-    for var, value in {"OFFICENET_KEYSTORE": str(keystore), "OFFICENET_KEYSTORE_PASS": "s3cret-store",
-                       "OFFICENET_KEY_ALIAS": "officenet", "OFFICENET_KEY_PASS": "s3cret-store"}.items():
+    for var, value in {
+        "OFFICENET_KEYSTORE": str(keystore),
+        "OFFICENET_KEYSTORE_PASS": "s3cret-store",
+        "OFFICENET_KEY_ALIAS": "officenet",
+        "OFFICENET_KEY_PASS": "s3cret-store",
+    }.items():
         monkeypatch.setenv(var, value)
     out = tmp_path / "release.apk"
     assert main(["--bundle", str(tiny_bundle), "--out", str(out)]) == 0
-    certs = subprocess.run(["apksigner", "verify", "--print-certs", str(out)],
-                           check=True, capture_output=True, text=True).stdout
+    certs = subprocess.run(
+        ["apksigner", "verify", "--print-certs", str(out)], check=True, capture_output=True, text=True
+    ).stdout
     assert f"certificate SHA-256 digest: {fingerprint}" in certs
     info = json.loads(out.with_name(out.name + ".json").read_text())
     assert info["signing"] == {"debug_key": False, "certificate_sha256": fingerprint}

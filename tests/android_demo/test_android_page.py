@@ -5,6 +5,7 @@ The page is unzipped from the built APK (``apk_site``), the camera is Chromium's
 playing a real photo, the model runs in LiteRT.js (WebAssembly), the reference is the same
 model.tflite in desktop LiteRT and the bundle's Python preprocessing.
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,13 +21,13 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from servers import real_server
 
 from android_demo.page import write_y4m
 from bundle.images import decode_image
 from bundle.manifest import load_bundle
 from bundle.preprocess import PreprocessSpec, dequantize, preprocess, quantize
 from bundle.publish import seal
-from servers import real_server
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -57,8 +58,7 @@ def js_percent(score: float) -> str:
 def expected_top3(bundle, raw: np.ndarray) -> tuple[list[str], list[str], np.ndarray]:
     scores = dequantize(raw, bundle.output_quant.scale, bundle.output_quant.zero_point)
     order = np.argsort(-scores, kind="stable")[:3]
-    return ([bundle.labels[i] for i in order], [js_percent(scores[i]) for i in order],
-            scores[order])
+    return ([bundle.labels[i] for i in order], [js_percent(scores[i]) for i in order], scores[order])
 
 
 @pytest.fixture(scope="module")
@@ -120,32 +120,47 @@ def test_preprocessing_is_bit_exact_with_python(bundle, tiny_bundle, apk_site, r
     for h, w in [(size, size), (size - 3, size + 5), (7, 1000), (501, 333), (480, 640), (5, 4), (5, 9)]:
         rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         for spec, quant in variants:
-            inp = {"shape": [1, spec["size"], spec["size"], 3], "dtype": "uint8", "quantization": quant,
-                   "preprocess": {**spec, "resize": "bilinear", "channel_order": "RGB"}}
-            x = quantize(preprocess(Image.fromarray(rgb), PreprocessSpec(**spec)), quant["scale"],
-                         quant["zero_point"], "uint8")
+            inp = {
+                "shape": [1, spec["size"], spec["size"], 3],
+                "dtype": "uint8",
+                "quantization": quant,
+                "preprocess": {**spec, "resize": "bilinear", "channel_order": "RGB"},
+            }
+            x = quantize(
+                preprocess(Image.fromarray(rgb), PreprocessSpec(**spec)), quant["scale"], quant["zero_point"], "uint8"
+            )
             cases.append((rgb, inp, x.tobytes()))
-    steps = [{"op": "preprocess", "width": rgb.shape[1], "height": rgb.shape[0],
-              "rgb_b64": base64.b64encode(rgb.tobytes()).decode(), "input": inp} for rgb, inp, _ in cases]
+    steps = [
+        {
+            "op": "preprocess",
+            "width": rgb.shape[1],
+            "height": rgb.shape[0],
+            "rgb_b64": base64.b64encode(rgb.tobytes()).decode(),
+            "input": inp,
+        }
+        for rgb, inp, _ in cases
+    ]
     out = run_page({"url": url(apk_site, camera="0"), "steps": steps})
     for i, ((rgb, inp, want), got) in enumerate(zip(cases, out["results"])):
         got = base64.b64decode(got["input_b64"])
-        assert got == want, f"case {i}: {rgb.shape} {inp and inp['preprocess']}: " \
-                            f"{sum(a != b for a, b in zip(got, want))} bytes differ"
+        assert got == want, (
+            f"case {i}: {rgb.shape} {inp and inp['preprocess']}: {sum(a != b for a, b in zip(got, want))} bytes differ"
+        )
 
 
-def test_browser_jpeg_decode_equals_pillow_full_size_decode(bundle, tiny_bundle, sample_photos,
-                                                            apk_site, run_page):
+def test_browser_jpeg_decode_equals_pillow_full_size_decode(bundle, tiny_bundle, sample_photos, apk_site, run_page):
     golden = bundle.manifest.get("golden", [])
     paths = [tiny_bundle / g["image"] for g in golden] + sample_photos[:6]
-    out = run_page({"url": url(apk_site, camera="0"),
-                    "steps": [{"op": "decode_preprocess", "path": str(p)} for p in paths]})
+    out = run_page(
+        {"url": url(apk_site, camera="0"), "steps": [{"op": "decode_preprocess", "path": str(p)} for p in paths]}
+    )
     for path, r in zip(paths, out["results"]):
         decoded = decode_image(path.read_bytes())
         frame = unb64(r["rgba_b64"]).reshape(r["height"], r["width"], 4)[..., :3]
         np.testing.assert_array_equal(frame, np.asarray(decoded), err_msg=f"{path}: decoded pixels")
-        np.testing.assert_array_equal(unb64(r["input_b64"]), reference_input(bundle, decoded).reshape(-1),
-                                      err_msg=f"{path}: input tensor")
+        np.testing.assert_array_equal(
+            unb64(r["input_b64"]), reference_input(bundle, decoded).reshape(-1), err_msg=f"{path}: input tensor"
+        )
     for g, r in zip(golden, out["results"]):  # the golden tensors, from the JPEG files themselves
         assert unb64(r["input_b64"]).tobytes() == (tiny_bundle / g["input"]).read_bytes(), g["image"]
 
@@ -177,12 +192,18 @@ def server_url(tiny_bundle):
         yield base
 
 
-def test_fallback_posts_to_the_server_and_shows_its_answer(bundle, landscape, sample_photos, apk_site,
-                                                           run_page, server_url, desktop_model, tmp_path):
+def test_fallback_posts_to_the_server_and_shows_its_answer(
+    bundle, landscape, sample_photos, apk_site, run_page, server_url, desktop_model, tmp_path
+):
     write_y4m(landscape, tmp_path / "frame.y4m")
     photo = sample_photos[0]
-    out = run_page({"url": url(apk_site, ondevice="0", server=server_url), "y4m": str(tmp_path / "frame.y4m"),
-                    "steps": [{"op": "camera"}, {"op": "photo", "path": str(photo)}]})
+    out = run_page(
+        {
+            "url": url(apk_site, ondevice="0", server=server_url),
+            "y4m": str(tmp_path / "frame.y4m"),
+            "steps": [{"op": "camera"}, {"op": "photo", "path": str(photo)}],
+        }
+    )
     assert out["mode"] == "server"
     camera, picked = out["results"]
     assert camera["mode"] == "server" and camera["raw"] is None  # nothing ran in the page
@@ -190,8 +211,9 @@ def test_fallback_posts_to_the_server_and_shows_its_answer(bundle, landscape, sa
     # The frame went as a lossless PNG, so the server's answer is the model's on those pixels.
     w, h = camera["frame"]["width"], camera["frame"]["height"]
     frame = unb64(camera["frame"]["rgba_b64"]).reshape(h, w, 4)[..., :3]
-    labels, shown_scores, _ = expected_top3(bundle, desktop_model(
-        reference_input(bundle, Image.fromarray(np.ascontiguousarray(frame)))))
+    labels, shown_scores, _ = expected_top3(
+        bundle, desktop_model(reference_input(bundle, Image.fromarray(np.ascontiguousarray(frame))))
+    )
     assert camera["dom"]["labels"] == labels and camera["dom"]["scores"] == shown_scores
 
     answer = httpx.post(server_url + "/classify?top_k=3", files={"file": (photo.name, photo.read_bytes())}).json()
@@ -201,8 +223,9 @@ def test_fallback_posts_to_the_server_and_shows_its_answer(bundle, landscape, sa
 
 
 @pytest.mark.parametrize("score", ["max", "office_mass"])
-def test_abstain_rule_shows_not_sure_instead_of_a_label(score, tiny_bundle, sample_photos, android_tools, run_page,
-                                                         desktop_model, tmp_path):
+def test_abstain_rule_shows_not_sure_instead_of_a_label(
+    score, tiny_bundle, sample_photos, android_tools, run_page, desktop_model, tmp_path
+):
     """A bundle whose manifest has an abstain rule (issue 8): the page applies it as the server does,
     with the score the manifest names (the threshold sits between this photo's max and its sum)."""
     from android_demo.build import main as build
@@ -211,8 +234,12 @@ def test_abstain_rule_shows_not_sure_instead_of_a_label(score, tiny_bundle, samp
 
     photo = sample_photos[0]
     b = load_bundle(tiny_bundle)
-    x = quantize(preprocess(decode_image(photo.read_bytes()), b.preprocess), b.input_quant.scale,
-                 b.input_quant.zero_point, b.input_dtype)
+    x = quantize(
+        preprocess(decode_image(photo.read_bytes()), b.preprocess),
+        b.input_quant.scale,
+        b.input_quant.zero_point,
+        b.input_dtype,
+    )
     probs = dequantize(desktop_model(x), b.output_quant.scale, b.output_quant.zero_point)
     rule = {"method": "other_output", "score": score, "threshold": float(probs.max() + probs.sum()) / 2}
     abstaining = tmp_path / "bundle"
@@ -226,16 +253,24 @@ def test_abstain_rule_shows_not_sure_instead_of_a_label(score, tiny_bundle, samp
         out = run_page({"url": url(base, camera="0"), "steps": [{"op": "photo", "path": str(photo)}]})
     r = out["results"][0]
     assert r["abstained"] is bool(abstains(probs, rule)) is (score == "max")
-    assert r["dom"]["status"] == "not sure this is an office object" if score == "max" else \
-        r["dom"]["status"] != "not sure this is an office object"
+    assert (
+        r["dom"]["status"] == "not sure this is an office object"
+        if score == "max"
+        else r["dom"]["status"] != "not sure this is an office object"
+    )
     assert len(r["dom"]["labels"]) == 3  # the guesses stay visible
 
 
 def test_falls_back_to_the_server_when_the_runtime_cannot_load(sample_photos, apk_site, run_page, server_url):
     """On-device inference on, but the WebAssembly runtime fails to load: the server answers."""
     photo = sample_photos[1]
-    out = run_page({"url": url(apk_site, camera="0", server=server_url), "block": ["litert/wasm/"],
-                    "steps": [{"op": "photo", "path": str(photo)}]})
+    out = run_page(
+        {
+            "url": url(apk_site, camera="0", server=server_url),
+            "block": ["litert/wasm/"],
+            "steps": [{"op": "photo", "path": str(photo)}],
+        }
+    )
     assert out["mode"] == "server"
     r = out["results"][0]
     answer = httpx.post(server_url + "/classify?top_k=3", files={"file": (photo.name, photo.read_bytes())}).json()
@@ -245,13 +280,20 @@ def test_falls_back_to_the_server_when_the_runtime_cannot_load(sample_photos, ap
 
 # --- What a phone does to the page (issue 14) ------------------------------------------------------
 
-def test_a_runtime_that_does_not_load_leaves_the_page_working_on_the_server(sample_photos, apk_site, run_page,
-                                                                            server_url):
+
+def test_a_runtime_that_does_not_load_leaves_the_page_working_on_the_server(
+    sample_photos, apk_site, run_page, server_url
+):
     """LiteRT.js itself fails to load (as in a WebView without import maps): the page must not hang at
     "loading the model…"; it says why and answers with the server."""
     photo = sample_photos[1]
-    out = run_page({"url": url(apk_site, camera="0", server=server_url), "block": ["litert/core.js"],
-                    "steps": [{"op": "photo", "path": str(photo)}]})
+    out = run_page(
+        {
+            "url": url(apk_site, camera="0", server=server_url),
+            "block": ["litert/core.js"],
+            "steps": [{"op": "photo", "path": str(photo)}],
+        }
+    )
     assert out["mode"] == "server"
     r = out["results"][0]
     assert r["mode"] == "server" and len(r["dom"]["labels"]) == 3
@@ -259,9 +301,19 @@ def test_a_runtime_that_does_not_load_leaves_the_page_working_on_the_server(samp
 
 def test_without_webassembly_the_page_says_so_and_opens_the_server_setting(apk_site, run_page):
     """A WebView with no usable WebAssembly and no server set yet: a message and the settings form."""
-    out = run_page({"url": url(apk_site, camera="0"), "init_script": "delete globalThis.WebAssembly;",
-                    "steps": [{"op": "eval", "js": "({status: document.getElementById('status').textContent,"
-                                                   " settings: !document.getElementById('settings').hidden})"}]})
+    out = run_page(
+        {
+            "url": url(apk_site, camera="0"),
+            "init_script": "delete globalThis.WebAssembly;",
+            "steps": [
+                {
+                    "op": "eval",
+                    "js": "({status: document.getElementById('status').textContent,"
+                    " settings: !document.getElementById('settings').hidden})",
+                }
+            ],
+        }
+    )
     assert out["mode"] == "server"
     r = out["results"][0]
     assert r["status"].startswith("this phone cannot run the model itself (")
@@ -270,34 +322,60 @@ def test_without_webassembly_the_page_says_so_and_opens_the_server_setting(apk_s
 
 def test_a_page_whose_script_cannot_run_says_so_instead_of_loading_for_ever(apk_site, run_page):
     """A WebView too old for the module script (simulated by failing app.js) still gets a message."""
-    out = run_page({"url": url(apk_site, camera="0"), "block": ["app.js"], "wait_ready": False,
-                    "steps": [{"op": "wait", "js": "document.getElementById('status').textContent"
-                                                   ".startsWith('this WebView cannot run the page')"}]})
+    out = run_page(
+        {
+            "url": url(apk_site, camera="0"),
+            "block": ["app.js"],
+            "wait_ready": False,
+            "steps": [
+                {
+                    "op": "wait",
+                    "js": "document.getElementById('status').textContent"
+                    ".startsWith('this WebView cannot run the page')",
+                }
+            ],
+        }
+    )
     assert out["results"][0] is True
 
 
 @pytest.mark.parametrize("build", ["compat", "relaxed"])
-def test_each_single_thread_build_gives_desktop_litert_output(build, bundle, sample_photos, apk_site, run_page,
-                                                             desktop_model):
+def test_each_single_thread_build_gives_desktop_litert_output(
+    build, bundle, sample_photos, apk_site, run_page, desktop_model
+):
     """The plain-SIMD build (what a WebView without relaxed SIMD runs) and the relaxed-SIMD one."""
     photo = sample_photos[2]
-    out = run_page({"url": url(apk_site, camera="0", wasm=build),
-                    "steps": [{"op": "photo", "path": str(photo)},
-                              {"op": "eval", "js": "window.officenet.state.model.build"}]})
+    out = run_page(
+        {
+            "url": url(apk_site, camera="0", wasm=build),
+            "steps": [{"op": "photo", "path": str(photo)}, {"op": "eval", "js": "window.officenet.state.model.build"}],
+        }
+    )
     r, used = out["results"]
     assert used == build
     assert r["raw"] == desktop_model(reference_input(bundle, decode_image(photo.read_bytes()))).tolist()
 
 
-def test_at_the_apps_origin_the_page_is_isolated_and_runs_one_thread(bundle, sample_photos, apk_site, run_page,
-                                                                     desktop_model):
+def test_at_the_apps_origin_the_page_is_isolated_and_runs_one_thread(
+    bundle, sample_photos, apk_site, run_page, desktop_model
+):
     """At https://appassets.androidplatform.net with the headers MainActivity sends (COOP/COEP), the
     page is cross-origin isolated; the APK ships no threaded build by default, so one thread runs."""
     photo = sample_photos[2]
-    out = run_page({"url": url(apk_site, camera="0"), "origin": APP_ORIGIN + "/",
-                    "steps": [{"op": "photo", "path": str(photo)},
-                              {"op": "eval", "js": "({isolated: crossOriginIsolated, origin: location.origin,"
-                                                   " build: window.officenet.state.model.build})"}]})
+    out = run_page(
+        {
+            "url": url(apk_site, camera="0"),
+            "origin": APP_ORIGIN + "/",
+            "steps": [
+                {"op": "photo", "path": str(photo)},
+                {
+                    "op": "eval",
+                    "js": "({isolated: crossOriginIsolated, origin: location.origin,"
+                    " build: window.officenet.state.model.build})",
+                },
+            ],
+        }
+    )
     r, page = out["results"]
     assert page == {"isolated": True, "origin": APP_ORIGIN, "build": "relaxed"}
     assert r["raw"] == desktop_model(reference_input(bundle, decode_image(photo.read_bytes()))).tolist()
@@ -313,45 +391,60 @@ def threaded_apk(tiny_bundle, android_tools, tmp_path_factory):
 
 
 @pytest.mark.parametrize("isolated", [True, False])
-def test_a_shipped_threaded_build_runs_only_where_the_page_is_isolated(isolated, bundle, sample_photos, threaded_apk,
-                                                                      run_page, desktop_model):
+def test_a_shipped_threaded_build_runs_only_where_the_page_is_isolated(
+    isolated, bundle, sample_photos, threaded_apk, run_page, desktop_model
+):
     """Built with --threaded-wasm: the page picks the threaded build itself where it is cross-origin
     isolated, and one thread where the WebView ignores COOP/COEP; the same output either way."""
     from android_demo.page import site
 
     photo = sample_photos[2]
     with site(threaded_apk, headers=None if isolated else {}) as base:
-        out = run_page({"url": url(base, camera="0"), "origin": APP_ORIGIN + "/",
-                        "steps": [{"op": "photo", "path": str(photo)},
-                                  {"op": "eval", "js": "[crossOriginIsolated, window.officenet.state.model.build]"}]})
+        out = run_page(
+            {
+                "url": url(base, camera="0"),
+                "origin": APP_ORIGIN + "/",
+                "steps": [
+                    {"op": "photo", "path": str(photo)},
+                    {"op": "eval", "js": "[crossOriginIsolated, window.officenet.state.model.build]"},
+                ],
+            }
+        )
     r, page = out["results"]
     assert page == [isolated, "threaded" if isolated else "relaxed"]
     assert r["raw"] == desktop_model(reference_input(bundle, decode_image(photo.read_bytes()))).tolist()
 
 
-CAMERA = "({starts: officenet.camera.starts, live: !!officenet.camera.stream, " \
-         "tracks: officenet.camera.stream ? officenet.camera.stream.getTracks().map((t) => t.readyState) : []})"
+CAMERA = (
+    "({starts: officenet.camera.starts, live: !!officenet.camera.stream, "
+    "tracks: officenet.camera.stream ? officenet.camera.stream.getTracks().map((t) => t.readyState) : []})"
+)
 
 
-def test_camera_restarts_when_its_stream_ends_and_is_given_back_while_hidden(landscape, apk_site, run_page,
-                                                                            tmp_path):
+def test_camera_restarts_when_its_stream_ends_and_is_given_back_while_hidden(landscape, apk_site, run_page, tmp_path):
     write_y4m(landscape, tmp_path / "frame.y4m")
-    out = run_page({"url": url(apk_site), "y4m": str(tmp_path / "frame.y4m"), "steps": [
-        {"op": "camera"},
-        {"op": "eval", "js": CAMERA},
-        # The stream ends under the page (Android took the camera; stop() fires no 'ended' event).
-        {"op": "eval", "js": "officenet.camera.stream.getVideoTracks()[0].stop(), true"},
-        {"op": "wait", "js": "officenet.camera.starts === 2 && !!officenet.camera.stream"},
-        {"op": "camera"},
-        # The app goes to the background: the camera is released, and taken again on return.
-        {"op": "eval", "js": "window.__track = officenet.camera.stream.getVideoTracks()[0], true"},
-        {"op": "visibility", "hidden": True},
-        {"op": "eval", "js": f"({{...{CAMERA}, released: window.__track.readyState}})"},
-        {"op": "visibility", "hidden": False},
-        {"op": "wait", "js": "officenet.camera.starts === 3 && !!officenet.camera.stream"},
-        {"op": "camera"},
-        {"op": "eval", "js": CAMERA},
-    ]})
+    out = run_page(
+        {
+            "url": url(apk_site),
+            "y4m": str(tmp_path / "frame.y4m"),
+            "steps": [
+                {"op": "camera"},
+                {"op": "eval", "js": CAMERA},
+                # The stream ends under the page (Android took the camera; stop() fires no 'ended' event).
+                {"op": "eval", "js": "officenet.camera.stream.getVideoTracks()[0].stop(), true"},
+                {"op": "wait", "js": "officenet.camera.starts === 2 && !!officenet.camera.stream"},
+                {"op": "camera"},
+                # The app goes to the background: the camera is released, and taken again on return.
+                {"op": "eval", "js": "window.__track = officenet.camera.stream.getVideoTracks()[0], true"},
+                {"op": "visibility", "hidden": True},
+                {"op": "eval", "js": f"({{...{CAMERA}, released: window.__track.readyState}})"},
+                {"op": "visibility", "hidden": False},
+                {"op": "wait", "js": "officenet.camera.starts === 3 && !!officenet.camera.stream"},
+                {"op": "camera"},
+                {"op": "eval", "js": CAMERA},
+            ],
+        }
+    )
     first, before, _, _, after_restart, _, _, hidden, _, _, after_show, shown = out["results"]
     assert before == {"starts": 1, "live": True, "tracks": ["live"]}
     assert after_restart["source"] == "camera" and len(after_restart["dom"]["labels"]) == 3
@@ -364,14 +457,25 @@ def test_edge_to_edge_keeps_every_control_out_of_the_system_bars(apk_site, run_p
     """A phone viewport (412x915 CSS px, 2.625x) with a 48 px status bar and cutout on top and a
     24 px gesture bar below, as an edge-to-edge app (targetSdk 35) gets on Android 15."""
     shot = tmp_path / "edge-to-edge.png"
-    out = run_page({"url": url(apk_site, camera="0"), "viewport": {"width": 412, "height": 915}, "scale": 2.625,
-                    "safe_area": {"top": 48, "bottom": 24},
-                    "steps": [{"op": "eval", "js": "document.getElementById('settings').hidden = false"},
-                              {"op": "eval", "js": "[...document.querySelectorAll('#status, nav button, nav .button,"
-                                                   " #settings input, #settings button')].map((e) => {"
-                                                   " const r = e.getBoundingClientRect();"
-                                                   " return {id: e.id || e.textContent, top: r.top, bottom: r.bottom}; })"},
-                              {"op": "screenshot", "path": str(shot)}]})
+    out = run_page(
+        {
+            "url": url(apk_site, camera="0"),
+            "viewport": {"width": 412, "height": 915},
+            "scale": 2.625,
+            "safe_area": {"top": 48, "bottom": 24},
+            "steps": [
+                {"op": "eval", "js": "document.getElementById('settings').hidden = false"},
+                {
+                    "op": "eval",
+                    "js": "[...document.querySelectorAll('#status, nav button, nav .button,"
+                    " #settings input, #settings button')].map((e) => {"
+                    " const r = e.getBoundingClientRect();"
+                    " return {id: e.id || e.textContent, top: r.top, bottom: r.bottom}; })",
+                },
+                {"op": "screenshot", "path": str(shot)},
+            ],
+        }
+    )
     controls = out["results"][1]
     assert len(controls) >= 6
     for c in controls:
@@ -387,25 +491,53 @@ def test_fallback_from_the_apps_origin_to_a_server_on_the_lan(tiny_bundle, apk, 
     mixed content): the page must say what failed. Granting the permission, and treating the
     server's origin as secure (what MainActivity's MIXED_CONTENT_ALWAYS_ALLOW does in a WebView),
     the page shows the LAN server's answer."""
-    from android_demo.page import drive
     from servers import page_site
 
+    from android_demo.page import drive
+
     photo = sample_photos[0]
-    with real_server(tiny_bundle, lan_netns.address, lan_netns.prefix, port=8000) as server, \
-            page_site(apk[0], lan_netns.prefix) as base:
+    with (
+        real_server(tiny_bundle, lan_netns.address, lan_netns.prefix, port=8000) as server,
+        page_site(apk[0], lan_netns.prefix) as base,
+    ):
         job = {"url": url(base, camera="0", ondevice="0", server=server), "origin": APP_ORIGIN + "/"}
         status = "document.getElementById('status').textContent"
-        blocked = drive({**job, "steps": [{"op": "pick", "path": str(photo)},
-                                          {"op": "wait", "js": f"{status}.startsWith('error:') && {status}"}]},
-                        prefix=lan_netns.prefix)
-        allowed = drive({**job, "args": [f"--unsafely-treat-insecure-origin-as-secure={server}"],
-                         "grant": ["local-network-access"],
-                         "steps": [{"op": "photo", "path": str(photo)}]}, prefix=lan_netns.prefix)
-        answer = json.loads(subprocess.run(
-            [*lan_netns.prefix, "python3", "-c", "import sys, urllib.request; print(urllib.request.urlopen("
-             "urllib.request.Request(sys.argv[1], data=open(sys.argv[2], 'rb').read(), "
-             "headers={'Content-Type': 'image/jpeg'})).read().decode())", server + "/classify?top_k=3", str(photo)],
-            capture_output=True, text=True, check=True).stdout)
+        blocked = drive(
+            {
+                **job,
+                "steps": [
+                    {"op": "pick", "path": str(photo)},
+                    {"op": "wait", "js": f"{status}.startsWith('error:') && {status}"},
+                ],
+            },
+            prefix=lan_netns.prefix,
+        )
+        allowed = drive(
+            {
+                **job,
+                "args": [f"--unsafely-treat-insecure-origin-as-secure={server}"],
+                "grant": ["local-network-access"],
+                "steps": [{"op": "photo", "path": str(photo)}],
+            },
+            prefix=lan_netns.prefix,
+        )
+        answer = json.loads(
+            subprocess.run(
+                [
+                    *lan_netns.prefix,
+                    "python3",
+                    "-c",
+                    "import sys, urllib.request; print(urllib.request.urlopen("
+                    "urllib.request.Request(sys.argv[1], data=open(sys.argv[2], 'rb').read(), "
+                    "headers={'Content-Type': 'image/jpeg'})).read().decode())",
+                    server + "/classify?top_k=3",
+                    str(photo),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
     assert blocked["url"].startswith(APP_ORIGIN) and blocked["mode"] == "server"
     assert f"cannot reach the server at {server}" in blocked["results"][1]
     assert any("Mixed Content" in line or "address space" in line for line in blocked["console"]), blocked["console"]

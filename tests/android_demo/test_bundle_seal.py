@@ -1,5 +1,6 @@
 """The bundle's SEAL on the phone side: the APK build refuses an edited manifest, the APK carries
 the SEAL, and the page (web/seal.js, headless Chromium) refuses a manifest edited inside the APK."""
+
 from __future__ import annotations
 
 import json
@@ -46,10 +47,13 @@ def test_page_refuses_a_manifest_edited_in_the_apk(apk, run_page, edit):
             manifest["abstain"] = {"method": "max_softmax", "threshold": 0.99}
             path.write_text(json.dumps(manifest))
         with serve(root) as base:
-            out = run_page({"url": base + "index.html?camera=0&ondevice=0&server=http://127.0.0.1:9",
-                            "wait_ready": False,
-                            "steps": [{"op": "wait", "js": f"!{STATUS}.startsWith('loading')"},
-                                      {"op": "eval", "js": STATUS}]})
+            out = run_page(
+                {
+                    "url": base + "index.html?camera=0&ondevice=0&server=http://127.0.0.1:9",
+                    "wait_ready": False,
+                    "steps": [{"op": "wait", "js": f"!{STATUS}.startsWith('loading')"}, {"op": "eval", "js": STATUS}],
+                }
+            )
     status = out["results"][1]
     if edit == "none":
         assert not status.startswith("error"), status

@@ -1,4 +1,5 @@
 """bench.compare on the tiny bundle: the shipped model's figures, on the same photos for every recipe."""
+
 from __future__ import annotations
 
 import json

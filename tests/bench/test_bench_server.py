@@ -1,4 +1,5 @@
 """bench.server end to end on the tiny bundle, at a tiny size (this checks what it records, not speed)."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,29 @@ from bench.server import main
 
 @pytest.mark.slow
 def test_bench_server_records_ceiling_load_and_abuse(tiny_bundle, sample_photos, tmp_path):
-    assert main(["--bundle", str(tiny_bundle), "--photos", str(sample_photos[0].parent), "--out", str(tmp_path),
-                 "--requests", "24", "--abuse-requests", "120", "--ceiling-reps", "3", "--ceiling-seconds", "0.5",
-                 "--max-seconds", "10"]) == 0
+    assert (
+        main(
+            [
+                "--bundle",
+                str(tiny_bundle),
+                "--photos",
+                str(sample_photos[0].parent),
+                "--out",
+                str(tmp_path),
+                "--requests",
+                "24",
+                "--abuse-requests",
+                "120",
+                "--ceiling-reps",
+                "3",
+                "--ceiling-seconds",
+                "0.5",
+                "--max-seconds",
+                "10",
+            ]
+        )
+        == 0
+    )
     r = json.loads((tmp_path / "server.json").read_text())
     for name, c in r["ceiling"].items():  # the bound is the best of the trials before and after
         trials = r["ceiling_runs"]["before"][name]["rps_trials"] + r["ceiling_runs"]["after"][name]["rps_trials"]

@@ -1,14 +1,15 @@
 """bundle.abstain: the rule every consumer applies, and the manifest check of its section."""
+
 import numpy as np
 import pytest
+from test_manifest import manifest
 
 from bundle.abstain import abstains, scores
 from bundle.manifest import BundleError, validate_manifest
-from test_manifest import manifest
 
 # Dequantized uint8 outputs are multiples of 1/256: three office classes, the rest went to "other".
-UNSURE = np.array([60, 50, 40]) / 256      # max 0.234, sum 0.586
-OFFICE = np.array([200, 30, 10]) / 256     # max 0.781, sum 0.938
+UNSURE = np.array([60, 50, 40]) / 256  # max 0.234, sum 0.586
+OFFICE = np.array([200, 30, 10]) / 256  # max 0.781, sum 0.938
 
 
 def test_max_score_is_the_default_and_office_mass_is_the_sum():
@@ -30,9 +31,14 @@ def test_the_threshold_decides_and_the_score_matters():
     assert abstains(UNSURE, {"threshold": 151 / 256, "score": "office_mass"})
 
 
-@pytest.mark.parametrize("rule, problem", [({"method": "max_softmax"}, "numeric threshold"),
-                                           ({"threshold": "0.3"}, "numeric threshold"),
-                                           ({"threshold": 0.3, "score": "energy"}, "score 'energy' is not one of")])
+@pytest.mark.parametrize(
+    "rule, problem",
+    [
+        ({"method": "max_softmax"}, "numeric threshold"),
+        ({"threshold": "0.3"}, "numeric threshold"),
+        ({"threshold": 0.3, "score": "energy"}, "score 'energy' is not one of"),
+    ],
+)
 def test_manifest_refuses_a_rule_consumers_cannot_apply(rule, problem):
     m = {**manifest(), "files": {"model.tflite": {}}, "abstain": rule}
     with pytest.raises(BundleError, match=problem):

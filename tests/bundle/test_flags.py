@@ -1,4 +1,5 @@
 """bundle.flags: every kind of setting becomes the flag it promises, and only typed flags are given."""
+
 from __future__ import annotations
 
 import argparse
@@ -37,10 +38,40 @@ def test_defaults_are_not_given_and_a_config_built_from_flags_takes_the_field_de
 
 
 def test_every_kind_of_flag_parses_to_its_field():
-    args = parse(["--out", "o", "--port", "9000", "--level", "debug", "--fast", "--no-local", "--model-name", "m",
-                  "--seeds", "3", "4", "--bundle", "a", "--bundle", "c", "--workers", "2"])
-    assert given(args, "demo") == {"out": "o", "port": 9000, "level": "debug", "fast": True, "local": False,
-                                   "name": "m", "seeds": [3, 4], "bundles": [Path("a"), Path("c")], "workers": 2}
+    args = parse(
+        [
+            "--out",
+            "o",
+            "--port",
+            "9000",
+            "--level",
+            "debug",
+            "--fast",
+            "--no-local",
+            "--model-name",
+            "m",
+            "--seeds",
+            "3",
+            "4",
+            "--bundle",
+            "a",
+            "--bundle",
+            "c",
+            "--workers",
+            "2",
+        ]
+    )
+    assert given(args, "demo") == {
+        "out": "o",
+        "port": 9000,
+        "level": "debug",
+        "fast": True,
+        "local": False,
+        "name": "m",
+        "seeds": [3, 4],
+        "bundles": [Path("a"), Path("c")],
+        "workers": 2,
+    }
     assert given(parse(["--out", "o", "--no-fast"]), "demo")["fast"] is False
 
 
@@ -50,15 +81,18 @@ def test_apply_flags_lays_typed_flags_over_a_base_and_keeps_the_rest():
     assert cfg == Demo(out="saved", port=1, seeds=[8, 9], hidden="kept")
 
 
-@pytest.mark.parametrize("argv, problem", [
-    (["--port", "1"], "the following arguments are required: --out"),
-    (["--out", "o", "--level", "loud"], "invalid choice: 'loud'"),
-    (["--out", "o", "--workers", "0"], "must be at least 1, got 0"),
-    (["--out", "o", "--workers", "two"], "expected a whole number, got 'two'"),
-    (["--out", "o", "--port", "x"], "invalid int value: 'x'"),
-    (["--out", "o", "--seeds"], "expected at least one argument"),
-    (["--out", "o", "--hidden", "h"], "unrecognized arguments: --hidden"),
-])
+@pytest.mark.parametrize(
+    "argv, problem",
+    [
+        (["--port", "1"], "the following arguments are required: --out"),
+        (["--out", "o", "--level", "loud"], "invalid choice: 'loud'"),
+        (["--out", "o", "--workers", "0"], "must be at least 1, got 0"),
+        (["--out", "o", "--workers", "two"], "expected a whole number, got 'two'"),
+        (["--out", "o", "--port", "x"], "invalid int value: 'x'"),
+        (["--out", "o", "--seeds"], "expected at least one argument"),
+        (["--out", "o", "--hidden", "h"], "unrecognized arguments: --hidden"),
+    ],
+)
 def test_bad_flags_are_refused_naming_the_problem(argv, problem, capsys):
     with pytest.raises(SystemExit):
         parse(argv)
@@ -72,9 +106,9 @@ def test_help_groups_flags_and_shows_defaults_only_where_they_mean_something():
     assert text.index("demo options:") < text.index("--port INT TCP port (default: 8000)") < text.index("machine:")
     assert text.index("machine: --workers INT threads (default: 4)") > text.index("--bundle")
     assert "--fast, --no-fast go fast (default: False)" in text
-    assert "--no-local ignore local copies --model-name" in text      # a switch-off shows no default
-    assert "--out DIR where to write --port" in text                  # required: no default
-    assert "one run per seed (default: 0 1 2)" in text                # a factory's value, as typed
+    assert "--no-local ignore local copies --model-name" in text  # a switch-off shows no default
+    assert "--out DIR where to write --port" in text  # required: no default
+    assert "one run per seed (default: 0 1 2)" in text  # a factory's value, as typed
     assert "--level {info,debug} log level (default: info)" in text
     assert "--bundle PATH a bundle (repeat) (default: b)" in text
     assert "--hidden" not in text

@@ -1,11 +1,12 @@
 """bundle.images: every awkward encoding of a real photo decodes to the same upright RGB picture."""
+
 import io
 
+import image_variants as v
 import numpy as np
 import pytest
 from PIL import Image
 
-import image_variants as v
 from bundle.images import ImageError, decode_image
 
 
@@ -50,7 +51,7 @@ def test_transparent_pixels_become_white(photo):
     img = decode_image(v.palette_png_with_transparency(photo))
     arr = np.asarray(img)
     assert (arr[:, : photo.width // 2] == 255).all()
-    assert arr[:, photo.width // 2 + 1:].mean() < 250
+    assert arr[:, photo.width // 2 + 1 :].mean() < 250
 
 
 def test_animated_gif_uses_first_frame(photo, sample_photos):
@@ -69,12 +70,15 @@ def test_large_jpeg_is_decoded_at_full_size_like_a_browser(photo):
     assert np.array_equal(np.asarray(img), np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
 
 
-@pytest.mark.parametrize("data, code", [
-    (b"", "empty"),
-    (v.HTML, "unsupported_format"),
-    (b"GIF89a" + b"\x00" * 3, "corrupt_image"),
-    (v.bomb_png(), "image_too_large"),
-])
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"", "empty"),
+        (v.HTML, "unsupported_format"),
+        (b"GIF89a" + b"\x00" * 3, "corrupt_image"),
+        (v.bomb_png(), "image_too_large"),
+    ],
+)
 def test_bad_bytes_are_named(data, code):
     with pytest.raises(ImageError) as e:
         decode_image(data)

@@ -1,4 +1,5 @@
 """bundle.manifest + bundle.publish: a sealed bundle loads; every kind of damage is named."""
+
 import json
 import os
 import shutil
@@ -18,11 +19,18 @@ def manifest(size=32):
         "schema_version": 1,
         "model": {"name": "test", "version": "1", "file": "model.tflite"},
         "classes": [{"index": i, "wnid": f"n0000000{i}", "label": label} for i, label in enumerate(LABELS)],
-        "input": {"shape": [1, size, size, 3], "dtype": "uint8",
-                  "quantization": {"scale": 1.0, "zero_point": 0},
-                  "preprocess": PreprocessSpec(size=size).to_dict()},
-        "output": {"shape": [1, 3], "dtype": "uint8",
-                   "quantization": {"scale": 1 / 256, "zero_point": 0}, "kind": "probabilities"},
+        "input": {
+            "shape": [1, size, size, 3],
+            "dtype": "uint8",
+            "quantization": {"scale": 1.0, "zero_point": 0},
+            "preprocess": PreprocessSpec(size=size).to_dict(),
+        },
+        "output": {
+            "shape": [1, 3],
+            "dtype": "uint8",
+            "quantization": {"scale": 1 / 256, "zero_point": 0},
+            "kind": "probabilities",
+        },
     }
 
 
@@ -70,14 +78,17 @@ def test_missing_file_is_incomplete(tmp_path):
         load_bundle(dest)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda m: m.pop("classes"), "lacks classes"),
-    (lambda m: m.update(schema_version=99), "schema_version 99"),
-    (lambda m: m["input"].update(shape=[1, 64, 64, 3]), "disagrees with preprocess size"),
-    (lambda m: m["output"].update(shape=[1, 5]), "disagrees with 3 classes"),
-    (lambda m: m["output"].update(dtype="float16"), "dtype"),
-    (lambda m: m["classes"][1].update(index=7), "indexed 0..N-1"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda m: m.pop("classes"), "lacks classes"),
+        (lambda m: m.update(schema_version=99), "schema_version 99"),
+        (lambda m: m["input"].update(shape=[1, 64, 64, 3]), "disagrees with preprocess size"),
+        (lambda m: m["output"].update(shape=[1, 5]), "disagrees with 3 classes"),
+        (lambda m: m["output"].update(dtype="float16"), "dtype"),
+        (lambda m: m["classes"][1].update(index=7), "indexed 0..N-1"),
+    ],
+)
 def test_invalid_manifest_is_refused_before_publishing(tmp_path, damage, message):
     m = manifest()
     damage(m)

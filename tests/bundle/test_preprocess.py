@@ -1,4 +1,5 @@
 """bundle.preprocess: the crop/resize/quantize rule every consumer must reproduce exactly."""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -7,12 +8,15 @@ from bundle.images import decode_image
 from bundle.preprocess import PreprocessSpec, crop_box, dequantize, preprocess, quantize
 
 
-@pytest.mark.parametrize("w, h, frac, box", [
-    (64, 64, 1.0, (0, 0, 64, 64)),
-    (500, 375, 1.0, (62, 0, 437, 375)),
-    (375, 500, 0.875, (23, 86, 351, 414)),
-    (3, 2, 1.0, (0, 0, 2, 2)),
-])
+@pytest.mark.parametrize(
+    "w, h, frac, box",
+    [
+        (64, 64, 1.0, (0, 0, 64, 64)),
+        (500, 375, 1.0, (62, 0, 437, 375)),
+        (375, 500, 0.875, (23, 86, 351, 414)),
+        (3, 2, 1.0, (0, 0, 2, 2)),
+    ],
+)
 def test_crop_box_is_the_centre_square(w, h, frac, box):
     assert crop_box(w, h, frac) == box
 
@@ -28,8 +32,7 @@ def test_real_photo_is_cropped_then_resized_with_pillow_bilinear(sample_photos):
     img = decode_image(sample_photos[0].read_bytes())
     spec = PreprocessSpec(size=64, crop_fraction=0.875)
     out = preprocess(img, spec)
-    expected = np.asarray(img.crop(crop_box(img.width, img.height, 0.875))
-                          .resize((64, 64), Image.Resampling.BILINEAR))
+    expected = np.asarray(img.crop(crop_box(img.width, img.height, 0.875)).resize((64, 64), Image.Resampling.BILINEAR))
     assert out.shape == (64, 64, 3) and np.array_equal(out, expected)
 
 
@@ -48,8 +51,9 @@ def test_dequantize_output():
     assert dequantize(f, 1.0, 0) is f
 
 
-@pytest.mark.parametrize("kw", [{"size": 0}, {"crop_fraction": 0}, {"crop_fraction": 1.5},
-                                {"resize": "lanczos"}, {"channel_order": "BGR"}])
+@pytest.mark.parametrize(
+    "kw", [{"size": 0}, {"crop_fraction": 0}, {"crop_fraction": 1.5}, {"resize": "lanczos"}, {"channel_order": "BGR"}]
+)
 def test_invalid_specs_are_refused(kw):
     with pytest.raises(ValueError):
         PreprocessSpec(**kw)

@@ -1,5 +1,6 @@
 """bundle.publish under ``kill -9``: a child process publishes bundle after bundle and is killed
 at random instants; after every kill the bundle (and its previous one) must load, sealed and whole."""
+
 import os
 import random
 import signal
@@ -8,8 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from bundle.manifest import load_bundle
 from test_manifest import build, content_dirs, manifest
+
+from bundle.manifest import load_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -37,8 +39,9 @@ def test_kill_9_while_publishing_never_leaves_a_broken_bundle(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(HERE)])}
     last, now, kills = 0, 0, 0
     for _ in range(8):
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(dest), str(last + 1)], env=env,
-                                 stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(dest), str(last + 1)], env=env, stdout=subprocess.PIPE, text=True
+        )
         started = int(child.stdout.readline())  # imports done, the first publish is under way
         time.sleep(rng.uniform(0.0, 0.6))
         child.send_signal(signal.SIGKILL)

@@ -1,6 +1,7 @@
 """The "not an office object" rule (export.abstain): the numbers, then a real export of the tiny run
 on a private copy of the tiny dataset with non-office photos imported by the data stage's CLI.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,16 +12,26 @@ import numpy as np
 import pytest
 
 from bundle.abstain import SCORES
+from bundle.litert import LiteRTModel
 from bundle.manifest import load_bundle
 from export import abstain
 from export.config import GateConfig, build_parser, config_from_args
 from export.inputs import load_pixels, split_arrays
-from bundle.litert import LiteRTModel
 from export.parity import gate, measure
 from training.data.dataset import load_dataset
 
-FAST = ["--target-sparsity", "0", "--calibration-images", "50", "--min-agreement", "0.9",
-        "--max-accuracy-drop", "5", "--golden-images", "2"]
+FAST = [
+    "--target-sparsity",
+    "0",
+    "--calibration-images",
+    "50",
+    "--min-agreement",
+    "0.9",
+    "--max-accuracy-drop",
+    "5",
+    "--golden-images",
+    "2",
+]
 
 
 def test_auroc_is_the_pairwise_win_rate_with_ties_as_half():
@@ -55,7 +66,9 @@ def test_gate_refuses_an_abstain_decision_that_moves_under_int8():
 
 
 def test_cli_flags_turn_the_rule_off_and_set_its_operating_point():
-    parse = lambda *a: config_from_args(build_parser().parse_args(["--run", "r", "--out", "o", *a]))
+    def parse(*a):
+        return config_from_args(build_parser().parse_args(["--run", "r", "--out", "o", *a]))
+
     cfg = parse()
     assert cfg.abstain.enabled and cfg.abstain.coverage == 0.9 and cfg.gate.min_abstain_agreement == 0.98
     cfg = parse("--no-abstain", "--abstain-coverage", "0.95", "--min-abstain-agreement", "0.9")
@@ -73,7 +86,7 @@ def test_the_method_is_a_named_choice_defaulting_to_what_the_run_supports():
         abstain.choose_method("other_output", other_output=False)
     with pytest.raises(ValueError, match="unknown abstain method 'energy'"):
         abstain.choose_method("energy", other_output=True)
-    for method in abstain.METHODS.values():   # every score a method names is one consumers implement
+    for method in abstain.METHODS.values():  # every score a method names is one consumers implement
         assert set(method.scores) <= set(SCORES)
 
 
@@ -82,8 +95,12 @@ def export_with_others(run: Path, data: Path, out: Path, *flags: str) -> Path:
 
     # The 8-epoch 32 px model is unsure of almost everything: many max probabilities sit near the
     # threshold, so a few uint8 steps flip more decisions than on a real model.
-    assert main(["--run", str(run), "--data", str(data), "--out", str(out), *FAST,
-                 "--min-abstain-agreement", "0.9", *flags]) == 0
+    assert (
+        main(
+            ["--run", str(run), "--data", str(data), "--out", str(out), *FAST, "--min-abstain-agreement", "0.9", *flags]
+        )
+        == 0
+    )
     return out
 
 
@@ -97,8 +114,15 @@ def max_softmax_bundle(tiny_run, others_dataset, tmp_path_factory) -> Path:
 def other_output_bundle(other_run, others_dataset, tmp_path_factory) -> Path:
     """Method b: the tiny run trained with a hidden "other" output, pruned on office + non-office
     photos (the trainer's mixed pipeline, 21 outputs) and exported."""
-    return export_with_others(other_run, others_dataset, tmp_path_factory.mktemp("abstain-b") / "bundle",
-                              "--target-sparsity", "0.5", "--prune-epochs", "1")
+    return export_with_others(
+        other_run,
+        others_dataset,
+        tmp_path_factory.mktemp("abstain-b") / "bundle",
+        "--target-sparsity",
+        "0.5",
+        "--prune-epochs",
+        "1",
+    )
 
 
 @pytest.fixture(params=["max_softmax", "other_output"])
@@ -109,7 +133,9 @@ def abstain_bundle(request) -> Path:
 def expected_method(bundle: Path) -> str:
     """What the exported run says: trained with a hidden "other" output or not."""
     run = Path(json.loads((bundle / "export_config.json").read_text())["run"])
-    return {"on": "other_output", "off": "max_softmax"}[json.loads((run / "config.json").read_text())["data"]["other_class"]]
+    return {"on": "other_output", "off": "max_softmax"}[
+        json.loads((run / "config.json").read_text())["data"]["other_class"]
+    ]
 
 
 @pytest.mark.slow
@@ -118,8 +144,13 @@ def test_other_output_is_cut_off_and_the_shipped_model_stays_fully_int8(other_ou
 
     b = load_bundle(other_output_bundle)
     rule = b.abstain
-    assert rule["method"] == "other_output" and set(rule["calibrated_on"]["float_auroc_by_score"]) == {"max", "office_mass"}
-    assert rule["score"] == max(rule["calibrated_on"]["float_auroc_by_score"], key=rule["calibrated_on"]["float_auroc_by_score"].get)
+    assert rule["method"] == "other_output" and set(rule["calibrated_on"]["float_auroc_by_score"]) == {
+        "max",
+        "office_mass",
+    }
+    assert rule["score"] == max(
+        rule["calibrated_on"]["float_auroc_by_score"], key=rule["calibrated_on"]["float_auroc_by_score"].get
+    )
     assert b.manifest["output"]["shape"] == [1, 20] and len(b.labels) == 20 and "other" not in b.labels
     assert b.manifest["metrics"]["sparsity"]["overall"] == pytest.approx(0.5, abs=0.01)
     ops = graph_ops(b.model_path.read_bytes())
@@ -138,15 +169,18 @@ def test_other_output_is_cut_off_and_the_shipped_model_stays_fully_int8(other_ou
 
 @pytest.mark.slow
 @pytest.mark.parametrize("problem", ["no_abstain", "no_others"])
-def test_an_other_class_run_is_not_exported_without_its_abstain_rule(problem, other_run, others_dataset,
-                                                                      tiny_dataset, tmp_path, capsys):
+def test_an_other_class_run_is_not_exported_without_its_abstain_rule(
+    problem, other_run, others_dataset, tiny_dataset, tmp_path, capsys
+):
     from export.cli import main
 
     data, flags = (others_dataset, ["--no-abstain"]) if problem == "no_abstain" else (tiny_dataset, [])
     assert main(["--run", str(other_run), "--data", str(data), "--out", str(tmp_path / "b"), *FAST, *flags]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and {"no_abstain": "drop --no-abstain",
-                                          "no_others": "lacks non-office train/val/test photos"}[problem] in err
+    assert (
+        err.startswith("error: ")
+        and {"no_abstain": "drop --no-abstain", "no_others": "lacks non-office train/val/test photos"}[problem] in err
+    )
     assert not (tmp_path / "b").exists()
 
 
@@ -179,13 +213,15 @@ def test_threshold_reproduces_the_reported_figures(abstain_bundle, others_datase
     float_cov = abstain.answered(float_model.probabilities(x_val), t, rule["score"]).mean()
     assert float_cov == pytest.approx(rule["calibrated_on"]["float_office_coverage"], abs=1e-4)
     assert float_cov >= rule["target_coverage"]
-    assert abstain.answered(int8_model.probabilities(x_val), t, rule["score"]).mean() == \
-        pytest.approx(rule["calibrated_on"]["int8_office_coverage"], abs=1e-4)
+    assert abstain.answered(int8_model.probabilities(x_val), t, rule["score"]).mean() == pytest.approx(
+        rule["calibrated_on"]["int8_office_coverage"], abs=1e-4
+    )
     # The evaluation figures, recomputed from the bundle's own model on the unseen classes.
     x_test, y_test = split_arrays(ds, "test", b.preprocess)
     x_others = load_pixels([p for p, _ in ds.others_items("test")], b.preprocess)
-    again = abstain.evaluate(int8_model.probabilities(x_test), y_test, int8_model.probabilities(x_others), t,
-                             rule["score"])
+    again = abstain.evaluate(
+        int8_model.probabilities(x_test), y_test, int8_model.probabilities(x_others), t, rule["score"]
+    )
     assert again == rule["figures"]["int8"]
     parity = json.loads((abstain_bundle / "parity.json").read_text())
     assert parity["abstain_images"] == len(y_test) + len(x_others)
@@ -205,15 +241,15 @@ def test_server_abstains_as_the_manifest_rule_on_litert_says(abstain_bundle, oth
     ds = load_dataset(others_dataset)
     model = LiteRTModel(b.model_path.read_bytes())
     pool = [p for p, _ in ds.items("test")] + [p for p, _ in ds.others_items("test")]
-    decisions = ~abstain.answered(model.probabilities(load_pixels(pool, b.preprocess)), b.abstain["threshold"],
-                                  b.abstain["score"])
+    decisions = ~abstain.answered(
+        model.probabilities(load_pixels(pool, b.preprocess)), b.abstain["threshold"], b.abstain["score"]
+    )
     # Eight photos of each decision, so the server must get both right.
     chosen = np.concatenate([np.flatnonzero(decisions)[:8], np.flatnonzero(~decisions)[:8]])
     photos, expected = [pool[i] for i in chosen], decisions[chosen]
     assert expected.any() and not expected.all()
     with TestClient(create_app(abstain_bundle)) as client:
-        got = [client.post("/classify", files={"file": (p.name, p.read_bytes())}).json()["abstained"]
-               for p in photos]
+        got = [client.post("/classify", files={"file": (p.name, p.read_bytes())}).json()["abstained"] for p in photos]
         assert client.get("/model").json()["abstain"]["threshold"] == b.abstain["threshold"]
     assert got == expected.tolist()
 
@@ -225,13 +261,27 @@ def test_without_others_the_bundle_has_no_abstain_rule(tiny_bundle):
 
 
 @pytest.mark.slow
-def test_bench_compares_the_methods_on_the_same_photos(max_softmax_bundle, other_output_bundle, others_dataset,
-                                                       tiny_bundle, tmp_path, capsys):
+def test_bench_compares_the_methods_on_the_same_photos(
+    max_softmax_bundle, other_output_bundle, others_dataset, tiny_bundle, tmp_path, capsys
+):
     from bench.abstain import main
 
     bundles = [max_softmax_bundle, other_output_bundle]
-    assert main(["--data", str(others_dataset), "--results", str(tmp_path),
-                 "--bundle", str(bundles[0]), "--bundle", str(bundles[1])]) == 0
+    assert (
+        main(
+            [
+                "--data",
+                str(others_dataset),
+                "--results",
+                str(tmp_path),
+                "--bundle",
+                str(bundles[0]),
+                "--bundle",
+                str(bundles[1]),
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "abstain.json").read_text())
     assert [r["rule"]["method"] for r in result["bundles"]] == ["max_softmax", "other_output"]
     for b, r in zip(bundles, result["bundles"]):
@@ -250,8 +300,22 @@ def test_a_method_the_run_cannot_support_is_refused_before_any_work(tiny_run, ot
     from export.cli import main
 
     out = tmp_path / "b"
-    assert main(["--run", str(tiny_run), "--data", str(others_dataset), "--out", str(out), *FAST,
-                 "--abstain-method", "other_output"]) == 2
+    assert (
+        main(
+            [
+                "--run",
+                str(tiny_run),
+                "--data",
+                str(others_dataset),
+                "--out",
+                str(out),
+                *FAST,
+                "--abstain-method",
+                "other_output",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--abstain-method other_output needs a run trained with the hidden 'other' output" in err
     assert not out.exists() and not (tmp_path / "b.float.tflite").exists()

@@ -1,4 +1,5 @@
 """bench.export runs end to end on the tiny bundle (few timed calls: this checks the table, not speed)."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,7 @@ from bundle.manifest import load_bundle
 
 @pytest.mark.slow
 def test_bench_writes_sizes_and_latencies(tiny_run, tiny_bundle, tmp_path):
-    assert main(["--run", str(tiny_run), "--bundle", str(tiny_bundle), "--runs", "3",
-                 "--results", str(tmp_path)]) == 0
+    assert main(["--run", str(tiny_run), "--bundle", str(tiny_bundle), "--runs", "3", "--results", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "export.json").read_text())
     assert set(result["latency"]) == {"keras model(x)", "keras predict_on_batch", "LiteRT float", "LiteRT int8"}
     assert all(v["median_ms"] > 0 and v["runs"] == 3 for v in result["latency"].values())

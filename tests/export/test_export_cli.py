@@ -1,4 +1,5 @@
 """export's CLI contract without a model: help, usage errors (exit 2), a missing run (exit 2)."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,26 +13,51 @@ def test_help_lists_grouped_flags(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--run", "--out", "--data", "--target-sparsity", "--prune-epochs", "--prune-lr",
-                 "--batch-size", "--calibration-images", "--min-agreement", "--max-accuracy-drop",
-                 "--model-name", "--model-version"):
+    for flag in (
+        "--run",
+        "--out",
+        "--data",
+        "--target-sparsity",
+        "--prune-epochs",
+        "--prune-lr",
+        "--batch-size",
+        "--calibration-images",
+        "--min-agreement",
+        "--max-accuracy-drop",
+        "--model-name",
+        "--model-version",
+    ):
         assert flag in out
     for group in ("prune:", "quantize:", "gate:", "model:"):
         assert group in out
 
 
 def test_flags_reach_the_typed_config(tmp_path):
-    args = build_parser().parse_args(["--run", str(tmp_path), "--out", str(tmp_path / "b"),
-                                      "--target-sparsity", "0.5", "--prune-epochs", "2",
-                                      "--calibration-images", "42", "--min-agreement", "0.9"])
+    args = build_parser().parse_args(
+        [
+            "--run",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "b"),
+            "--target-sparsity",
+            "0.5",
+            "--prune-epochs",
+            "2",
+            "--calibration-images",
+            "42",
+            "--min-agreement",
+            "0.9",
+        ]
+    )
     cfg = config_from_args(args)
     assert (cfg.prune.target_sparsity, cfg.prune.epochs) == (0.5, 2)
     assert cfg.quantize.calibration_images == 42 and cfg.gate.min_agreement == 0.9
     assert cfg.gate.max_accuracy_drop == 1.5 and cfg.to_dict()["run"] == str(tmp_path)
 
 
-@pytest.mark.parametrize("flags", [["--target-sparsity", "1.5"], ["--calibration-images", "0"],
-                                   ["--min-agreement", "98"]])
+@pytest.mark.parametrize(
+    "flags", [["--target-sparsity", "1.5"], ["--calibration-images", "0"], ["--min-agreement", "98"]]
+)
 def test_impossible_settings_are_usage_errors(tmp_path, flags, capsys):
     with pytest.raises(SystemExit) as e:
         main(["--run", str(tmp_path), "--out", str(tmp_path / "bundle"), *flags])

@@ -2,6 +2,7 @@
 a crash while publishing. The bundle checks read the lead's ``tiny_bundle`` (what
 ``export.cli.main`` published from ``tiny_run``); the refusals export into copies of it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,16 +15,15 @@ import numpy as np
 import pytest
 
 from bundle.images import decode_image
+from bundle.litert import LiteRTModel
 from bundle.manifest import load_bundle
 from bundle.preprocess import preprocess, quantize
 from export.cli import main
-from bundle.litert import LiteRTModel
 from export.quantize import check_int8_graph, graph_ops
 from training.data.dataset import load_dataset
 
 pytestmark = pytest.mark.slow
-FAST = ["--target-sparsity", "0", "--calibration-images", "50", "--min-agreement", "0.9",
-        "--max-accuracy-drop", "5"]
+FAST = ["--target-sparsity", "0", "--calibration-images", "50", "--min-agreement", "0.9", "--max-accuracy-drop", "5"]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -65,14 +65,34 @@ def test_the_same_run_exports_the_same_model_bytes(tiny_bundle, tiny_run, tmp_pa
     # Pruning fine-tunes with dropout and shuffled batches: seeded by the run's seed, with
     # deterministic kernels, a second export (same flags as the tiny_bundle fixture) is identical.
     flags = json.loads((tiny_bundle / "export_config.json").read_text())
-    assert main(["--run", str(tiny_run), "--out", str(tmp_path / "again"), "--prune-epochs", str(flags["prune"]["epochs"]),
-                 "--prune-lr", str(flags["prune"]["lr"]), "--batch-size", str(flags["prune"]["batch_size"]),
-                 "--calibration-images", str(flags["quantize"]["calibration_images"]),
-                 "--min-agreement", str(flags["gate"]["min_agreement"]),
-                 "--max-accuracy-drop", str(flags["gate"]["max_accuracy_drop"])]) == 0
+    assert (
+        main(
+            [
+                "--run",
+                str(tiny_run),
+                "--out",
+                str(tmp_path / "again"),
+                "--prune-epochs",
+                str(flags["prune"]["epochs"]),
+                "--prune-lr",
+                str(flags["prune"]["lr"]),
+                "--batch-size",
+                str(flags["prune"]["batch_size"]),
+                "--calibration-images",
+                str(flags["quantize"]["calibration_images"]),
+                "--min-agreement",
+                str(flags["gate"]["min_agreement"]),
+                "--max-accuracy-drop",
+                str(flags["gate"]["max_accuracy_drop"]),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "again" / "model.tflite").read_bytes() == (tiny_bundle / "model.tflite").read_bytes()
-    assert json.loads((tmp_path / "again" / "export_config.json").read_text()) == \
-        {**flags, "out": str(tmp_path / "again")}
+    assert json.loads((tmp_path / "again" / "export_config.json").read_text()) == {
+        **flags,
+        "out": str(tmp_path / "again"),
+    }
 
 
 def test_int8_model_is_integer_inside_and_sparse(tiny_bundle, tiny_run):
@@ -116,9 +136,19 @@ def test_parity_figures_come_from_the_real_test_split(tiny_bundle, tiny_run):
     assert parity["float_tflite_max_abs_diff"] < 1e-4
     # Re-run the published model on every test photo through the reference path.
     model = LiteRTModel(b.model_path.read_bytes())
-    top = [int(model.run(quantize(preprocess(decode_image(p.read_bytes()),
-                                              b.preprocess), b.input_quant.scale, b.input_quant.zero_point,
-                                   "uint8")[None]).argmax()) for p, _ in test]
+    top = [
+        int(
+            model.run(
+                quantize(
+                    preprocess(decode_image(p.read_bytes()), b.preprocess),
+                    b.input_quant.scale,
+                    b.input_quant.zero_point,
+                    "uint8",
+                )[None]
+            ).argmax()
+        )
+        for p, _ in test
+    ]
     accuracy = float(np.mean(np.array(top) == np.array([y for _, y in test])))
     assert accuracy == pytest.approx(parity["int8_accuracy"], abs=1e-4)
     assert b.manifest["metrics"]["int8_accuracy"] == parity["int8_accuracy"]
@@ -138,7 +168,7 @@ def test_golden_vectors_reproduce(tiny_bundle, tiny_run):
         assert hashlib.sha256(raw).hexdigest() == g["input_sha256"]
         pixels = preprocess(decode_image(jpg), b.preprocess)
         x = quantize(pixels, b.input_quant.scale, b.input_quant.zero_point, b.input_dtype)
-        assert x.tobytes() == raw and len(raw) == b.preprocess.size ** 2 * 3
+        assert x.tobytes() == raw and len(raw) == b.preprocess.size**2 * 3
         out = model.run(np.frombuffer(raw, np.uint8).reshape(1, *x.shape))
         assert out.tolist() == g["output"] and int(out.argmax()) == g["top1"]
 
@@ -159,7 +189,7 @@ def perturb_run(run: Path, dest: Path, factor: float = 1000.0) -> Path:
     for i, layer in enumerate(layers):
         if type(layer).__name__ != "BatchNormalization":
             continue
-        for nxt in layers[i + 1:]:
+        for nxt in layers[i + 1 :]:
             if type(nxt).__name__ in ("ReLU", "Dropout", "MaxPooling2D"):
                 continue
             if type(nxt).__name__ in ("Dense", "Conv2D"):
@@ -179,11 +209,16 @@ def test_broken_int8_model_is_refused_and_bundle_untouched(tiny_run, published, 
     from training.tfenv import keras
 
     broken = perturb_run(tiny_run, tmp_path / "broken-run")
-    x = np.random.default_rng(0).uniform(0, 255, (4, *keras.models.load_model(
-        tiny_run / "model.keras", compile=False).input_shape[1:])).astype(np.float32)
+    x = (
+        np.random.default_rng(0)
+        .uniform(0, 255, (4, *keras.models.load_model(tiny_run / "model.keras", compile=False).input_shape[1:]))
+        .astype(np.float32)
+    )
     original = keras.models.load_model(tiny_run / "model.keras", compile=False).predict(x, verbose=0)
-    assert np.abs(keras.models.load_model(broken / "model.keras", compile=False).predict(x, verbose=0)
-                  - original).max() < 1e-4  # the float model is the same function
+    assert (
+        np.abs(keras.models.load_model(broken / "model.keras", compile=False).predict(x, verbose=0) - original).max()
+        < 1e-4
+    )  # the float model is the same function
     before = snapshot(published)
     float_file = published.parent / "bundle.float.tflite"  # beside the bundle: must stay too
     float_file.write_bytes(b"the published export's float model")

@@ -1,4 +1,5 @@
 """export's steps one by one: calibration choice, reference pixels, the gate's arithmetic."""
+
 from __future__ import annotations
 
 from collections import Counter

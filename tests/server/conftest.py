@@ -7,6 +7,7 @@ warmed up); ``classify_all`` posts a photo and returns every class's score; ``re
 export stage's desktop LiteRT run of the same bundle on the reference image path, what every
 server answer is compared with; ``live_server`` starts the real thing (uvicorn in a subprocess).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -111,10 +112,24 @@ def _live_server(bundle_dir: Path, *args: str):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--bundle", str(bundle_dir), "--port", str(port),
-         "--log-level", "warning", *args],
-        env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "--bundle",
+            str(bundle_dir),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *args,
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     server = LiveServer(f"http://127.0.0.1:{port}", port, proc)
     try:
         deadline = time.monotonic() + 60

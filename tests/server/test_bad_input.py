@@ -3,16 +3,17 @@
 Each bad input is a real file made from a real photo (or a real file with a crafted header, for
 bombs), sent as a multipart upload and, where the body form matters, as a raw body.
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
 import time
 
+import image_variants as iv
 import pytest
 from fastapi.testclient import TestClient
 
-import image_variants as iv
 from server.app import create_app
 from server.settings import ServerSettings
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.slow  # needs the trained + exported tiny bundle
 def jpeg_declaring(data: bytes, width: int, height: int) -> bytes:
     """A real JPEG whose frame header (SOF0) is rewritten to claim width x height pixels."""
     sof = data.index(b"\xff\xc0")
-    return data[: sof + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + data[sof + 9:]
+    return data[: sof + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + data[sof + 9 :]
 
 
 def assert_error(r, status: int, code: str):
@@ -38,27 +39,31 @@ def post_file(client, data: bytes, **params):
 
 def test_empty_upload_and_empty_raw_body(client):
     assert_error(post_file(client, b""), 400, "empty")
-    assert_error(client.post("/classify", content=b"", headers={"content-type": "image/jpeg"}),
-                 400, "empty")
+    assert_error(client.post("/classify", content=b"", headers={"content-type": "image/jpeg"}), 400, "empty")
 
 
 def test_missing_file_field(client, photo_bytes):
     assert_error(client.post("/classify", files={"image": ("x.jpg", photo_bytes)}), 422, "missing_file")
-    assert_error(client.post("/classify", data={"file": "not a file"}, files={"other": ("a", b"1")}),
-                 422, "missing_file")
+    assert_error(
+        client.post("/classify", data={"file": "not a file"}, files={"other": ("a", b"1")}), 422, "missing_file"
+    )
 
 
 def test_no_or_wrong_content_type(client, photo_bytes):
     assert_error(client.post("/classify"), 415, "unsupported_media_type")
-    assert_error(client.post("/classify", content=photo_bytes, headers={"content-type": "text/html"}),
-                 415, "unsupported_media_type")
+    assert_error(
+        client.post("/classify", content=photo_bytes, headers={"content-type": "text/html"}),
+        415,
+        "unsupported_media_type",
+    )
     assert_error(client.post("/classify", json={"file": "x"}), 415, "unsupported_media_type")
 
 
 def test_html_and_unsupported_formats(client, photo):
     assert_error(post_file(client, iv.HTML), 415, "unsupported_format")
-    assert_error(client.post("/classify", content=iv.HTML, headers={"content-type": "image/jpeg"}),
-                 415, "unsupported_format")
+    assert_error(
+        client.post("/classify", content=iv.HTML, headers={"content-type": "image/jpeg"}), 415, "unsupported_format"
+    )
     assert_error(post_file(client, iv.encode(photo, "PDF")), 415, "unsupported_format")
     assert_error(post_file(client, b"GIF89a"), 400, "corrupt_image")
 
@@ -74,8 +79,7 @@ def test_truncated_and_corrupt_images(client, photo, photo_bytes):
 
 
 def test_decompression_bombs_refused_before_decoding(client, photo_bytes):
-    for data in (iv.bomb_png(), jpeg_declaring(photo_bytes, 30000, 30000),
-                 jpeg_declaring(photo_bytes, 9000, 9000)):
+    for data in (iv.bomb_png(), jpeg_declaring(photo_bytes, 30000, 30000), jpeg_declaring(photo_bytes, 9000, 9000)):
         start = time.perf_counter()
         assert_error(post_file(client, data), 400, "image_too_large")
         # decoding 30000x30000 would take seconds and gigabytes; refusing the header takes ms
@@ -97,8 +101,7 @@ def test_top_k_out_of_range(client, photo_bytes, top_k):
 def test_body_over_limit_with_content_length(client):
     limit = client.get("/model").json()["serving"]["max_bytes"]
     big = b"\xff\xd8" + b"\0" * limit
-    assert_error(client.post("/classify", content=big, headers={"content-type": "image/jpeg"}),
-                 413, "body_too_large")
+    assert_error(client.post("/classify", content=big, headers={"content-type": "image/jpeg"}), 413, "body_too_large")
     assert_error(post_file(client, big), 413, "body_too_large")
 
 
@@ -116,11 +119,21 @@ def test_body_over_limit_streamed_without_length(client):
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": "/classify", "raw_path": b"/classify", "query_string": b"",
-             "root_path": "", "headers": [(b"content-type", b"image/jpeg"),
-                                          (b"transfer-encoding", b"chunked")],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "app": client.app}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/classify",
+        "raw_path": b"/classify",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"image/jpeg"), (b"transfer-encoding", b"chunked")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "app": client.app,
+    }
     asyncio.run(client.app(scope, receive, send))
     assert sent[0]["status"] == 413
     assert json.loads(sent[1]["body"])["error"]["code"] == "body_too_large"

@@ -4,18 +4,19 @@
 bundle on the reference path (bundle.images -> bundle.preprocess): top-1 exactly, scores within
 1e-6; the bundle's golden vectors are reproduced too.
 """
+
 from __future__ import annotations
 
 import io
 import json
 import shutil
 
+import image_variants as iv
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-import image_variants as iv
 from bundle.manifest import load_bundle
 from bundle.preprocess import dequantize
 from bundle.publish import seal
@@ -44,8 +45,11 @@ def test_multipart_answer_shape(client, bundle_dir, photo_bytes):
     got = [p["score"] for p in body["predictions"]]
     assert got == sorted(got, reverse=True)
     m = bundle.manifest
-    assert body["model"] == {"name": m["model"]["name"], "version": str(m["model"]["version"]),
-                             "sha256": m["files"]["model.tflite"]["sha256"]}
+    assert body["model"] == {
+        "name": m["model"]["name"],
+        "version": str(m["model"]["version"]),
+        "sha256": m["files"]["model.tflite"]["sha256"],
+    }
     t = body["timing_ms"]
     assert set(t) == {"decode", "preprocess", "inference", "total"}
     assert all(v >= 0 for v in t.values())
@@ -171,8 +175,12 @@ def test_abstain_rule_uses_the_manifest_score(bundle_dir, photo_bytes, tmp_path)
     shutil.copytree(bundle_dir, bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
     with TestClient(create_app(bundle)) as c:
-        scores = [p["score"] for p in c.post(f"/classify?top_k={len(manifest['classes'])}",
-                                             files={"file": ("x.jpg", photo_bytes)}).json()["predictions"]]
+        scores = [
+            p["score"]
+            for p in c.post(
+                f"/classify?top_k={len(manifest['classes'])}", files={"file": ("x.jpg", photo_bytes)}
+            ).json()["predictions"]
+        ]
     between = (max(scores) + sum(scores)) / 2
     assert max(scores) < between < sum(scores)
     for score, expect in (("max", True), ("office_mass", False)):
@@ -186,10 +194,12 @@ def test_concurrent_requests_give_identical_answers(client, sample_photos):
     from concurrent.futures import ThreadPoolExecutor
 
     datas = [p.read_bytes() for p in sample_photos[:6]]
-    alone = [client.post("/classify?top_k=5", files={"file": ("x", d)}).json()["predictions"]
-             for d in datas]
+    alone = [client.post("/classify?top_k=5", files={"file": ("x", d)}).json()["predictions"] for d in datas]
     with ThreadPoolExecutor(8) as pool:
-        together = list(pool.map(
-            lambda i: client.post("/classify?top_k=5", files={"file": ("x", datas[i % 6])})
-            .json()["predictions"], range(48)))
+        together = list(
+            pool.map(
+                lambda i: client.post("/classify?top_k=5", files={"file": ("x", datas[i % 6])}).json()["predictions"],
+                range(48),
+            )
+        )
     assert all(together[i] == alone[i % 6] for i in range(48))

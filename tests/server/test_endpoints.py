@@ -1,4 +1,5 @@
 """GET endpoints, the phone page and the OpenAPI description, on the session's real tiny bundle."""
+
 from __future__ import annotations
 
 import pytest
@@ -43,8 +44,17 @@ def test_page_is_self_contained_and_phone_ready(client):
     assert 'type="file"' in page and 'accept="image/*"' in page and 'capture="environment"' in page
     assert 'name="viewport"' in page
     # the page speaks the API these tests check: multipart field, answer and error fields
-    for used in ('classify?top_k=3', 'form.append("file"', "body.predictions", "p.label", "p.score",
-                 "body.timing_ms.total", "body.abstained", "body.error.message", "body.model.name"):
+    for used in (
+        "classify?top_k=3",
+        'form.append("file"',
+        "body.predictions",
+        "p.label",
+        "p.score",
+        "body.timing_ms.total",
+        "body.abstained",
+        "body.error.message",
+        "body.model.name",
+    ):
         assert used in page, used
     # offline office Wi-Fi: nothing may come from another host
     assert "http://" not in page and "https://" not in page and "//cdn" not in page
@@ -55,16 +65,14 @@ def test_openapi_describes_every_endpoint(client):
     paths = spec["paths"]
     assert set(paths) == {"/classify", "/healthz", "/readyz", "/model", "/labels"}
     post = paths["/classify"]["post"]
-    assert set(post["requestBody"]["content"]) == {"multipart/form-data", "image/jpeg",
-                                                   "image/png", "image/webp"}
+    assert set(post["requestBody"]["content"]) == {"multipart/form-data", "image/jpeg", "image/png", "image/webp"}
     assert post["requestBody"]["content"]["multipart/form-data"]["schema"]["required"] == ["file"]
     assert [p["name"] for p in post["parameters"]] == ["top_k"]
     assert {"200", "400", "413", "415", "422"} <= set(post["responses"])
     schemas = spec["components"]["schemas"]
     ok = post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     assert ok.endswith("/ClassifyResponse")
-    assert set(schemas["ClassifyResponse"]["properties"]) == {"predictions", "model", "timing_ms",
-                                                               "abstained"}
+    assert set(schemas["ClassifyResponse"]["properties"]) == {"predictions", "model", "timing_ms", "abstained"}
     assert set(schemas["Prediction"]["properties"]) == {"label", "wnid", "score"}
     assert set(schemas["Timing"]["properties"]) == {"decode", "preprocess", "inference", "total"}
     err = post["responses"]["415"]["content"]["application/json"]["schema"]["$ref"]
@@ -81,13 +89,16 @@ def test_cors_lets_the_phone_app_read_answers_and_errors(client, photo_bytes):
     headers = {"Origin": APP_ORIGIN}
     ok = client.post("/classify", headers=headers, files={"file": ("x.jpg", photo_bytes)})
     bad = client.post("/classify", headers=headers, files={"file": ("x.png", b"")})
-    too_big = client.post("/classify", content=b"\0" * (3 * 1024 * 1024),
-                          headers={**headers, "content-type": "image/jpeg"})
+    too_big = client.post(
+        "/classify", content=b"\0" * (3 * 1024 * 1024), headers={**headers, "content-type": "image/jpeg"}
+    )
     for r, status in ((ok, 200), (bad, 400), (too_big, 413)):
         assert r.status_code == status and r.headers["access-control-allow-origin"] == "*"
     # a raw image/jpeg body is not a "simple" request: the browser asks first
-    pre = client.options("/classify", headers={**headers, "Access-Control-Request-Method": "POST",
-                                               "Access-Control-Request-Headers": "content-type"})
+    pre = client.options(
+        "/classify",
+        headers={**headers, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"},
+    )
     assert pre.status_code == 200 and "POST" in pre.headers["access-control-allow-methods"]
 
 
@@ -97,6 +108,5 @@ def test_cors_can_be_restricted_or_off(bundle_dir, photo_bytes):
             r = c.post("/classify", headers={"Origin": APP_ORIGIN}, files={"file": ("x", photo_bytes)})
             assert r.status_code == 200
             assert r.headers.get("access-control-allow-origin") == expect
-            other = c.post("/classify", headers={"Origin": "https://evil.example"},
-                           files={"file": ("x", photo_bytes)})
+            other = c.post("/classify", headers={"Origin": "https://evil.example"}, files={"file": ("x", photo_bytes)})
             assert "access-control-allow-origin" not in other.headers

@@ -5,6 +5,7 @@
 - a client that sends a whole over-limit body before reading (Python's urllib) reads the 413;
 - /openapi.json states top_k's real bound, the class count.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,8 @@ import urllib.request
 from collections import Counter
 
 import httpx
-import pytest
-
 import image_variants as iv
+import pytest
 
 pytestmark = pytest.mark.slow  # needs the trained + exported tiny bundle
 
@@ -34,20 +34,26 @@ def assert_overloaded(r: httpx.Response):
 def start_upload(port: int, declared: int, first: bytes) -> socket.socket:
     """A raw request whose body is still arriving: it holds an in-flight slot while it reads."""
     s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-              b"Content-Length: %d\r\n\r\n" % declared + first)
+    s.sendall(
+        b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+        b"Content-Length: %d\r\n\r\n" % declared + first
+    )
     return s
 
 
 def test_over_the_inflight_limit_is_503_at_once(bundle_dir, live_server, photo_bytes):
-    with live_server(bundle_dir, "--max-inflight", "1", "--interpreters", "1") as server, \
-            httpx.Client(base_url=server.url, timeout=10) as http:
+    with (
+        live_server(bundle_dir, "--max-inflight", "1", "--interpreters", "1") as server,
+        httpx.Client(base_url=server.url, timeout=10) as http,
+    ):
         assert http.get("/model").json()["serving"]["max_inflight"] == 1
         slow = start_upload(server.port, len(photo_bytes), photo_bytes[:1000])
         time.sleep(0.5)  # the server has admitted it and waits for the rest of its body
         start = time.perf_counter()
-        for body in ({"files": {"file": ("x.jpg", photo_bytes)}},
-                     {"content": b"\0" * 5 * LIMIT, "headers": {"content-type": "image/jpeg"}}):
+        for body in (
+            {"files": {"file": ("x.jpg", photo_bytes)}},
+            {"content": b"\0" * 5 * LIMIT, "headers": {"content-type": "image/jpeg"}},
+        ):
             assert_overloaded(http.post("/classify", **body))
         assert time.perf_counter() - start < 2.0  # answered, not queued behind the slow upload
         assert http.get("/readyz").status_code == 200  # only /classify is bounded
@@ -96,8 +102,9 @@ def test_flood_of_16_clients_with_hostile_bodies(bundle_dir, live_server, photo,
         "truncated": lambda h: h.post("/classify", files={"file": ("x", iv.truncated_jpeg(photo))}),
         "bomb": lambda h: h.post("/classify", files={"file": ("x", iv.bomb_png())}),
         "over_limit": lambda h: h.post("/classify", content=over, headers={"content-type": "image/jpeg"}),
-        "over_limit_chunked": lambda h: h.post("/classify", content=iter([over[:LIMIT // 2]] * 4),
-                                               headers={"content-type": "image/jpeg"}),
+        "over_limit_chunked": lambda h: h.post(
+            "/classify", content=iter([over[: LIMIT // 2]] * 4), headers={"content-type": "image/jpeg"}
+        ),
         "wrong_type": lambda h: h.post("/classify", content=photo_bytes, headers={"content-type": "text/plain"}),
         "bad_top_k": lambda h: h.post("/classify?top_k=999", files={"file": ("x", photo_bytes)}),
         "urllib_over_limit": None,  # Connection: close + the whole body before reading
@@ -115,11 +122,21 @@ def test_flood_of_16_clients_with_hostile_bodies(bundle_dir, live_server, photo,
                     if kind == "urllib_over_limit":
                         status, headers, body = post_urllib(server_url, over)
                     else:
-                        r = (hostile[kind] or (lambda h: None))(http) if kind != "good" else \
-                            http.post("/classify", files={"file": ("x.jpg", photo_bytes)})
+                        r = (
+                            (hostile[kind] or (lambda h: None))(http)
+                            if kind != "good"
+                            else http.post("/classify", files={"file": ("x.jpg", photo_bytes)})
+                        )
                         status, headers, body = r.status_code, r.headers, r.json()
-                    ok = (status == 503 and body["error"]["code"] == "overloaded" and "retry-after" in
-                          {k.lower() for k in headers}) or (status == 200) == (kind == "good") and status < 500
+                    ok = (
+                        (
+                            status == 503
+                            and body["error"]["code"] == "overloaded"
+                            and "retry-after" in {k.lower() for k in headers}
+                        )
+                        or (status == 200) == (kind == "good")
+                        and status < 500
+                    )
                     if not ok:
                         failures.append(f"{kind}: {status} {body}")
                 except (httpx.TransportError, OSError, ValueError) as e:  # dropped, reset, not JSON

@@ -4,6 +4,7 @@ Chromium is driven over its DevTools protocol on a pipe (``--remote-debugging-pi
 JSON on file descriptors 3 and 4), so no browser-automation package is needed. Skips when
 Chromium is not installed (``make setup-android`` installs it).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,10 +36,21 @@ class Browser:
             os.dup2(from_browser_w, 4)
 
         self.proc = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
-             f"--user-data-dir={profile}", "--window-size=390,844", "about:blank"],
-            preexec_fn=fds_3_and_4, close_fds=False,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--remote-debugging-pipe",
+                f"--user-data-dir={profile}",
+                "--window-size=390,844",
+                "about:blank",
+            ],
+            preexec_fn=fds_3_and_4,
+            close_fds=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._buffer, self._next_id, self.session = b"", 0, None
@@ -98,22 +110,32 @@ def pick_photo(browser, url: str, photo) -> dict:
     """Open the page at ``url``, pick ``photo``, wait for the answer; what the page shows."""
     browser.call("Page.navigate", url=url + "/")
     browser.wait_for("document.readyState === 'complete' && !!document.querySelector('#file')")
-    browser.wait_for("document.querySelector('#knows').textContent.startsWith('It knows') || "
-                     "document.querySelector('#knows').className === 'error'")
-    before = browser.js("({knows: document.querySelector('#knows').textContent,"
-                        " model: document.querySelector('#model').textContent})")
+    browser.wait_for(
+        "document.querySelector('#knows').textContent.startsWith('It knows') || "
+        "document.querySelector('#knows').className === 'error'"
+    )
+    before = browser.js(
+        "({knows: document.querySelector('#knows').textContent, model: document.querySelector('#model').textContent})"
+    )
     root = browser.call("DOM.getDocument")["root"]["nodeId"]
     node = browser.call("DOM.querySelector", nodeId=root, selector="#file")["nodeId"]
     browser.call("DOM.setFileInputFiles", nodeId=node, files=[str(photo)])
-    browser.wait_for("document.querySelectorAll('#results li').length === 3 || "
-                     "document.querySelector('#status').className === 'error'")
-    return {**browser.js("({labels: [...document.querySelectorAll('#results .label')].map(e => e.textContent),"
-                         " scores: [...document.querySelectorAll('#results .score')].map(e => e.textContent),"
-                         " greyed: document.querySelector('#results').classList.contains('abstained'),"
-                         " status: document.querySelector('#status').textContent,"
-                         " timing: document.querySelector('#timing').textContent,"
-                         " model: document.querySelector('#model').textContent,"
-                         " preview: !document.querySelector('#preview').hidden})"), "before": before}
+    browser.wait_for(
+        "document.querySelectorAll('#results li').length === 3 || "
+        "document.querySelector('#status').className === 'error'"
+    )
+    return {
+        **browser.js(
+            "({labels: [...document.querySelectorAll('#results .label')].map(e => e.textContent),"
+            " scores: [...document.querySelectorAll('#results .score')].map(e => e.textContent),"
+            " greyed: document.querySelector('#results').classList.contains('abstained'),"
+            " status: document.querySelector('#status').textContent,"
+            " timing: document.querySelector('#timing').textContent,"
+            " model: document.querySelector('#model').textContent,"
+            " preview: !document.querySelector('#preview').hidden})"
+        ),
+        "before": before,
+    }
 
 
 def test_phone_page_says_what_it_knows_and_shows_top3_with_scores_and_time(browser, server_url, sample_photos):
@@ -124,8 +146,7 @@ def test_phone_page_says_what_it_knows_and_shows_top3_with_scores_and_time(brows
     # Before any photo: what it can recognize, and which model answers.
     assert page["before"]["knows"] == f"It knows {len(labels)} office objects: {', '.join(labels)}."
     assert page["before"]["model"] == f"model: {info['model']['name']} {info['model']['version']}"
-    answer = httpx.post(server_url + "/classify?top_k=3",
-                        files={"file": (photo.name, photo.read_bytes())}).json()
+    answer = httpx.post(server_url + "/classify?top_k=3", files={"file": (photo.name, photo.read_bytes())}).json()
     assert page["labels"] == [p["label"].replace("_", " ") for p in answer["predictions"]], page
     assert page["scores"] == [f"{100 * p['score']:.1f}%" for p in answer["predictions"]]
     assert page["status"] == "Top 3:" and page["preview"] and not page["greyed"]
@@ -150,8 +171,10 @@ def test_api_docs_render_offline_from_the_servers_own_files(browser, server_url)
     html = httpx.get(server_url + "/docs").text
     assert "cdn." not in html and "/static-offline-docs/swagger-ui-bundle.js" in html
     browser.call("Page.navigate", url=server_url + "/docs")
-    ops = browser.wait_for("[...document.querySelectorAll('.opblock-summary-path')].map(e => e.textContent)"
-                           ".filter(t => t.includes('/classify')).length > 0 && "
-                           "[...document.querySelectorAll('.opblock-summary-path')].map(e => e.textContent)")
+    ops = browser.wait_for(
+        "[...document.querySelectorAll('.opblock-summary-path')].map(e => e.textContent)"
+        ".filter(t => t.includes('/classify')).length > 0 && "
+        "[...document.querySelectorAll('.opblock-summary-path')].map(e => e.textContent)"
+    )
     assert {"/classify", "/healthz", "/model", "/labels"} <= set(ops), ops
     assert "cdn." not in httpx.get(server_url + "/redoc").text

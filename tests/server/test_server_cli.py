@@ -3,6 +3,7 @@
 The socket test starts real uvicorn on 127.0.0.1 on a free port in a subprocess, exactly as
 ``make serve`` does, and checks that the serving process never imported TensorFlow.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,11 +15,11 @@ import sys
 from pathlib import Path
 
 import httpx
+import image_variants as iv
 import pytest
 
-import image_variants as iv
-from server.cli import main
 from bundle.cpus import usable_cpus
+from server.cli import main
 from server.settings import ServerSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,14 +42,31 @@ def test_help_reads_well(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--bundle", "--host", "--port", "--workers", "--interpreters", "--threads",
-                 "--max-bytes", "--max-pixels", "--max-inflight", "--cors-origins"):
+    for flag in (
+        "--bundle",
+        "--host",
+        "--port",
+        "--workers",
+        "--interpreters",
+        "--threads",
+        "--max-bytes",
+        "--max-pixels",
+        "--max-inflight",
+        "--cors-origins",
+    ):
         assert flag in out
 
 
 def test_settings_travel_to_workers_through_the_environment():
-    s = ServerSettings(max_bytes=123, max_pixels=456, interpreters=3, threads=2, workers=4,
-                       max_inflight=5, cors_origins="https://a.example, https://b.example")
+    s = ServerSettings(
+        max_bytes=123,
+        max_pixels=456,
+        interpreters=3,
+        threads=2,
+        workers=4,
+        max_inflight=5,
+        cors_origins="https://a.example, https://b.example",
+    )
     assert ServerSettings.from_env(s.to_env()) == s
     cores = usable_cpus()
     assert ServerSettings().processes == 1 and ServerSettings().pool_size == cores
@@ -74,10 +92,12 @@ def test_cpu_count_without_sched_getaffinity(monkeypatch):
 
 
 def test_server_package_never_imports_tensorflow():
-    code = ("import sys, server.app, server.cli, server.inference\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('tensorflow', 'tf_keras', 'keras', 'training', 'export'))\n"
-            "assert not bad, bad\n")
+    code = (
+        "import sys, server.app, server.cli, server.inference\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'tf_keras', 'keras', 'training', 'export'))\n"
+        "assert not bad, bad\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, env=ENV, cwd=REPO)
 
 
@@ -115,20 +135,19 @@ def family(pid: int) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_real_uvicorn_over_a_socket(bundle_dir, live_server, photo, photo_bytes, workers):
-    with live_server(bundle_dir, "--max-bytes", "1000000", "--workers", workers) as server, \
-            httpx.Client(base_url=server.url, timeout=10) as http:
+    with (
+        live_server(bundle_dir, "--max-bytes", "1000000", "--workers", workers) as server,
+        httpx.Client(base_url=server.url, timeout=10) as http,
+    ):
         r = http.post("/classify", files={"file": ("mug.jpg", photo_bytes, "image/jpeg")})
         assert r.status_code == 200 and len(r.json()["predictions"]) == 3
-        raw = http.post("/classify?top_k=1", content=photo_bytes,
-                        headers={"content-type": "image/jpeg"})
+        raw = http.post("/classify?top_k=1", content=photo_bytes, headers={"content-type": "image/jpeg"})
         assert raw.json()["predictions"] == r.json()["predictions"][:1]
         assert http.get("/").status_code == 200
         # over the limit, declared and chunked: 413, and the connection stays usable
         big = b"\0" * 3_000_000
-        assert http.post("/classify", content=big,
-                         headers={"content-type": "image/jpeg"}).status_code == 413
-        chunked = http.post("/classify", content=iter([big[:500_000]] * 6),
-                            headers={"content-type": "image/jpeg"})
+        assert http.post("/classify", content=big, headers={"content-type": "image/jpeg"}).status_code == 413
+        chunked = http.post("/classify", content=iter([big[:500_000]] * 6), headers={"content-type": "image/jpeg"})
         assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "body_too_large"
         # a run of bad requests is answered 4xx and changes nothing for the next good one (the
         # server's memory under a flood is a benchmark figure: bench/server.py, abuse run)
@@ -137,12 +156,15 @@ def test_real_uvicorn_over_a_socket(bundle_dir, live_server, photo, photo_bytes,
         assert len(processes) >= {"1": 1, "2": 3}[workers]  # 2: uvicorn's supervisor + 2 workers
         for i in range(100):
             assert 400 <= http.post("/classify", files={"file": ("x", bad[i % 5])}).status_code < 500
-        assert http.post("/classify", files={"file": ("x", photo_bytes)}).json() \
-            ["predictions"] == r.json()["predictions"]
+        assert (
+            http.post("/classify", files={"file": ("x", photo_bytes)}).json()["predictions"] == r.json()["predictions"]
+        )
         # a client hanging up mid-upload is not the server's problem
         with socket.create_connection(("127.0.0.1", server.port)) as s:
-            s.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-                      b"Content-Length: 100000\r\n\r\n" + photo_bytes[:1000])
+            s.sendall(
+                b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                b"Content-Length: 100000\r\n\r\n" + photo_bytes[:1000]
+            )
         assert http.get("/readyz").status_code == 200
         # the serving processes never loaded TensorFlow's libraries
         for pid in processes:

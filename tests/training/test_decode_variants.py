@@ -4,6 +4,7 @@ stored sideways (all 8 EXIF orientations, and XMP), with alpha, CMYK, 16-bit or 
 Every variant is made from a real ImageNet photo (../shared/datasets/imagenet-samples); the
 trainer's pixels come from a dataset imported the way users import theirs.
 """
+
 from __future__ import annotations
 
 import io
@@ -30,10 +31,17 @@ def photo(path) -> Image.Image:
 
 def variants(img: Image.Image) -> dict[str, bytes]:
     out = {f"exif{o}.jpg": iv.exif_oriented_jpeg(img, o) for o in range(1, 9)}
-    out.update({"xmp6.jpg": iv.xmp_oriented_jpeg(img), "rgba.png": iv.transparent_png(img),
-                "la.png": iv.transparent_png(img, "LA"), "palette_alpha.png": iv.palette_png_with_transparency(img),
-                "rgba.webp": iv.encode(Image.open(io.BytesIO(iv.transparent_png(img))), "WEBP", lossless=True),
-                "cmyk.jpg": iv.cmyk_jpeg(img), "gray16.png": iv.png16_gray(img)})
+    out.update(
+        {
+            "xmp6.jpg": iv.xmp_oriented_jpeg(img),
+            "rgba.png": iv.transparent_png(img),
+            "la.png": iv.transparent_png(img, "LA"),
+            "palette_alpha.png": iv.palette_png_with_transparency(img),
+            "rgba.webp": iv.encode(Image.open(io.BytesIO(iv.transparent_png(img))), "WEBP", lossless=True),
+            "cmyk.jpg": iv.cmyk_jpeg(img),
+            "gray16.png": iv.png16_gray(img),
+        }
+    )
     return out
 
 
@@ -50,7 +58,7 @@ def test_each_variant_decodes_to_the_bundles_pixels_and_upright(photos):
             got = decode(tf.constant(data)).numpy()
             assert got.dtype == np.uint8 and got.shape == want.shape, name
             np.testing.assert_array_equal(got, want, err_msg=name)
-            if name.endswith(".jpg") and name != "cmyk.jpg":   # upright: the photo, up to JPEG noise
+            if name.endswith(".jpg") and name != "cmyk.jpg":  # upright: the photo, up to JPEG noise
                 assert got.shape == (H, W, 3), name
                 assert np.abs(got.astype(np.int16) - upright).mean() < 4, name
 
@@ -63,15 +71,18 @@ def test_the_variants_are_ones_tensorflows_own_decoders_get_wrong(photos):
     for name, data in variants(img).items():
         want = np.asarray(decode_image(data))
         try:
-            tf_pixels = (tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE") if data[:2] == b"\xff\xd8"
-                         else tf.io.decode_image(data, channels=3, expand_animations=False)).numpy()
+            tf_pixels = (
+                tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
+                if data[:2] == b"\xff\xd8"
+                else tf.io.decode_image(data, channels=3, expand_animations=False)
+            ).numpy()
         except tf.errors.InvalidArgumentError:
             wrong.append(name)
             continue
         if tf_pixels.shape != want.shape or not np.array_equal(tf_pixels, want):
             wrong.append(name)
     assert {f"exif{o}.jpg" for o in range(2, 9)} | {"xmp6.jpg", "rgba.png", "la.png"} <= set(wrong)
-    assert "exif1.jpg" not in wrong   # orientation 1 is upright already: TF's fast path is exact
+    assert "exif1.jpg" not in wrong  # orientation 1 is upright already: TF's fast path is exact
 
 
 def test_pipeline_images_of_an_imported_variant_dataset_equal_the_reference(photos, tmp_path):
@@ -81,7 +92,7 @@ def test_pipeline_images_of_an_imported_variant_dataset_equal_the_reference(phot
     classes.write_text("n00000001\tfirst\nn00000002\tsecond\n")
     for k, wnid in enumerate(("n00000001", "n00000002")):
         (source / wnid).mkdir(parents=True)
-        for i, img in enumerate(photos[2 * k:2 * k + 2]):
+        for i, img in enumerate(photos[2 * k : 2 * k + 2]):
             for name, data in variants(img).items():
                 (source / wnid / f"{i}_{name}").write_bytes(data)
     ds = import_images(ImportConfig(source=str(source), out=str(tmp_path / "data"), classes=str(classes)))

@@ -1,6 +1,7 @@
 """Distillation plumbing (training.distill + the pipeline): which teacher view a photo gets, how
 targets are tempered and mixed. The teacher itself is tests/training/teacher's business; here its
 targets are fixed arrays so that each photo's expected target is known exactly."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,7 +40,7 @@ def test_temperature_flattens_and_an_office_only_run_renormalizes_the_office_col
     assert p.shape == (1, 2, 20) and np.allclose(p.sum(-1), 1, atol=1e-6)
     hot = DistillTargets(FixedTargets(dataset, 20), num_classes=20, outputs=21, weight=0.5, temperature=4.0)
     q = hot.probs([dataset.items("train")[0][0]])
-    assert q.shape == (1, 2, 21) and q[0, 0].max() < p[0, 0].max()   # T = 4 spreads the mass
+    assert q.shape == (1, 2, 21) and q[0, 0].max() < p[0, 0].max()  # T = 4 spreads the mass
 
 
 def test_each_training_photo_gets_the_teacher_view_it_is_shown(dataset):
@@ -90,17 +91,19 @@ def small_teacher(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_a_distilled_run_records_its_teacher_reuses_its_cache_and_exports(tiny_dataset, small_teacher, tmp_path,
-                                                                          capsys):
+def test_a_distilled_run_records_its_teacher_reuses_its_cache_and_exports(
+    tiny_dataset, small_teacher, tmp_path, capsys
+):
     import json
     import shutil
 
-    from export.cli import main as export_main
     from recipes import TINY_TRAIN_FLAGS
+
+    from export.cli import main as export_main
     from training.train import main as train_main
 
     data = tmp_path / "office20"
-    shutil.copytree(tiny_dataset, data)   # the teacher's cache goes beside the dataset
+    shutil.copytree(tiny_dataset, data)  # the teacher's cache goes beside the dataset
     flags = [*TINY_TRAIN_FLAGS, "--epochs", "2", "--teacher", str(small_teacher), "--distill-weight", "0.5"]
     assert train_main(["--data", str(data), "--out", str(tmp_path / "run"), *flags]) == 0
     first = capsys.readouterr().out
@@ -116,19 +119,39 @@ def test_a_distilled_run_records_its_teacher_reuses_its_cache_and_exports(tiny_d
     assert {p: p.stat().st_mtime_ns for p in sorted((data / "teacher").glob("*.npz"))} == stamps
 
     # Export's pruning fine-tune trains on the same targets (the run names its teacher).
-    assert export_main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "bundle"), "--prune-epochs", "1",
-                        "--calibration-images", "50", "--min-agreement", "0.8", "--max-accuracy-drop", "10",
-                        "--golden-images", "2"]) == 0
+    assert (
+        export_main(
+            [
+                "--run",
+                str(tmp_path / "run"),
+                "--out",
+                str(tmp_path / "bundle"),
+                "--prune-epochs",
+                "1",
+                "--calibration-images",
+                "50",
+                "--min-agreement",
+                "0.8",
+                "--max-accuracy-drop",
+                "10",
+                "--golden-images",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "bundle" / "manifest.json").is_file()
 
 
 def test_an_unknown_teacher_is_one_clear_error(tiny_dataset, tmp_path, capsys):
     from recipes import TINY_TRAIN_FLAGS
+
     from training.train import main as train_main
 
     out = tmp_path / "run"
-    assert train_main(["--data", str(tiny_dataset), "--out", str(out), *TINY_TRAIN_FLAGS,
-                       "--teacher", "resnet-9000"]) == 2
+    assert (
+        train_main(["--data", str(tiny_dataset), "--out", str(out), *TINY_TRAIN_FLAGS, "--teacher", "resnet-9000"]) == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("error: unknown teacher 'resnet-9000'") and "efficientnet-lite0" in err
     assert not out.exists()

@@ -1,4 +1,5 @@
 """The reduced AlexNet: its shape at every input size, BatchNorm placement, raw-pixel input, float32 output."""
+
 from __future__ import annotations
 
 import numpy as np

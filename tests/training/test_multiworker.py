@@ -5,6 +5,7 @@ worker is killed (kill -9) both resume from the chief's checkpoints; the result 
 Both workers get the same --out, as machines sharing a filesystem do (``--resume`` restores every
 worker from the chief's checkpoints). The test prints what the kill cost, for the report.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,15 +18,27 @@ import time
 from pathlib import Path
 
 import pytest
-
 from recipes import TINY_TRAIN_FLAGS
 
 REPO = Path(__file__).resolve().parents[2]
 EPOCHS = 3
-FLAGS = [*TINY_TRAIN_FLAGS[:TINY_TRAIN_FLAGS.index("--epochs")], "--epochs", str(EPOCHS),
-         *TINY_TRAIN_FLAGS[TINY_TRAIN_FLAGS.index("--epochs") + 2:]]
-RUN_FILES = {"config.json", "history.csv", "model.keras", "preprocess.json", "metrics.json", "curves.png",
-             "confusion.png", "filters.png", "checkpoints"}
+FLAGS = [
+    *TINY_TRAIN_FLAGS[: TINY_TRAIN_FLAGS.index("--epochs")],
+    "--epochs",
+    str(EPOCHS),
+    *TINY_TRAIN_FLAGS[TINY_TRAIN_FLAGS.index("--epochs") + 2 :],
+]
+RUN_FILES = {
+    "config.json",
+    "history.csv",
+    "model.keras",
+    "preprocess.json",
+    "metrics.json",
+    "curves.png",
+    "confusion.png",
+    "filters.png",
+    "checkpoints",
+}
 
 
 def free_ports(n: int) -> list[int]:
@@ -43,11 +56,22 @@ def start_workers(data: Path, run: Path, ports: list[int], logs: Path, *extra: s
     procs = []
     for i in range(len(ports)):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
-        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "PYTHONPATH": str(REPO), "TF_CONFIG": tf_config,
-               "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "TF_USE_LEGACY_KERAS": "1",
+            "PYTHONPATH": str(REPO),
+            "TF_CONFIG": tf_config,
+            "PYTHONUNBUFFERED": "1",
+        }
         log = open(logs / f"worker{i}.log", "a")
-        procs.append(subprocess.Popen([sys.executable, "-m", "training.train", "--data", str(data), "--out", str(run),
-                                       *FLAGS, *extra], env=env, stdout=log, stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "training.train", "--data", str(data), "--out", str(run), *FLAGS, *extra],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
     return procs
 
 
@@ -91,7 +115,7 @@ def test_two_workers_train_resume_after_a_worker_is_killed_and_the_chiefs_run_ex
                 p.kill()
                 p.wait()
     assert history_epochs(run) == epochs_done and 1 <= len(epochs_done) < EPOCHS
-    if chief_rc is not None:   # it noticed the dead peer: one clear error, no traceback
+    if chief_rc is not None:  # it noticed the dead peer: one clear error, no traceback
         first_run = (logs / "worker0.log").read_text()
         assert chief_rc == 2 and "error: a worker of the cluster stopped" in first_run, first_run[-3000:]
         assert "Traceback" not in first_run
@@ -99,17 +123,23 @@ def test_two_workers_train_resume_after_a_worker_is_killed_and_the_chiefs_run_ex
     t0 = time.monotonic()
     resumed = start_workers(tiny_dataset, run, free_ports(2), logs, "--resume")
     try:
-        assert wait(resumed, 900) == [0, 0], (logs / "worker0.log").read_text()[-3000:] + \
-            (logs / "worker1.log").read_text()[-3000:]
+        assert wait(resumed, 900) == [0, 0], (logs / "worker0.log").read_text()[-3000:] + (
+            logs / "worker1.log"
+        ).read_text()[-3000:]
     finally:
         for p in resumed:
             if p.poll() is None:
                 p.kill()
     chief_log, other_log = (logs / "worker0.log").read_text(), (logs / "worker1.log").read_text()
-    print(f"\nkilled worker 1 after epoch {epochs_done[-1]}; the chief "
-          + (f"exited (rc {chief_rc}) {chief_noticed:.0f} s later" if chief_rc is not None
-             else f"was still waiting {chief_noticed:.0f} s later (killed)")
-          + f"; resumed from epoch {epochs_done[-1]}, finished in {time.monotonic() - t0:.0f} s")
+    print(
+        f"\nkilled worker 1 after epoch {epochs_done[-1]}; the chief "
+        + (
+            f"exited (rc {chief_rc}) {chief_noticed:.0f} s later"
+            if chief_rc is not None
+            else f"was still waiting {chief_noticed:.0f} s later (killed)"
+        )
+        + f"; resumed from epoch {epochs_done[-1]}, finished in {time.monotonic() - t0:.0f} s"
+    )
 
     assert f"resumed from {run / 'checkpoints'}/ckpt-{epochs_done[-1]}" in chief_log
     assert f"resumed from {run / 'checkpoints'}/ckpt-{epochs_done[-1]}" in other_log
@@ -125,7 +155,27 @@ def test_two_workers_train_resume_after_a_worker_is_killed_and_the_chiefs_run_ex
     assert metrics["epochs"] == EPOCHS and metrics["test"]["top1"] > 1.5 / 20
 
     from export.cli import main as export_main
+
     bundle = tmp_path / "bundle"
-    assert export_main(["--run", str(run), "--out", str(bundle), "--prune-epochs", "1", "--batch-size", "32",
-                        "--calibration-images", "40", "--min-agreement", "0", "--max-accuracy-drop", "100"]) == 0
+    assert (
+        export_main(
+            [
+                "--run",
+                str(run),
+                "--out",
+                str(bundle),
+                "--prune-epochs",
+                "1",
+                "--batch-size",
+                "32",
+                "--calibration-images",
+                "40",
+                "--min-agreement",
+                "0",
+                "--max-accuracy-drop",
+                "100",
+            ]
+        )
+        == 0
+    )
     assert (bundle / "manifest.json").is_file()

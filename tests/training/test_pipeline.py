@@ -1,4 +1,5 @@
 """The tf.data pipeline: the same pixels as the reference preprocessing, augmentation only in training."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -122,18 +123,18 @@ def test_other_class_mixes_a_fresh_seeded_draw_of_non_office_photos_into_each_ep
     assert not {w for _, w in ds.others_items("test")} & {w for _, w in ds.others_items("train")}
     assert pipe.items["others_test"] == [(p, 20) for p, _ in ds.others_items("test")]
 
-    plain = Pipeline(ds, dataclasses.replace(DataConfig(), other_class="off"), image_size=32, num_classes=20,
-                     batch_size=64)
+    plain = Pipeline(
+        ds, dataclasses.replace(DataConfig(), other_class="off"), image_size=32, num_classes=20, batch_size=64
+    )
     assert plain.outputs == 20 and plain.epoch_size() == office and "others_train" not in plain.items
-    assert Pipeline(ds, DataConfig(), 32, 20, 64).outputs == 21    # auto, with non-office photos: on
+    assert Pipeline(ds, DataConfig(), 32, 20, 64).outputs == 21  # auto, with non-office photos: on
 
 
 def test_other_class_epochs_are_the_same_cached_or_streamed(others_dataset):
     ds = load_dataset(others_dataset)
     cfg = dataclasses.replace(DataConfig(), other_class="on")
     cached = Pipeline(ds, cfg, image_size=32, num_classes=20, batch_size=64, seed=2)
-    streamed = Pipeline(ds, dataclasses.replace(cfg, cache=False), image_size=32, num_classes=20, batch_size=64,
-                        seed=2)
+    streamed = Pipeline(ds, dataclasses.replace(cfg, cache=False), image_size=32, num_classes=20, batch_size=64, seed=2)
     assert cached.cached and not streamed.cached
     for epoch in (0, 1):
         a, b = list(cached.train(epoch)), list(streamed.train(epoch))

@@ -1,4 +1,5 @@
 """The trained-run seam (training.run): one reader, one rule for runs saved by older code."""
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,7 @@ def test_a_finished_run_is_parsed_once_into_types(tmp_path):
 def test_a_run_saved_before_other_class_means_off_not_todays_auto():
     saved = TrainConfig().to_dict()
     del saved["data"]["other_class"], saved["data"]["other_fraction"]
-    assert TrainConfig().data.other_class == "auto"          # today's default...
+    assert TrainConfig().data.other_class == "auto"  # today's default...
     assert config_from_json(saved).data.other_class == "off"  # ...is not what the old run did
 
 

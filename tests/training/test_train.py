@@ -1,4 +1,5 @@
 """training.train end to end on real photos: the run directory contract, learning, reload, resume after kill -9."""
+
 from __future__ import annotations
 
 import csv
@@ -15,17 +16,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from bundle.preprocess import PreprocessSpec
 from chance import assert_beats_chance
 from recipes import TINY_TRAIN_FLAGS
+
+from bundle.preprocess import PreprocessSpec
 from training.config import build_parser, config_from_args
 from training.data.dataset import load_dataset
 from training.train import main
 
 REPO = Path(__file__).resolve().parents[2]
-RUN_FILES = ["model.keras", "preprocess.json", "config.json", "metrics.json", "history.csv",
-             "curves.png", "confusion.png", "filters.png"]
+RUN_FILES = [
+    "model.keras",
+    "preprocess.json",
+    "config.json",
+    "metrics.json",
+    "history.csv",
+    "curves.png",
+    "confusion.png",
+    "filters.png",
+]
 
 
 def history(run: Path) -> list[dict]:
@@ -46,16 +55,19 @@ def latest_checkpoint_number(run: Path) -> int:
 def checkpoint_counters(run: Path) -> tuple[int, int]:
     """(epoch, optimizer iterations) stored in the run's latest checkpoint."""
     from training.tfenv import tf
+
     reader = tf.train.load_checkpoint(str(run / "checkpoints"))
-    return (int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")),
-            int(reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE")))
+    return (
+        int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")),
+        int(reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE")),
+    )
 
 
 @pytest.mark.slow
 def test_tiny_run_writes_the_run_directory_export_reads(tiny_run, tiny_dataset):
     for name in RUN_FILES:
         assert (tiny_run / name).is_file(), name
-    if importlib.util.find_spec("tensorboard"):   # optional package: without it the run notes "no logs"
+    if importlib.util.find_spec("tensorboard"):  # optional package: without it the run notes "no logs"
         assert any((tiny_run / "logs").rglob("events.out.tfevents.*"))
     config = json.loads((tiny_run / "config.json").read_text())
     assert Path(config["data"]["root"]).is_absolute() and config["data"]["image_size"] == 32
@@ -95,7 +107,7 @@ def test_other_class_auto_follows_the_dataset(tiny_dataset, others_dataset):
     from training.pipeline import resolve_other_class
 
     cfg = config_from_args(build_parser().parse_args(["--data", "d", "--out", "o"]))
-    assert cfg.data.other_class == "auto"   # the default: method b whenever the photos are there
+    assert cfg.data.other_class == "auto"  # the default: method b whenever the photos are there
     assert resolve_other_class(cfg.data, load_dataset(others_dataset)) == "on"
     assert resolve_other_class(cfg.data, load_dataset(tiny_dataset)) == "off"
     cfg.data.other_class = "off"
@@ -112,8 +124,8 @@ def test_tiny_run_beats_chance_clearly(tiny_run):
 
 @pytest.mark.slow
 def test_saved_model_is_float32_reloads_without_custom_objects_and_predicts_identically(tiny_run, tiny_dataset):
-    from training.pipeline import Pipeline
     from training.config import DataConfig
+    from training.pipeline import Pipeline
     from training.report import top_k_accuracy
     from training.tfenv import keras
 
@@ -133,12 +145,17 @@ def test_saved_model_is_float32_reloads_without_custom_objects_and_predicts_iden
 
 @pytest.mark.slow
 def test_resume_after_kill_9_continues_from_the_checkpoint_and_ends_like_an_uninterrupted_run(
-        tiny_run, tiny_dataset, tmp_path, capsys):
+    tiny_run, tiny_dataset, tmp_path, capsys
+):
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "training.train", "--data", str(tiny_dataset),
-                             "--out", str(run), *TINY_TRAIN_FLAGS], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training.train", "--data", str(tiny_dataset), "--out", str(run), *TINY_TRAIN_FLAGS],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 240
         # Wait for the checkpoint *state* file to name epoch 2: ckpt-2.index appears before the
@@ -155,8 +172,10 @@ def test_resume_after_kill_9_continues_from_the_checkpoint_and_ends_like_an_unin
 
     assert main(["--data", str(tiny_dataset), "--out", str(run), "--resume"]) == 0
     out = capsys.readouterr().out
-    assert f"resumed from {run / 'checkpoints'}/ckpt-{killed_epoch}: epoch {killed_epoch}, " \
-           f"optimizer step {killed_step}" in out
+    assert (
+        f"resumed from {run / 'checkpoints'}/ckpt-{killed_epoch}: epoch {killed_epoch}, "
+        f"optimizer step {killed_step}" in out
+    )
     assert checkpoint_counters(run) == (8, 8 * steps_per_epoch)
     resumed, reference = history(run), history(tiny_run)
     assert [int(r["epoch"]) for r in resumed] == list(range(1, 9))
@@ -177,20 +196,49 @@ def test_every_config_field_is_a_grouped_cli_flag_and_resume_keeps_the_saved_con
     help_text = parser.format_help()
     for group in ("model options", "data options", "optim options", "schedule options", "runtime options"):
         assert group in help_text
-    args = parser.parse_args(["--data", "d", "--out", "o", "--width", "64", "--no-flip", "--optimizer", "sgd",
-                              "--lr", "0.05", "--schedule", "step", "--image-size", "96", "--seed", "7"])
+    args = parser.parse_args(
+        [
+            "--data",
+            "d",
+            "--out",
+            "o",
+            "--width",
+            "64",
+            "--no-flip",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.05",
+            "--schedule",
+            "step",
+            "--image-size",
+            "96",
+            "--seed",
+            "7",
+        ]
+    )
     cfg = config_from_args(args)
     assert (cfg.model.width, cfg.data.flip, cfg.optim.optimizer, cfg.optim.lr) == (64, False, "sgd", 0.05)
     assert (cfg.schedule.schedule, cfg.data.image_size, cfg.runtime.seed) == ("step", 96, 7)
-    assert cfg.model.fc_units == 1024 and cfg.data.brightness == 0.2    # untouched: defaults
+    assert cfg.model.fc_units == 1024 and cfg.data.brightness == 0.2  # untouched: defaults
     resumed = config_from_args(parser.parse_args(["--data", "d", "--out", "o", "--epochs", "50"]), base=cfg)
     assert resumed.model.width == 64 and resumed.schedule.epochs == 50
     with pytest.raises(SystemExit):
         parser.parse_args(["--data", "d", "--out", "o", "--optimizer", "rmsprop"])
 
 
-@pytest.mark.parametrize("problem", ["missing", "no_manifest", "class_without_train_images", "tiny_images",
-                                     "broken_jpeg", "other_class_without_others", "other_fraction_out_of_range"])
+@pytest.mark.parametrize(
+    "problem",
+    [
+        "missing",
+        "no_manifest",
+        "class_without_train_images",
+        "tiny_images",
+        "broken_jpeg",
+        "other_class_without_others",
+        "other_fraction_out_of_range",
+    ],
+)
 def test_bad_input_is_one_clear_error_with_exit_code_2(problem, tiny_dataset, tmp_path, capsys):
     root = tmp_path / "data"
     args = []
@@ -207,7 +255,7 @@ def test_bad_input_is_one_clear_error_with_exit_code_2(problem, tiny_dataset, tm
         (root / "dataset.json").write_text(json.dumps(meta))
     elif problem == "tiny_images":
         root, args = tiny_dataset, ["--image-size", "8"]
-    elif problem == "broken_jpeg":   # passes the manifest checks, fails when TF decodes it
+    elif problem == "broken_jpeg":  # passes the manifest checks, fails when TF decodes it
         root.mkdir()
         meta = json.loads((tiny_dataset / "dataset.json").read_text())
         broken = next(f["path"] for f in meta["files"] if f["split"] == "train")
@@ -226,11 +274,15 @@ def test_bad_input_is_one_clear_error_with_exit_code_2(problem, tiny_dataset, tm
     assert main(["--data", str(root), "--out", str(tmp_path / "run"), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
-    assert {"missing": "does not exist", "no_manifest": "dataset.json is missing",
-            "class_without_train_images": "has no train images", "tiny_images": "too small",
-            "broken_jpeg": "can't be decoded (Invalid JPEG data",
-            "other_class_without_others": "--other-class on: " + str(root) + " has no non-office train photos",
-            "other_fraction_out_of_range": "--other-fraction is a share in (0, 1), got 1.0"}[problem] in err
+    assert {
+        "missing": "does not exist",
+        "no_manifest": "dataset.json is missing",
+        "class_without_train_images": "has no train images",
+        "tiny_images": "too small",
+        "broken_jpeg": "can't be decoded (Invalid JPEG data",
+        "other_class_without_others": "--other-class on: " + str(root) + " has no non-office train photos",
+        "other_fraction_out_of_range": "--other-fraction is a share in (0, 1), got 1.0",
+    }[problem] in err
 
 
 @pytest.mark.slow
