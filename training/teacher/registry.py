@@ -14,9 +14,9 @@ Registered teachers are EfficientNet-Lite0/1/2 (Apache-2.0; published ImageNet t
 files are read without PyTorch (``torchfile``) and ported into tf_keras (``efficientnet_lite``).
 Their default input size, 128 px, was chosen by measurement on the 64 px office photos upsampled
 (bench/results/teacher.md): with the ImageNet head 160 px scored about 6 points higher on office
-val, 224 px no higher than 160, while 160 px runs at 0.7-0.75x and 224 px at 0.2-0.4x the speed of
-128 px; the
-whole office20 cache (65,000 photos x 2 views) took 52 min at 128 px on the shared 2-core machine.
+val, 224 px no higher than 160, while 160 px runs at 0.7-0.75x and 224 px at 0.2-0.4x the speed
+of 128 px; the whole office20 cache (65,000 photos x 2 views) took 52 min at 128 px on the shared
+2-core machine.
 ``input_size=`` overrides it.
 
 The hash identifies everything that decides a teacher's outputs: the weight file (classifier
