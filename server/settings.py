@@ -15,6 +15,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 
 from bundle.cpus import usable_cpus
+from bundle.flags import setting
 from bundle.images import DEFAULT_MAX_PIXELS
 
 ENV_PREFIX = "OFFICENET_"
@@ -23,27 +24,41 @@ ENV_BUNDLE = ENV_PREFIX + "BUNDLE"
 
 @dataclass(frozen=True)
 class ServerSettings:
-    # Request bodies over this many bytes get 413, counted while the body streams in.
-    max_bytes: int = 10 * 1024 * 1024
-    # Images whose header declares more pixels are refused before any decoding (bombs).
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    # LiteRT interpreters (and request threads) per process; 0 = CPU cores / worker processes.
-    interpreters: int = 0
-    # Threads each interpreter may use inside one inference (1 keeps cores free for other requests).
-    threads: int = 1
-    # uvicorn worker processes, each with its own model copy and pool; 0 = one per CPU core.
+    max_bytes: int = setting(
+        10 * 1024 * 1024, "largest request body in bytes, else 413 (counted while it streams in)", section="limits"
+    )
+    max_pixels: int = setting(
+        DEFAULT_MAX_PIXELS,
+        "largest image (width x height) accepted, else 400 before any decoding (decompression bombs)",
+        section="limits",
+    )
+    interpreters: int = setting(
+        0, "LiteRT interpreters (= CPU threads for requests) per process; 0 = CPU cores / workers", section="capacity"
+    )
+    # 1 keeps cores free for other requests.
+    threads: int = setting(1, "threads inside one inference", section="capacity")
     # One process with an interpreter per core is the default: it measured as fast or faster
     # than a process per core here, with one copy of the model (bench/results/server.md).
-    workers: int = 1
-    # Requests in /classify at once (reading the body, waiting for an interpreter, running); one
-    # more gets 503 + Retry-After at once. Bounds memory (each may hold max_bytes) and queueing.
-    # 0 = 16, or 4 per interpreter where that is more: the 16 concurrent clients the serving
-    # goals are set at queue (at most 160 MB of bodies at the default max_bytes; on 2 cores
-    # about 16 / 2 x 90 ms of wait for phone-sized photos), and bigger machines keep every core fed.
-    max_inflight: int = 0
-    # Origins whose pages may read answers (CORS), comma-separated; "*" = any, "" = none. The
-    # phone app's page is another origin; the API uses no cookies, so "*" exposes nothing.
-    cors_origins: str = "*"
+    workers: int = setting(
+        1, "uvicorn worker processes, each with its own copy of the model; 0 = one per CPU core", section="capacity"
+    )
+    # Bounds memory (each request may hold max_bytes) and queueing. 0 = 16, or 4 per interpreter
+    # where that is more: the 16 concurrent clients the serving goals are set at queue (at most
+    # 160 MB of bodies at the default max_bytes; on 2 cores about 16 / 2 x 90 ms of wait for
+    # phone-sized photos), and bigger machines keep every core fed.
+    max_inflight: int = setting(
+        0,
+        "requests per process in /classify at once (reading, queued, running); one more "
+        "is answered 503 with Retry-After; 0 = 16, or 4 per interpreter if more",
+        section="capacity",
+    )
+    # The phone app's page is another origin; the API uses no cookies, so "*" exposes nothing.
+    cors_origins: str = setting(
+        "*",
+        "origins whose pages may call the API, comma-separated; '' for none (the "
+        "default '*' lets the phone app's page use the server)",
+        section="access",
+    )
 
     def __post_init__(self):
         for f in fields(self):
