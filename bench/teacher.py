@@ -16,6 +16,7 @@ Writes bench/results/teacher.md and .json (CPU flags included):
 Computing the soft targets (``training.teacher.soft_targets``) writes the dataset's teacher cache,
 so this benchmark also leaves the trainer's targets ready.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,9 +56,13 @@ def samples_accuracy(name: str, folder: Path) -> dict:
     x = np.stack([photo_views(p, size, size / (size + 32))[0] for p in photos])
     top = np.argsort(-teacher.imagenet_logits(teacher.features(x)), axis=1)[:, :5]
     truth = np.array([IMAGENET_WNIDS.index(p.name.split("_")[0]) for p in photos])
-    return {"photos": len(photos), "input_size": size, "crop_fraction": round(size / (size + 32), 4),
-            "top1": round(float((top[:, 0] == truth).mean()), 4),
-            "top5": round(float((top == truth[:, None]).any(axis=1).mean()), 4)}
+    return {
+        "photos": len(photos),
+        "input_size": size,
+        "crop_fraction": round(size / (size + 32), 4),
+        "top1": round(float((top[:, 0] == truth).mean()), 4),
+        "top5": round(float((top == truth[:, None]).any(axis=1).mean()), 4),
+    }
 
 
 def size_sweep(ds, name: str, sizes: list[int], photos: int) -> list[dict]:
@@ -88,50 +93,78 @@ def head_figures(ds, targets) -> dict:
         items = ds.items(split)
         lp = targets.log_probs([p for p, _ in items])[:, 0]
         labels = np.array([y for _, y in items])
-        out[f"office_{split}"] = {"photos": len(items), "top1": topk(lp[:, :c], labels, 1),
-                                  "top3": topk(lp[:, :c], labels, 3)}
+        out[f"office_{split}"] = {
+            "photos": len(items),
+            "top1": topk(lp[:, :c], labels, 1),
+            "top3": topk(lp[:, :c], labels, 3),
+        }
     office = 1 - np.exp(targets.log_probs([p for p, _ in ds.items("test")])[:, 0, c])
     for split, key in (("test", "unseen_classes"), ("val", "train_side_classes")):
         others = ds.others_items(split)
         if others:
             score = 1 - np.exp(targets.log_probs([p for p, _ in others])[:, 0, c])
             threshold = np.quantile(office, 0.10)
-            out[f"auroc_{key}"] = {"photos": len(others), "auroc": round(auroc(office, score), 4),
-                                   "labelled_at_90pct_coverage": round(float((score >= threshold).mean()), 4)}
+            out[f"auroc_{key}"] = {
+                "photos": len(others),
+                "auroc": round(auroc(office, score), 4),
+                "labelled_at_90pct_coverage": round(float((score >= threshold).mean()), 4),
+            }
     return out
 
 
 def render(r: dict, cpu: dict) -> str:
     s = r["samples"]
-    lines = [f"# Teacher: {r['teacher']} (issue 15)", "", cpu_line(cpu), "",
-             f"Dataset `{r['dataset']}`; default input size {r['input_size']} px; cache "
-             f"`{r['cache']}` (head chosen by `auto`: **{r['chosen_head']}**, lower val log-loss).", "",
-             "## The port: 1000-way on full-size ImageNet photos", "",
-             f"{s['photos']} photos of `imagenet-samples` at {s['input_size']} px, centre crop {s['crop_fraction']}: "
-             f"top-1 **{s['top1']:.1%}**, top-5 {s['top5']:.1%} (published ImageNet val top-1 of the model: "
-             f"{r['published_top1']}; these photos are one clear photo per class).", "",
-             "## Input size (64 px office val photos upsampled, ImageNet head, view 0)", "",
-             "| input px | 20-way val top-1 | images/s (2 cores) |", "|---|---|---|"]
+    lines = [
+        f"# Teacher: {r['teacher']} (issue 15)",
+        "",
+        cpu_line(cpu),
+        "",
+        f"Dataset `{r['dataset']}`; default input size {r['input_size']} px; cache "
+        f"`{r['cache']}` (head chosen by `auto`: **{r['chosen_head']}**, lower val log-loss).",
+        "",
+        "## The port: 1000-way on full-size ImageNet photos",
+        "",
+        f"{s['photos']} photos of `imagenet-samples` at {s['input_size']} px, centre crop {s['crop_fraction']}: "
+        f"top-1 **{s['top1']:.1%}**, top-5 {s['top5']:.1%} (published ImageNet val top-1 of the model: "
+        f"{r['published_top1']}; these photos are one clear photo per class).",
+        "",
+        "## Input size (64 px office val photos upsampled, ImageNet head, view 0)",
+        "",
+        "| input px | 20-way val top-1 | images/s (2 cores) |",
+        "|---|---|---|",
+    ]
     for row in r["sizes"]:
-        lines.append(f"| {row['input_size']} | {row.get('val_top1_imagenet_head', float('nan')):.1%} | "
-                     f"{row['images_per_s']} |")
+        lines.append(
+            f"| {row['input_size']} | {row.get('val_top1_imagenet_head', float('nan')):.1%} | {row['images_per_s']} |"
+        )
     e = r["extraction"]
-    lines += ["", f"Extraction of the whole dataset's cache ({e['photos']} photos x 2 views at {r['input_size']} px): "
-              f"{e.get('images_per_s', '?')} images/s, {e.get('seconds', 0) / 60:.0f} min (the 2 cores may have been "
-              "shared with other jobs: compare images/s with the sweep above, measured in this run).", "",
-              "## Heads at the default input size (view 0)", "",
-              "| head | val log-loss (21 outputs) | office val top-1 / top-3 | office test top-1 / top-3 "
-              "| AUROC unseen non-office (test) | non-office labelled at 90 % coverage | AUROC train-side classes (val) |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Extraction of the whole dataset's cache ({e['photos']} photos x 2 views at {r['input_size']} px): "
+        f"{e.get('images_per_s', '?')} images/s, {e.get('seconds', 0) / 60:.0f} min (the 2 cores may have been "
+        "shared with other jobs: compare images/s with the sweep above, measured in this run).",
+        "",
+        "## Heads at the default input size (view 0)",
+        "",
+        "| head | val log-loss (21 outputs) | office val top-1 / top-3 | office test top-1 / top-3 "
+        "| AUROC unseen non-office (test) | non-office labelled at 90 % coverage | AUROC train-side classes (val) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for h in r["heads"]:
         u, v = h.get("auroc_unseen_classes", {}), h.get("auroc_train_side_classes", {})
-        lines.append(f"| {h['head']} | {h['val']['log_loss']} | {h['office_val']['top1']:.1%} / "
-                     f"{h['office_val']['top3']:.1%} | {h['office_test']['top1']:.1%} / {h['office_test']['top3']:.1%} "
-                     f"| {u.get('auroc', '-')} | {u.get('labelled_at_90pct_coverage', float('nan')):.1%} "
-                     f"| {v.get('auroc', '-')} |")
-    lines += ["", "Score for AUROC: 1 - p(other). The fitted head is a linear softmax on the frozen pooled "
-              "features, fitted on the train split (office classes + train-side non-office photos as "
-              "\"other\"), L2 chosen on val.", ""]
+        lines.append(
+            f"| {h['head']} | {h['val']['log_loss']} | {h['office_val']['top1']:.1%} / "
+            f"{h['office_val']['top3']:.1%} | {h['office_test']['top1']:.1%} / {h['office_test']['top3']:.1%} "
+            f"| {u.get('auroc', '-')} | {u.get('labelled_at_90pct_coverage', float('nan')):.1%} "
+            f"| {v.get('auroc', '-')} |"
+        )
+    lines += [
+        "",
+        "Score for AUROC: 1 - p(other). The fitted head is a linear softmax on the frozen pooled "
+        "features, fitted on the train split (office classes + train-side non-office photos as "
+        '"other"), L2 chosen on val.',
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -155,19 +188,36 @@ def main(argv: list[str] | None = None) -> int:
         start = time.monotonic()
         chosen = soft_targets(ds, teacher, progress=lambda line: print(line, flush=True))
         features_meta = json.loads(cache_path(ds, teacher, "features").with_suffix(".json").read_text())
-        extraction = {"photos": len(chosen.index), **features_meta.get("extraction", {}),
-                      "this_run_seconds": round(time.monotonic() - start)}
+        extraction = {
+            "photos": len(chosen.index),
+            **features_meta.get("extraction", {}),
+            "this_run_seconds": round(time.monotonic() - start),
+        }
         heads = [head_figures(ds, soft_targets(ds, teacher, head=h)) for h in heads_for(ds, teacher)]
         samples = samples_accuracy(a.teacher, a.samples)
         sizes = size_sweep(ds, a.teacher, a.sizes, a.sweep_photos)
     except (TeacherError, DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    result = {"teacher": a.teacher, "teacher_hash": teacher.hash, "dataset": ds.id, "input_size": teacher.input_size,
-              "cache": str(cache_path(ds, teacher, chosen.head)), "chosen_head": chosen.head,
-              "chosen_by": chosen.meta.get("chosen_by"), "published_top1": {"efficientnet-lite0": "75.1 %",
-              "efficientnet-lite1": "76.7 %", "efficientnet-lite2": "77.6 %"}[a.teacher],
-              "samples": samples, "sizes": sizes, "extraction": extraction, "heads": heads, "cpu": cpu_info()}
+    result = {
+        "teacher": a.teacher,
+        "teacher_hash": teacher.hash,
+        "dataset": ds.id,
+        "input_size": teacher.input_size,
+        "cache": str(cache_path(ds, teacher, chosen.head)),
+        "chosen_head": chosen.head,
+        "chosen_by": chosen.meta.get("chosen_by"),
+        "published_top1": {
+            "efficientnet-lite0": "75.1 %",
+            "efficientnet-lite1": "76.7 %",
+            "efficientnet-lite2": "77.6 %",
+        }[a.teacher],
+        "samples": samples,
+        "sizes": sizes,
+        "extraction": extraction,
+        "heads": heads,
+        "cpu": cpu_info(),
+    }
     md = render(result, result["cpu"])
     write_results(a.results, "teacher", result, md)
     print(md)

@@ -11,6 +11,7 @@ Modules: ``registry`` (names, packages, hashes), ``torchfile`` (PyTorch weights 
 inference through float TFLite), ``views`` (the photo as the trainer sees it, and flipped),
 ``heads`` (ImageNet head, fitted linear head), ``targets`` (soft targets and their cache).
 """
+
 from training.teacher.registry import TEACHERS, Teacher, TeacherError, load_teacher
 from training.teacher.targets import HEADS, SoftTargets, soft_targets
 

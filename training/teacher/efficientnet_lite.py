@@ -18,6 +18,7 @@ features also feed a head fitted on another dataset.
     from training.teacher.efficientnet_lite import build_features_model, port_weights
     model, fc = port_weights(build_features_model(1.0, 1.0, 224), state_dict)  # fc: (W [1280,1000], b)
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,15 @@ BN_EPS = 1e-3
 MEAN_RGB, STD_RGB = 127.0, 128.0
 STEM, HEAD = 32, 1280
 # (repeats, kernel, stride, expand ratio, input filters, output filters) of EfficientNet-B0/Lite0.
-BLOCKS = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
-          (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+BLOCKS = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
 
 
 def round_filters(filters: int, width: float, divisor: int = 8) -> int:
@@ -98,9 +106,9 @@ def port_weights(model: keras.Model, state: dict[str, np.ndarray]) -> tuple[kera
     for layer in model.layers:
         prefix = "_" + layer.name
         if isinstance(layer, keras.layers.DepthwiseConv2D):
-            weights = [take(prefix + ".weight").transpose(2, 3, 0, 1)]      # (C,1,kh,kw) -> (kh,kw,C,1)
+            weights = [take(prefix + ".weight").transpose(2, 3, 0, 1)]  # (C,1,kh,kw) -> (kh,kw,C,1)
         elif isinstance(layer, keras.layers.Conv2D):
-            weights = [take(prefix + ".weight").transpose(2, 3, 1, 0)]      # (O,I,kh,kw) -> (kh,kw,I,O)
+            weights = [take(prefix + ".weight").transpose(2, 3, 1, 0)]  # (O,I,kh,kw) -> (kh,kw,I,O)
         elif isinstance(layer, keras.layers.BatchNormalization):
             weights = [take(prefix + s) for s in (".weight", ".bias", ".running_mean", ".running_var")]
             used.add(prefix + ".num_batches_tracked")

