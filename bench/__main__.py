@@ -5,7 +5,8 @@
     python -m bench --only train --train-quick    # 1 seed, 8 epochs instead of 3 full seeds
     python -m bench --only abstain --compare-bundle artifacts/bundle-maxsoftmax   # methods side by side
 
-Order matters only for reading: training accuracy (trains its own runs), then export (size and
+Order matters only for reading: the teacher alone (the ceiling a distilled student aims at;
+computes its soft targets once per dataset), training accuracy (trains its own runs), then export (size and
 latency of RUN vs BUNDLE), the abstain rule's figures, the HTTP server (serves BUNDLE), and the
 APK's on-device runtime.
 Each stage's module can also be run alone (`python -m bench.server --help`).
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from bundle.flags import add_group, given, setting
 
-STAGES = ("train", "export", "abstain", "server", "android")
+STAGES = ("teacher", "train", "export", "abstain", "server", "android")
 
 
 @dataclass
@@ -43,6 +44,7 @@ class BenchConfig:
 
 def stage_args(stage: str, a: BenchConfig) -> list[str]:
     return {
+        "teacher": ["--data", a.data],
         "train": ["--data", a.data] + (["--quick"] if a.train_quick else []),
         "export": ["--run", a.run, "--bundle", a.bundle],
         "abstain": ["--run", a.run, *[x for b in a.compare_bundle for x in ("--bundle", b)], "--bundle", a.bundle],

@@ -12,11 +12,10 @@ development machine the ported EfficientNet-Lite0 ran 5.5 images/s at 224 px thr
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from bundle.cpus import usable_cpus
 from training.tfenv import keras, tf
 
 
@@ -25,9 +24,7 @@ class FeatureRunner:
         self.batch = batch
         self.size = tuple(model.input_shape[1:])
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        self.interpreter = Interpreter(
-            model_content=converter.convert(), num_threads=threads or len(os.sched_getaffinity(0))
-        )
+        self.interpreter = Interpreter(model_content=converter.convert(), num_threads=threads or usable_cpus())
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
         self.interpreter.resize_tensor_input(self.input, [batch, *self.size])
