@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from recipes import TINY_TRAIN_FLAGS
+from recipes import SMOKE_EXPORT_FLAGS, TINY_TRAIN_FLAGS
 
 from training.config import RuntimeConfig
 from training.hardware import HardwareError, cluster, setup
@@ -26,19 +26,6 @@ ONE_EPOCH = [
     "--epochs",
     "1",
     *TINY_TRAIN_FLAGS[TINY_TRAIN_FLAGS.index("--epochs") + 2 :],
-]
-# Export's gates loosened for a one-epoch model: this checks the path, not the model's quality.
-EXPORT_FLAGS = [
-    "--prune-epochs",
-    "1",
-    "--batch-size",
-    "32",
-    "--calibration-images",
-    "40",
-    "--min-agreement",
-    "0",
-    "--max-accuracy-drop",
-    "100",
 ]
 
 
@@ -126,7 +113,7 @@ def train_and_export(tiny_dataset, tmp_path, flags: list[str]) -> tuple[dict, st
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     exported = subprocess.run(
-        [sys.executable, "-m", "export", "--run", str(run), "--out", str(bundle), *EXPORT_FLAGS],
+        [sys.executable, "-m", "export", "--run", str(run), "--out", str(bundle), *SMOKE_EXPORT_FLAGS],
         env=env(),
         capture_output=True,
         text=True,

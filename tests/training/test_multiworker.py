@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from recipes import TINY_TRAIN_FLAGS
+from recipes import SMOKE_EXPORT_FLAGS, TINY_TRAIN_FLAGS
 
 REPO = Path(__file__).resolve().parents[2]
 EPOCHS = 3
@@ -157,25 +157,5 @@ def test_two_workers_train_resume_after_a_worker_is_killed_and_the_chiefs_run_ex
     from export.cli import main as export_main
 
     bundle = tmp_path / "bundle"
-    assert (
-        export_main(
-            [
-                "--run",
-                str(run),
-                "--out",
-                str(bundle),
-                "--prune-epochs",
-                "1",
-                "--batch-size",
-                "32",
-                "--calibration-images",
-                "40",
-                "--min-agreement",
-                "0",
-                "--max-accuracy-drop",
-                "100",
-            ]
-        )
-        == 0
-    )
+    assert export_main(["--run", str(run), "--out", str(bundle), *SMOKE_EXPORT_FLAGS]) == 0
     assert (bundle / "manifest.json").is_file()
