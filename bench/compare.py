@@ -91,7 +91,7 @@ def measure(name: str, bundle_dir: Path) -> dict:
         {
             "label": c.label,
             "int8_top1": round(float(top1[y == i].mean()), 4),
-            "float_top1": next((r["top1"] for r in run.metrics["test"]["per_class"] if r["wnid"] == c.wnid), None),
+            "float_top1": next((r["accuracy"] for r in run.metrics["test"]["per_class"] if r["wnid"] == c.wnid), None),
         }
         for i, c in enumerate(ds.classes)
     ]
