@@ -5,8 +5,8 @@ plus "other". "Other" must never be shown as a label, and every consumer (server
 clients) reads N outputs in manifest class order, so export cuts the last output off the graph:
 the shipped model returns the N office probabilities, which sum to ``1 - p(other)`` instead of 1.
 A photo the model takes for a non-office object moves its mass into "other" and so pulls every
-office probability down: that is what the abstain rule's max-probability threshold reads, so the
-consumers need no new code for method b.
+office probability down: the abstain rule's score reads that (the office outputs' sum, or their
+max; ``export.abstain.METHODS``), from the same N outputs every consumer already reads.
 
     from export.outputs import office_outputs
     shipped = office_outputs(model, num_classes=20)    # (B, 21) softmax -> (B, 20); a 20-output model is returned as is
