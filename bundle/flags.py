@@ -25,6 +25,8 @@ What the field's annotation and metadata make of its flag:
 - ``setting(REQUIRED, ...)``: no default, the flag must be given; build with ``cls(**given(args, prefix))``.
 - ``type=positive`` (or any parser of one string): validates the value, argparse's error otherwise.
 - ``section="title"``: listed under that ``--help`` heading instead of the dataclass's own group.
+- ``hidden=True``: a working flag left out of ``--help`` (a program's own switch, e.g. for the
+  subprocess a benchmark starts of itself).
 
 Flags default to ``argparse.SUPPRESS``: the parsed namespace holds only what was typed, so
 ``apply_flags`` can lay them over defaults or over a saved config (``--resume``).
@@ -53,6 +55,7 @@ def setting(
     type=None,
     repeat: bool = False,
     section: str | None = None,
+    hidden: bool = False,
 ):
     """A dataclass field that carries its command-line flag: help, choices, optional flag name.
     ``cli=False``: a field set by the program (or a dedicated argument), not by its own flag.
@@ -70,6 +73,7 @@ def setting(
             "type": type,
             "repeat": repeat,
             "section": section,
+            "hidden": hidden,
         },
     )
 
@@ -134,7 +138,7 @@ def add_group(
         common = {
             "dest": f"{prefix}.{f.name}",
             "default": argparse.SUPPRESS,
-            "help": meta["help"] + ("" if switch_off else _shown(_default(f))),
+            "help": argparse.SUPPRESS if meta["hidden"] else meta["help"] + ("" if switch_off else _shown(_default(f))),
         }
         if required:
             common["required"] = True

@@ -23,6 +23,7 @@ class Demo:
     bundles: list[Path] = setting(lambda: [Path("b")], "a bundle (repeat)", flag="--bundle", repeat=True)
     workers: int = setting(4, "threads", type=positive, section="machine")
     hidden: str = setting("", "set by the program", cli=False)
+    internal: int | None = setting(None, "the program's own switch", hidden=True)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -59,6 +60,8 @@ def test_every_kind_of_flag_parses_to_its_field():
             "c",
             "--workers",
             "2",
+            "--internal",
+            "5",
         ]
     )
     assert given(args, "demo") == {
@@ -71,6 +74,7 @@ def test_every_kind_of_flag_parses_to_its_field():
         "seeds": [3, 4],
         "bundles": [Path("a"), Path("c")],
         "workers": 2,
+        "internal": 5,
     }
     assert given(parse(["--out", "o", "--no-fast"]), "demo")["fast"] is False
 
@@ -112,3 +116,4 @@ def test_help_groups_flags_and_shows_defaults_only_where_they_mean_something():
     assert "--level {info,debug} log level (default: info)" in text
     assert "--bundle PATH a bundle (repeat) (default: b)" in text
     assert "--hidden" not in text
+    assert "--internal" not in text  # a working flag, out of --help
