@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bundle.atomic import write_json_atomic
+from bundle.flags import add_group, given, setting
 from bundle.manifest import MANIFEST, SEAL, BundleError, load_bundle
 
 HERE = Path(__file__).resolve().parent
@@ -64,11 +65,22 @@ class BuildError(Exception):
 
 @dataclass
 class BuildConfig:
-    bundle: Path = Path("artifacts/bundle")
-    out: Path = Path("artifacts/officenet-demo.apk")
-    keystore: Path | None = None  # None: OFFICENET_KEYSTORE, else the debug key
-    key_alias: str | None = None  # None: OFFICENET_KEY_ALIAS, else the debug alias
-    threaded_wasm: bool = False  # also ship LiteRT.js's threaded build
+    bundle: Path = setting(Path("artifacts/bundle"), "export bundle directory", metavar="DIR")
+    out: Path = setting(Path("artifacts/officenet-demo.apk"), "APK to write", metavar="APK")
+    keystore: Path | None = setting(
+        None, "release keystore (default: $OFFICENET_KEYSTORE, else the debug key)", metavar="FILE", section="signing"
+    )
+    key_alias: str | None = setting(
+        None,
+        "key alias in --keystore (default: $OFFICENET_KEY_ALIAS)",
+        metavar="ALIAS",
+        section="signing",
+    )
+    threaded_wasm: bool = setting(
+        False,
+        "also ship LiteRT.js's threaded build (+9.4 MB), which the page runs on all cores where it is "
+        "cross-origin isolated (slower than one thread on the 2-core machine measured: bench/results/android.md)",
+    )
 
 
 @dataclass(frozen=True)
@@ -374,41 +386,15 @@ def build(cfg: BuildConfig) -> dict:
     return info
 
 
-def parse_args(argv: list[str] | None) -> BuildConfig:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m android_demo.build",
         description="Build the signed Android demo APK (WebView + LiteRT.js) from an export bundle.",
         epilog="Release signing: set OFFICENET_KEYSTORE, OFFICENET_KEYSTORE_PASS, OFFICENET_KEY_ALIAS "
         "and OFFICENET_KEY_PASS; otherwise a debug key is made once in android_demo/debug.keystore.",
     )
-    io = p.add_argument_group("input and output")
-    io.add_argument(
-        "--bundle", type=Path, default=BuildConfig.bundle, help="export bundle directory (default: %(default)s)"
-    )
-    io.add_argument("--out", type=Path, default=BuildConfig.out, help="APK to write (default: %(default)s)")
-    io.add_argument(
-        "--threaded-wasm",
-        action="store_true",
-        help="also ship LiteRT.js's threaded build (+9.4 MB), which the page runs on all cores "
-        "where it is cross-origin isolated (slower than one thread on the 2-core machine "
-        "measured: bench/results/android.md)",
-    )
-    signing = p.add_argument_group("signing")
-    signing.add_argument(
-        "--keystore",
-        type=Path,
-        default=None,
-        help="release keystore (default: $OFFICENET_KEYSTORE, else the debug key)",
-    )
-    signing.add_argument("--key-alias", default=None, help="key alias in --keystore (default: $OFFICENET_KEY_ALIAS)")
-    a = p.parse_args(argv)
-    return BuildConfig(
-        bundle=a.bundle, out=a.out, keystore=a.keystore, key_alias=a.key_alias, threaded_wasm=a.threaded_wasm
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(argv)
+    add_group(p, "build", BuildConfig, title="input and output")
+    cfg = BuildConfig(**given(p.parse_args(argv), "build"))
     try:
         info = build(cfg)
     except BuildError as e:
