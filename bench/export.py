@@ -27,11 +27,13 @@ import subprocess
 import sys
 import tarfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.record import cpu_info, cpu_line, write_results
+from bundle.flags import add_group, given, setting
 from bundle.images import decode_image
 from bundle.manifest import bytes_digest, file_digest, load_bundle
 from bundle.preprocess import preprocess
@@ -265,14 +267,19 @@ def parity_lines(p: dict) -> list[str]:
     return lines + [""]
 
 
+@dataclass
+class BenchExportConfig:
+    run: Path = setting(Path("artifacts/run"), "trained run (model.keras)", metavar="DIR")
+    bundle: Path = setting(Path("artifacts/bundle"), "published bundle", metavar="DIR")
+    runs: int = setting(200, "timed calls per model", metavar="N")
+    threads: int = setting(2, "CPU threads for TF and LiteRT", metavar="N")
+    results: Path = setting(RESULTS, "folder for export.md / export.json", metavar="DIR")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__.split("\n")[0])
-    p.add_argument("--run", type=Path, default=Path("artifacts/run"), help="trained run (model.keras)")
-    p.add_argument("--bundle", type=Path, default=Path("artifacts/bundle"), help="published bundle")
-    p.add_argument("--runs", type=int, default=200, help="timed calls per model (default: 200)")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for TF and LiteRT (default: 2)")
-    p.add_argument("--results", type=Path, default=RESULTS, help="where export.md/json go")
-    args = p.parse_args(argv)
+    add_group(p, "bench", BenchExportConfig, title="what to measure, and where")
+    args = BenchExportConfig(**given(p.parse_args(argv), "bench"))
     if not (args.run / "model.keras").is_file():
         print(f"error: no trained run at {args.run} (missing model.keras); make one with `make train`", file=sys.stderr)
         return 2
