@@ -55,6 +55,7 @@ from PIL import Image
 
 from bench.record import cpu_info, cpu_line, write_results
 from bundle.cpus import usable_cpus
+from bundle.flags import add_group, given, setting
 from bundle.manifest import BundleError, load_bundle
 from training.data.fetch import shared_folder
 
@@ -549,42 +550,46 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv):
+SIZE = "size of the run (bounded in count and time)"
+
+
+@dataclass
+class BenchServerConfig:
+    bundle: Path = setting(Path("artifacts/bundle"), "bundle to serve", metavar="DIR")
+    run: Path | None = setting(
+        None, "trained run whose model.keras the naive baseline serves (skipped if absent)", metavar="DIR"
+    )
+    photos: Path = setting(SAMPLES, "real sample photos", metavar="DIR")
+    out: Path = setting(REPO / "bench" / "results", "results folder", metavar="DIR")
+    note: str = setting("", "a line for the report (e.g. where the bundle came from)", metavar="TEXT")
+    requests: int = setting(800, "requests per load point (c=4, 16)", metavar="N", section=SIZE)
+    abuse_requests: int = setting(2000, "requests in the abuse run", metavar="N", section=SIZE)
+    ceiling_reps: int = setting(200, "single-thread timings per image", metavar="N", section=SIZE)
+    ceiling_seconds: float = setting(3.0, "length of one all-cores ceiling trial", metavar="S", section=SIZE)
+    naive_requests: int = setting(60, "requests per load point of the naive baseline", metavar="N", section=SIZE)
+    max_seconds: float = setting(60.0, "time cap per load point", metavar="S", section=SIZE)
+    # The naive baseline's own process: `python -m bench.server --naive-serve MODEL --naive-size PX --port P`.
+    naive_serve: str | None = setting(None, "Keras model the naive baseline serves", hidden=True)
+    naive_size: int | None = setting(None, "its input size", hidden=True)
+    port: int | None = setting(None, "its port", hidden=True)
+
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.server",
         description="Benchmark python -m server against its compute ceiling and a naive Keras server.",
     )
-    p.add_argument("--bundle", default="artifacts/bundle", help="bundle to serve (default: %(default)s)")
-    p.add_argument(
-        "--run", default=None, help="trained run whose model.keras the naive baseline serves (skipped if absent)"
-    )
-    p.add_argument("--photos", default=str(SAMPLES), help="real sample photos (default: %(default)s)")
-    p.add_argument("--out", default=str(REPO / "bench" / "results"), help="results folder")
-    p.add_argument("--note", default="", help="a line for the report (e.g. where the bundle came from)")
-    g = p.add_argument_group("size of the run (bounded in count and time)")
-    g.add_argument("--requests", type=int, default=800, help="requests per load point (c=4, 16)")
-    g.add_argument("--abuse-requests", type=int, default=2000)
-    g.add_argument("--ceiling-reps", type=int, default=200, help="single-thread timings per image")
-    g.add_argument("--ceiling-seconds", type=float, default=3.0, help="length of one all-cores ceiling trial")
-    g.add_argument("--naive-requests", type=int, default=60)
-    g.add_argument("--max-seconds", type=float, default=60, help="time cap per load point")
-    p.add_argument("--naive-serve", help=argparse.SUPPRESS)  # internal: the baseline's process
-    p.add_argument("--naive-size", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    add_group(p, "bench", BenchServerConfig, title="what to measure, and where")
+    args = BenchServerConfig(**given(p.parse_args(argv), "bench"))
     if args.naive_serve:
         import uvicorn
 
         uvicorn.run(naive_app(args.naive_serve, args.naive_size), host="127.0.0.1", port=args.port, log_level="warning")
         return 0
-    bundle_dir = Path(args.bundle)
+    bundle_dir = args.bundle
     try:
         bundle = load_bundle(bundle_dir)
-        images = test_images(Path(args.photos))
+        images = test_images(args.photos)
     except (BundleError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -632,12 +637,11 @@ def main(argv: list[str] | None = None) -> int:
     print("abuse run...", flush=True)
     result["abuse"] = abuse(bundle_dir, images, args.abuse_requests)
     print({k: result["abuse"][k] for k in ("503", "5xx_other", "no_answer", "rss_growth_pct", "rps")}, flush=True)
-    run = Path(args.run) if args.run else None
-    if run and (run / "model.keras").is_file():
+    if args.run and (args.run / "model.keras").is_file():
         print("naive baseline...", flush=True)
-        result["naive"] = naive(run, bundle_dir, images, args.naive_requests, args.max_seconds)
+        result["naive"] = naive(args.run, bundle_dir, images, args.naive_requests, args.max_seconds)
     else:
-        result["naive_skipped"] = f"no model.keras in {run}" if run else "no --run given"
+        result["naive_skipped"] = f"no model.keras in {args.run}" if args.run else "no --run given"
     result["load_average_after"] = os.getloadavg()
     result["goals"] = goals(result)
     write_results(args.out, "server", result, markdown(result))
