@@ -3,8 +3,8 @@
     RUN/config.json       the resolved TrainConfig (training.config), every field explicit
     RUN/preprocess.json   the inference preprocessing (bundle.preprocess.PreprocessSpec)
     RUN/model.keras       float32, raw 0..255 RGB in, probabilities out (normalization inside)
-    RUN/metrics.json      figures of the saved model per split (written last: a run is finished
-                          when it exists)
+    RUN/metrics.json      figures of the saved model per split (``RunMetrics``; written last: a
+                          run is finished when it exists)
     RUN/history.csv       one row per finished epoch
     RUN/curves.png, confusion.png, filters.png, checkpoints/, logs/
 
@@ -158,6 +158,37 @@ def load_run(path: Path) -> Run:
 # --- writers (the trainer's) ---
 
 
+@dataclass(frozen=True)
+class RunMetrics:
+    """What the trainer writes to metrics.json: the saved model's figures per split and the run's facts."""
+
+    dataset: dict[str, str]  # {"id", "sha256"} of the dataset.json trained on
+    classes: list[str]  # office labels in model output order
+    image_size: int
+    params: int
+    epochs: int  # epochs trained, this run and the ones it resumed
+    best_epoch: int  # the epoch whose weights model.keras holds
+    wall_time_s: float
+    splits: dict[str, dict]  # "train" (with --train-eval), "val", "test": training.report.split_metrics
+    other_class: dict | None = None  # with --other-class on: the hidden output's index, fraction and shares
+
+    def to_dict(self) -> dict:
+        """metrics.json's layout: the facts, one key per split, then "other_class" when trained."""
+        d = {
+            "dataset": self.dataset,
+            "classes": self.classes,
+            "image_size": self.image_size,
+            "params": self.params,
+            "epochs": self.epochs,
+            "best_epoch": self.best_epoch,
+            "wall_time_s": self.wall_time_s,
+            **self.splits,
+        }
+        if self.other_class is not None:
+            d["other_class"] = self.other_class
+        return d
+
+
 def save_config(out: Path, cfg: TrainConfig) -> None:
     write_json_atomic(Path(out) / CONFIG_JSON, cfg.to_dict())
 
@@ -166,8 +197,8 @@ def save_preprocess(out: Path, spec: PreprocessSpec) -> None:
     write_json_atomic(Path(out) / PREPROCESS_JSON, spec.to_dict())
 
 
-def save_metrics(out: Path, metrics: dict) -> None:
-    write_json_atomic(Path(out) / METRICS_JSON, metrics)
+def save_metrics(out: Path, metrics: RunMetrics) -> None:
+    write_json_atomic(Path(out) / METRICS_JSON, metrics.to_dict())
 
 
 def save_model(model, out: Path) -> None:

@@ -40,7 +40,9 @@ import math
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bundle.preprocess import PreprocessSpec
 from training import run as run_files
@@ -48,6 +50,12 @@ from training.config import TrainConfig, build_parser, config_from_args
 from training.data.dataset import Dataset, DatasetError, load_dataset
 from training.hardware import Hardware
 from training.hardware import setup as setup_hardware
+from training.run import RunMetrics
+
+if TYPE_CHECKING:
+    from training.pipeline import Pipeline
+    from training.schedule import WarmupSchedule
+    from training.tfenv import keras, tf
 
 # Tiny ImageNet photos are 64 px; anything with a median side up to this trains at 64 px.
 SMALL_DATA_MAX_SIDE = 80
@@ -203,9 +211,9 @@ def _progress_bar(keras, epochs: int, steps: int):
     return ProgressBar()
 
 
-def train(cfg: TrainConfig, ds: Dataset, hw: Hardware | None = None) -> dict:
-    """The whole run (steps 1-4 of the module docstring); returns metrics.json's content
-    ({} when --stop-after ended it early, and on a worker that is not the chief).
+def train(cfg: TrainConfig, ds: Dataset, hw: Hardware | None = None) -> RunMetrics | None:
+    """The whole run (steps 1-4 of the module docstring); returns what it wrote to metrics.json
+    (None when --stop-after ended it early, and on a worker that is not the chief).
     ``hw``: training.hardware.setup's choice, made here when not given."""
     from training.tfenv import keras, tf
 
@@ -228,19 +236,57 @@ def train(cfg: TrainConfig, ds: Dataset, hw: Hardware | None = None) -> dict:
         keras.backend.experimental.disable_tf_random_generator()
 
 
-def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -> dict:
+def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -> RunMetrics | None:
+    """Steps 3-4: the data and the model, where the checkpoints stand, the epochs, the best model saved."""
+    setup = _build(cfg, ds, hw)
+    progress = _checkpoints(cfg, setup.model, hw)
+    rows = _fit(cfg, hw, setup, progress)
+    if rows is None:  # --stop-after
+        return None
+    return _save_best(cfg, ds, hw, setup, progress, rows, started)
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What the epochs train: the input pipeline and the compiled model with its learning-rate schedule."""
+
+    pipe: Pipeline
+    model: keras.Model
+    schedule: WarmupSchedule
+    steps_per_epoch: int
+    params: int
+
+
+@dataclass(frozen=True)
+class _Progress:
+    """Where training stands, in variables the checkpoints hold, and the two managers that save them."""
+
+    epoch: tf.Variable  # epochs finished
+    best_val: tf.Variable  # the best val accuracy so far...
+    best_epoch: tf.Variable  # ...and the epoch that reached it
+    manager: tf.train.CheckpointManager  # checkpoints/ckpt-N: model, optimizer, epoch, dropout generators
+    best_manager: tf.train.CheckpointManager  # checkpoints/best: the best-val weights and their bookkeeping
+    last_best: str | None  # the best-val checkpoint found at the start (a resumed run's)
+
+    def restore_best(self) -> int:
+        """The best-val weights (and bookkeeping) back into the model; the epoch they come from."""
+        # A worker that resumed and found no better epoch since holds no best checkpoint of its own.
+        self.best_manager.checkpoint.read(self.best_manager.latest_checkpoint or self.last_best).expect_partial()
+        return int(self.best_epoch.numpy())
+
+
+def _build(cfg: TrainConfig, ds: Dataset, hw: Hardware) -> _Setup:
+    """The pipeline (with the teacher's soft targets, if any) and the model compiled under the
+    hardware's strategy, each announced in a line."""
     from training.distill import soft_targets_for
     from training.model import build_model
     from training.pipeline import Pipeline
     from training.schedule import WarmupSchedule, make_optimizer
-    from training.tfenv import keras, tf
+    from training.tfenv import keras
 
-    out = Path(cfg.runtime.out)
-    strategy, mixed, jit = hw.strategy, hw.mixed_precision, hw.jit_compile
     size, num_classes = cfg.data.image_size, len(ds.classes)
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    replicas = strategy.num_replicas_in_sync
-    global_batch = cfg.optim.batch_size * replicas
+    keras.mixed_precision.set_global_policy("mixed_float16" if hw.mixed_precision else "float32")
+    global_batch = cfg.optim.batch_size * hw.strategy.num_replicas_in_sync
 
     outputs = num_classes + (cfg.data.other_class == "on")
     soft = soft_targets_for(cfg, ds, outputs)
@@ -265,7 +311,7 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -
         )
     print(f"hardware: {hw.describe()}, global batch {global_batch}")
 
-    with strategy.scope():
+    with hw.strategy.scope():
         model = build_model(cfg.model, size, pipe.outputs, ds.mean, ds.std)
         schedule = WarmupSchedule(cfg.optim.lr, cfg.schedule, steps_per_epoch)
         model.compile(
@@ -275,22 +321,29 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -
                 keras.metrics.CategoricalAccuracy(name="accuracy"),
                 keras.metrics.TopKCategoricalAccuracy(3, name="top3"),
             ],
-            jit_compile=jit,
+            jit_compile=hw.jit_compile,
         )
         # Create the optimizer's slots now so that a restore fills them instead of deferring.
-        optimizer = model.optimizer
-        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
         inner.build(model.trainable_variables)
-        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        best_val = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_val_accuracy")
-        best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
     params = model.count_params()
     print(
         f"model: {model.name}, {params:,} parameters, conv1 {model.get_layer('conv1').kernel_size} "
         f"stride {model.get_layer('conv1').strides}"
     )
+    return _Setup(pipe, model, schedule, steps_per_epoch, params)
 
-    ckpt_dir = out / run_files.CHECKPOINTS
+
+def _checkpoints(cfg: TrainConfig, model, hw: Hardware) -> _Progress:
+    """The epoch counter and best-val bookkeeping with their checkpoint managers; on --resume,
+    restored from the run's last checkpoint (UsageError when it does not fit the model)."""
+    from training.tfenv import keras, tf
+
+    with hw.strategy.scope():
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        best_val = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_val_accuracy")
+        best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
+    ckpt_dir = Path(cfg.runtime.out) / run_files.CHECKPOINTS
     # Every worker saves (TF's multi-worker rule), the chief into the run, others to scratch;
     # every worker resumes from the chief's checkpoints.
     write_dir = hw.write_dir(ckpt_dir)
@@ -299,8 +352,9 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -
     dropout_rngs = {
         layer.name: layer._random_generator for layer in model.layers if isinstance(layer, keras.layers.Dropout)
     }
+    optimizer = model.optimizer
     manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var, dropout_rngs=dropout_rngs),
+        tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch, dropout_rngs=dropout_rngs),
         write_dir,
         max_to_keep=2,
     )
@@ -317,29 +371,36 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -
             raise UsageError(
                 f"{last} does not fit this model ({str(e).splitlines()[0]}); resume with the run's own model flags"
             ) from e
-        print(
-            f"resumed from {last}: epoch {int(epoch_var.numpy())}, optimizer step {int(optimizer.iterations.numpy())}"
-        )
-    rows = run_files.read_history(out, int(epoch_var.numpy())) if cfg.runtime.resume else []
+        print(f"resumed from {last}: epoch {int(epoch.numpy())}, optimizer step {int(optimizer.iterations.numpy())}")
+    return _Progress(epoch, best_val, best_epoch, manager, best_manager, last_best)
 
-    val_data = pipe.evaluation("val")
+
+def _fit(cfg: TrainConfig, hw: Hardware, setup: _Setup, progress: _Progress) -> list[dict] | None:
+    """Step 3: the epochs from where the checkpoints stand, each one ending in history.csv and a
+    checkpoint; history.csv's rows, or None when --stop-after ended the run early."""
+    from training.tfenv import keras
+
+    out = Path(cfg.runtime.out)
+    model, schedule = setup.model, setup.schedule
+    rows = run_files.read_history(out, int(progress.epoch.numpy())) if cfg.runtime.resume else []
+    val_data = setup.pipe.evaluation("val")
     callbacks = _tensorboard(keras, out / run_files.LOGS) if hw.is_chief else []
     if cfg.runtime.progress:
-        callbacks.append(_progress_bar(keras, cfg.schedule.epochs, steps_per_epoch))
-    first = int(epoch_var.numpy())
+        callbacks.append(_progress_bar(keras, cfg.schedule.epochs, setup.steps_per_epoch))
+    first = int(progress.epoch.numpy())
     for epoch in range(first, cfg.schedule.epochs):
         if cfg.runtime.stop_after and epoch - first >= cfg.runtime.stop_after:
             print(f"stopped after {cfg.runtime.stop_after} epoch(s) as asked; continue with --resume")
-            return {}
-        if cfg.schedule.patience and epoch - int(best_epoch.numpy()) >= cfg.schedule.patience:
+            return None
+        if cfg.schedule.patience and epoch - int(progress.best_epoch.numpy()) >= cfg.schedule.patience:
             print(
                 f"early stop: no better val accuracy for {cfg.schedule.patience} epochs "
-                f"(best {best_val.numpy():.4f} at epoch {int(best_epoch.numpy())})"
+                f"(best {progress.best_val.numpy():.4f} at epoch {int(progress.best_epoch.numpy())})"
             )
             break
         t0 = time.time()
         logs = model.fit(
-            pipe.train(epoch),
+            setup.pipe.train(epoch),
             validation_data=val_data,
             initial_epoch=epoch,
             epochs=epoch + 1,
@@ -348,35 +409,42 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -
         ).history
         row = {
             "epoch": epoch + 1,
-            "lr": float(schedule(optimizer.iterations)),
+            "lr": float(schedule(model.optimizer.iterations)),
             **{k: float(logs[k][-1]) for k in run_files.HISTORY_FIELDS[2:-1]},
             "seconds": round(time.time() - t0, 2),
         }
         rows.append(row)
         if hw.is_chief:
             run_files.write_history(out, rows)
-        if row["val_accuracy"] > best_val.numpy():
-            best_val.assign(row["val_accuracy"])
-            best_epoch.assign(epoch + 1)
-            best_manager.save(checkpoint_number=epoch + 1)
-        epoch_var.assign(epoch + 1)
-        manager.save(checkpoint_number=epoch + 1)
+        if row["val_accuracy"] > progress.best_val.numpy():
+            progress.best_val.assign(row["val_accuracy"])
+            progress.best_epoch.assign(epoch + 1)
+            progress.best_manager.save(checkpoint_number=epoch + 1)
+        progress.epoch.assign(epoch + 1)
+        progress.manager.save(checkpoint_number=epoch + 1)
+    return rows
 
-    # A worker that resumed and found no better epoch since holds no best checkpoint of its own.
-    best_manager.checkpoint.read(best_manager.latest_checkpoint or last_best).expect_partial()
-    print(f"best val accuracy {best_val.numpy():.4f} at epoch {int(best_epoch.numpy())}; saving float32 model")
+
+def _save_best(
+    cfg: TrainConfig, ds: Dataset, hw: Hardware, setup: _Setup, progress: _Progress, rows: list[dict], started: float
+) -> RunMetrics | None:
+    """Step 4: the best-val weights saved as model.keras (float32) with preprocess.json, evaluated
+    into metrics.json and the plots; the metrics, or None on a worker that is not the chief."""
+    out = Path(cfg.runtime.out)
+    best_epoch = progress.restore_best()
+    print(f"best val accuracy {progress.best_val.numpy():.4f} at epoch {best_epoch}; saving float32 model")
     # Reading a distributed model's weights takes every worker (an all-reduce): all make the copy.
-    final = _float32_copy(model, cfg, size, pipe.outputs, ds)
+    final = _float32_copy(setup.model, cfg, cfg.data.image_size, setup.pipe.outputs, ds)
     if not hw.is_chief:
         print(f"{hw.task}: training done; the chief saves the model and metrics")
-        return {}
+        return None
     run_files.save_model(final, out)
-    run_files.save_preprocess(out, PreprocessSpec(size, cfg.data.crop_fraction))
-    metrics = evaluate_run(final, pipe, ds, cfg, rows, params, int(best_epoch.numpy()), time.time() - started)
+    run_files.save_preprocess(out, PreprocessSpec(cfg.data.image_size, cfg.data.crop_fraction))
+    metrics = evaluate_run(final, setup.pipe, ds, cfg, rows, setup.params, best_epoch, time.time() - started)
     run_files.save_metrics(out, metrics)
     print(
-        f"val top-1 {metrics['val']['top1']:.4f}  test top-1 {metrics['test']['top1']:.4f}  "
-        f"top-3 {metrics['test']['top3']:.4f}  ({metrics['wall_time_s']:.0f} s) -> {out}"
+        f"val top-1 {metrics.splits['val']['top1']:.4f}  test top-1 {metrics.splits['test']['top1']:.4f}  "
+        f"top-3 {metrics.splits['test']['top3']:.4f}  ({metrics.wall_time_s:.0f} s) -> {out}"
     )
     return metrics
 
@@ -399,7 +467,7 @@ def _float32_copy(model, cfg: TrainConfig, size: int, outputs: int, ds: Dataset)
 
 def evaluate_run(
     model, pipe, ds: Dataset, cfg: TrainConfig, rows: list[dict], params: int, best_epoch: int, wall_time: float
-) -> dict:
+) -> RunMetrics:
     """Metrics of the saved (float32, best-val) model on every split, plus the run's plots."""
     import numpy as np
 
@@ -409,15 +477,7 @@ def evaluate_run(
     labels = [c.label for c in ds.classes]
     wnids = [c.wnid for c in ds.classes]
     splits = ("train", "val", "test") if cfg.runtime.train_eval else ("val", "test")
-    metrics = {
-        "dataset": {"id": ds.id, "sha256": ds.sha256},
-        "classes": labels,
-        "image_size": cfg.data.image_size,
-        "params": int(params),
-        "epochs": len(rows),
-        "best_epoch": best_epoch,
-        "wall_time_s": round(wall_time, 1),
-    }
+    figures = {}
     test_cm = None
     called_other = {}
     for split in splits + (("others_val", "others_test") if pipe.other_class else ()):
@@ -429,19 +489,30 @@ def evaluate_run(
                 continue
             # What users see: the best office label, whatever "other" scored (export decides abstaining).
             probs = probs[:, : len(labels)]
-        metrics[split] = split_metrics(probs, y, labels, wnids)
+        figures[split] = split_metrics(probs, y, labels, wnids)
         if split == "test":
             test_cm = confusion_matrix(probs, y, len(labels))
-    if pipe.other_class:
-        metrics["other_class"] = {
+    metrics = RunMetrics(
+        dataset={"id": ds.id, "sha256": ds.sha256},
+        classes=labels,
+        image_size=cfg.data.image_size,
+        params=int(params),
+        epochs=len(rows),
+        best_epoch=best_epoch,
+        wall_time_s=round(wall_time, 1),
+        splits=figures,
+        other_class={
             "index": len(labels),
             "fraction": cfg.data.other_fraction,
             "others_train_photos": pipe.count("others_train"),
             "share_called_other": called_other,
         }
+        if pipe.other_class
+        else None,
+    )
     if rows:
         plot_curves(rows, out / "curves.png")
-    plot_confusion(test_cm, labels, out / "confusion.png", title=f"test split, top-1 {metrics['test']['top1']:.3f}")
+    plot_confusion(test_cm, labels, out / "confusion.png", title=f"test split, top-1 {figures['test']['top1']:.3f}")
     plot_filters(model.get_layer("conv1").get_weights()[0], out / "filters.png")
     return metrics
 

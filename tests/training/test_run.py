@@ -9,10 +9,15 @@ import pytest
 from bundle.preprocess import PreprocessSpec
 from training import run as run_files
 from training.config import TrainConfig
-from training.run import ADDED_SINCE, RunError, config_from_json, load_run
+from training.run import ADDED_SINCE, RunError, RunMetrics, config_from_json, load_run
 
 
-def write_run(path, config: dict, metrics: dict | None = None):
+def metrics_with(**splits: dict) -> RunMetrics:
+    """A metrics.json with these splits' figures (the rest is not read here)."""
+    return RunMetrics({"id": "d", "sha256": ""}, [], 64, 0, 0, 0, 0.0, splits)
+
+
+def write_run(path, config: dict, metrics: RunMetrics | None = None):
     """The files of a finished run as the trainer writes them (model.keras only needs to exist to
     be found: nothing here loads it)."""
     path.mkdir(parents=True, exist_ok=True)
@@ -27,7 +32,7 @@ def write_run(path, config: dict, metrics: dict | None = None):
 def test_a_finished_run_is_parsed_once_into_types(tmp_path):
     cfg = TrainConfig()
     cfg.data.root, cfg.data.other_class, cfg.runtime.seed = "/data/office20", "on", 7
-    run = load_run(write_run(tmp_path / "run", cfg.to_dict(), {"test": {"top1": 0.5}}))
+    run = load_run(write_run(tmp_path / "run", cfg.to_dict(), metrics_with(test={"top1": 0.5})))
     assert run.config == cfg and run.seed == 7 and run.other_output
     assert run.preprocess == PreprocessSpec(64, 1.0) and run.metrics["test"]["top1"] == 0.5
     assert str(run.data_root) == "/data/office20" and run.model_path == tmp_path / "run" / "model.keras"
@@ -51,14 +56,14 @@ def test_a_missing_key_without_a_rule_is_an_error_not_a_default(tmp_path):
     saved = TrainConfig().to_dict()
     del saved["optim"]["label_smoothing"]
     with pytest.raises(RunError, match=r"lacks keys \['label_smoothing'\]"):
-        load_run(write_run(tmp_path / "run", saved, {}))
+        load_run(write_run(tmp_path / "run", saved, metrics_with()))
 
 
 def test_an_unknown_key_from_newer_code_is_an_error(tmp_path):
     saved = TrainConfig().to_dict()
     saved["data"]["mixup"] = 0.2
     with pytest.raises(RunError, match="unknown keys.*mixup"):
-        load_run(write_run(tmp_path / "run", saved, {}))
+        load_run(write_run(tmp_path / "run", saved, metrics_with()))
 
 
 def test_an_unfinished_run_says_how_to_finish_it(tmp_path):
@@ -68,7 +73,7 @@ def test_an_unfinished_run_says_how_to_finish_it(tmp_path):
 
 
 def test_a_torn_file_is_named(tmp_path):
-    path = write_run(tmp_path / "run", TrainConfig().to_dict(), {})
+    path = write_run(tmp_path / "run", TrainConfig().to_dict(), metrics_with())
     (path / run_files.METRICS_JSON).write_text('{"test": ')
     with pytest.raises(RunError, match="metrics.json is unreadable"):
         load_run(path)
