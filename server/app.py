@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
@@ -27,9 +28,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from bundle.abstain import abstains
-from bundle.manifest import load_bundle
+from bundle.manifest import Bundle, load_bundle
 from server.errors import ApiError, error_docs, install_error_handlers
-from server.inference import Classifier
+from server.inference import Classification, Classifier
 from server.limits import BodySizeLimit, InflightLimit, LingeringClose
 from server.schemas import ClassifyResponse, Health, LabelsResponse, ModelInfo
 from server.settings import ENV_BUNDLE, ServerSettings
@@ -38,27 +39,21 @@ from server.upload import OPENAPI_BODY, read_image
 PAGE = Path(__file__).with_name("static") / "index.html"
 
 
+@dataclass(frozen=True)
+class Served:
+    """The bundle this process serves, loaded and warmed up: what every endpoint but /healthz needs.
+    ``app.state.served`` holds it from the end of startup to the start of shutdown, None otherwise."""
+
+    classifier: Classifier
+    model_ref: dict[str, str]  # name, version, sha256 (schemas.ModelRef): every answer names its model
+
+    @property
+    def bundle(self) -> Bundle:
+        return self.classifier.bundle
+
+
 def create_app(bundle_dir: str | os.PathLike, settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
-    bundle_dir = Path(bundle_dir)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
-        bundle = load_bundle(bundle_dir)
-        clf = Classifier(bundle, pool_size=settings.pool_size, threads=settings.threads, max_pixels=settings.max_pixels)
-        try:
-            clf.warm_up()
-            app.state.classifier = clf
-            app.state.model_ref = {
-                "name": bundle.manifest["model"]["name"],
-                "version": str(bundle.manifest["model"].get("version", "")),
-                "sha256": bundle.model_sha256,
-            }
-            yield
-        finally:
-            app.state.classifier = None
-            clf.close()
-
     # FastAPIOffline: /docs and /redoc served with their Swagger UI / ReDoc files from the package,
     # not a CDN, so the API docs work on a machine without internet (the usual place for a fallback).
     app = FastAPIOffline(
@@ -67,9 +62,39 @@ def create_app(bundle_dir: str | os.PathLike, settings: ServerSettings | None = 
         "bundle (the same model and preprocessing as the phone app). "
         'Errors are always `{"error": {"code", "message"}}`.',
         version="1",
-        lifespan=lifespan,
+        lifespan=_lifespan(Path(bundle_dir), settings),
     )
-    app.state.classifier = None
+    app.state.served = None
+    _add_middleware(app, settings)
+    install_error_handlers(app)
+    app.openapi = _openapi_with_top_k_bound(app)
+    _add_routes(app, settings, InflightLimit(settings.inflight_limit), PAGE.read_text())
+    return app
+
+
+def _lifespan(bundle_dir: Path, settings: ServerSettings):
+    """Startup loads the bundle (BundleError stops it) and warms every interpreter up before
+    /readyz says ready; shutdown stops serving, then closes the interpreters' threads."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        bundle = load_bundle(bundle_dir)
+        clf = Classifier(bundle, pool_size=settings.pool_size, threads=settings.threads, max_pixels=settings.max_pixels)
+        try:
+            clf.warm_up()
+            model = bundle.manifest["model"]
+            app.state.served = Served(
+                clf, {"name": model["name"], "version": str(model.get("version", "")), "sha256": bundle.model_sha256}
+            )
+            yield
+        finally:
+            app.state.served = None
+            clf.close()
+
+    return lifespan
+
+
+def _add_middleware(app: FastAPI, settings: ServerSettings) -> None:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_bytes)
     app.add_middleware(LingeringClose)  # outside BodySizeLimit: its early 413 lingers too
     if settings.cors_origin_list:  # added last = outermost: error answers carry the headers too
@@ -79,29 +104,52 @@ def create_app(bundle_dir: str | os.PathLike, settings: ServerSettings | None = 
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type"],
         )
-    install_error_handlers(app)
-    page = PAGE.read_text()
-    inflight = InflightLimit(settings.inflight_limit)
+
+
+def _openapi_with_top_k_bound(app: FastAPI):
+    """The generated schema, with top_k's real upper bound (the bundle's class count) once the
+    bundle is loaded, so a schema-driven client or fuzzer agrees with the server."""
     schema = app.openapi
 
     def openapi() -> dict:
-        """The generated schema, with top_k's real upper bound (the bundle's class count) once
-        the bundle is loaded, so a schema-driven client or fuzzer agrees with the server."""
         doc = schema()
-        clf = app.state.classifier
-        if clf is not None:
+        served = app.state.served
+        if served is not None:
             for param in doc["paths"]["/classify"]["post"]["parameters"]:
                 if param["name"] == "top_k":
-                    param["schema"]["maximum"] = clf.num_classes
+                    param["schema"]["maximum"] = served.classifier.num_classes
         return doc
 
-    app.openapi = openapi
+    return openapi
 
-    def ready(request: Request) -> Classifier:
-        clf = request.app.state.classifier
-        if clf is None:
-            raise ApiError(503, "not_ready", "the model is not loaded")
-        return clf
+
+def _ready(request: Request) -> Served:
+    """The served bundle, or 503 ``not_ready`` before startup has loaded it (and after shutdown)."""
+    served = request.app.state.served
+    if served is None:
+        raise ApiError(503, "not_ready", "the model is not loaded")
+    return served
+
+
+def _classify_answer(served: Served, result: Classification, top_k: int, start: float) -> dict:
+    """``/classify``'s JSON, built to match ClassifyResponse (the tests check it against
+    /openapi.json) and returned as-is: re-validating it on every request is pure overhead on the
+    event loop. ``start``: when the request came in (``time.perf_counter``)."""
+    bundle = served.bundle
+    answer = {
+        "predictions": [
+            {"label": bundle.labels[i], "wnid": bundle.wnids[i], "score": float(result.probs[i])}
+            for i in result.top(top_k)
+        ],
+        "model": served.model_ref,
+        "timing_ms": {**result.timing_ms, "total": (time.perf_counter() - start) * 1e3},
+    }
+    if bundle.abstain is None:
+        return answer
+    return {**answer, "abstained": bool(abstains(result.probs, bundle.abstain))}
+
+
+def _add_routes(app: FastAPI, settings: ServerSettings, inflight: InflightLimit, page: str) -> None:
 
     @app.post(
         "/classify",
@@ -122,27 +170,14 @@ def create_app(bundle_dir: str | os.PathLike, settings: ServerSettings | None = 
         top_k: int = Query(3, ge=1, description="how many classes to return, 1..number of classes (see /labels)"),
     ):
         start = time.perf_counter()
-        clf = ready(request)
+        served = _ready(request)
+        clf = served.classifier
         if top_k > clf.num_classes:
             raise ApiError(422, "invalid_top_k", f"top_k must be between 1 and {clf.num_classes}, got {top_k}")
         with inflight.slot():  # before the body is read: a refused request holds no memory
             data = await read_image(request)
             result = await clf.classify_async(data)
-        bundle = clf.bundle
-        preds = [
-            {"label": bundle.labels[i], "wnid": bundle.wnids[i], "score": float(result.probs[i])}
-            for i in result.top(top_k)
-        ]
-        answer = {
-            "predictions": preds,
-            "model": request.app.state.model_ref,
-            "timing_ms": {**result.timing_ms, "total": (time.perf_counter() - start) * 1e3},
-        }
-        if bundle.abstain is not None:
-            answer["abstained"] = bool(abstains(result.probs, bundle.abstain))
-        # Built to match ClassifyResponse (the tests check it against /openapi.json); returned
-        # as-is because re-validating it on every request is pure overhead on the event loop.
-        return JSONResponse(answer)
+        return JSONResponse(_classify_answer(served, result, top_k, start))
 
     @app.get("/healthz", response_model=Health, summary="Liveness: the process answers")
     async def healthz():
@@ -152,7 +187,7 @@ def create_app(bundle_dir: str | os.PathLike, settings: ServerSettings | None = 
         "/readyz", response_model=Health, responses=error_docs(503), summary="Readiness: model loaded and warmed up"
     )
     async def readyz(request: Request):
-        ready(request)
+        _ready(request)
         return {"status": "ready"}
 
     @app.get(
@@ -162,11 +197,11 @@ def create_app(bundle_dir: str | os.PathLike, settings: ServerSettings | None = 
         summary="The bundle manifest: classes, input spec, metrics, parity",
     )
     async def model(request: Request):
-        clf = ready(request)
+        served = _ready(request)
         return {
-            **clf.bundle.manifest,
+            **served.bundle.manifest,
             "serving": {
-                "interpreters": clf.pool_size,
+                "interpreters": served.classifier.pool_size,
                 "threads_per_interpreter": settings.threads,
                 "max_bytes": settings.max_bytes,
                 "max_pixels": settings.max_pixels,
@@ -181,13 +216,11 @@ def create_app(bundle_dir: str | os.PathLike, settings: ServerSettings | None = 
         summary="Class labels in model output order",
     )
     async def labels(request: Request):
-        return {"labels": ready(request).bundle.manifest["classes"]}
+        return {"labels": _ready(request).bundle.manifest["classes"]}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():
         return page
-
-    return app
 
 
 def from_env() -> FastAPI:
