@@ -24,14 +24,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from bench.record import cpu_info, cpu_line, write_results
 from bundle.abstain import scores
 from bundle.flags import add_group, given, setting
 from bundle.litert import LiteRTModel
-from bundle.manifest import BundleError, load_bundle
+from bundle.manifest import Bundle, BundleError, load_bundle
 from export import abstain
 from export.inputs import ExportError, load_pixels, split_arrays
-from training.data.dataset import DatasetError, load_dataset
+from export.report import pct
+from training.data.dataset import Dataset, DatasetError, load_dataset
 from training.run import RunError, load_run
 
 RESULTS = Path(__file__).parent / "results"
@@ -57,10 +60,20 @@ def measure(bundle_dir: Path, root: Path) -> dict:
     ds = load_dataset(root)
     if ds.sha256 != b.manifest["dataset"]["sha256"]:
         raise ValueError(f"{root} is not the dataset {bundle_dir} was exported from (dataset.json differs)")
-    others = ds.others_items("test")
     model = LiteRTModel(b.model_path.read_bytes())
     x_test, y_test = split_arrays(ds, "test", b.preprocess)
-    office = model.probabilities(x_test)
+    return {
+        "bundle": str(bundle_dir),
+        "dataset": str(root),
+        **figures(b, ds, model, model.probabilities(x_test), y_test),
+    }
+
+
+def figures(b: Bundle, ds: Dataset, model: LiteRTModel, office: np.ndarray, y_test: np.ndarray) -> dict:
+    """The abstain figures of bundle ``b`` (with a rule) on dataset ``ds``, given its ``model``'s
+    probabilities ``office`` on the office test split (labels ``y_test``): the non-office photos
+    are run here."""
+    others = ds.others_items("test")
     non_office = model.probabilities(load_pixels([p for p, _ in others], b.preprocess))
     rule = b.abstain
     metrics = b.manifest["metrics"]
@@ -80,8 +93,6 @@ def measure(bundle_dir: Path, root: Path) -> dict:
             }
         )
     return {
-        "bundle": str(bundle_dir),
-        "dataset": str(root),
         "model": b.manifest["model"],
         "rule": {k: v for k, v in rule.items() if k != "figures"},
         "office_top1": {
@@ -105,10 +116,6 @@ def measure(bundle_dir: Path, root: Path) -> dict:
     }
 
 
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
 def render(results: list[dict], cpu: dict) -> str:
     lines = [
         '# Abstain: "not an office object", method against method',
@@ -129,10 +136,10 @@ def render(results: list[dict], cpu: dict) -> str:
         lines.append(
             f"| `{r['bundle']}` ({r['rule']['method']}, score {r['rule'].get('score', 'max')}) | "
             f"{f['auroc']:.3f} | "
-            f"{_pct(f['at_office_coverage']['90']['others_answered'])} | "
-            f"{_pct(f['at_office_coverage']['95']['others_answered'])} | {_pct(f['office_coverage'])} | "
-            f"{_pct(f['others_answered'])} | {_pct(f['top1_answered'])} | {_pct(f['top1_overall'])} | "
-            f"{_pct(r['abstain_agreement'])} |"
+            f"{pct(f['at_office_coverage']['90']['others_answered'])} | "
+            f"{pct(f['at_office_coverage']['95']['others_answered'])} | {pct(f['office_coverage'])} | "
+            f"{pct(f['others_answered'])} | {pct(f['top1_answered'])} | {pct(f['top1_overall'])} | "
+            f"{pct(r['abstain_agreement'])} |"
         )
     for r in results:
         lines += ["", *_details(r)]
@@ -143,7 +150,7 @@ def render(results: list[dict], cpu: dict) -> str:
         f"Goals (issue 8), best bundle: AUROC >= {GOAL_AUROC:.2f}: "
         f"{'met' if best['auroc'] >= GOAL_AUROC else 'NOT met'} ({best['auroc']:.3f}); "
         f"at 90% office coverage <= {GOAL_LABELLED_AT_90:.0%} non-office labelled: "
-        f"{'met' if at90 <= GOAL_LABELLED_AT_90 else 'NOT met'} ({_pct(at90)}).",
+        f"{'met' if at90 <= GOAL_LABELLED_AT_90 else 'NOT met'} ({pct(at90)}).",
         "",
     ]
     return "\n".join(lines)
@@ -157,18 +164,18 @@ def _details(r: dict) -> list[str]:
         f"Model {r['model']['name']} {r['model']['version']} (git {r['model']['git_revision'][:12]}). Rule: abstain "
         f"when the {rule.get('score', 'max')} of the dequantized outputs < **{rule['threshold']:.4f}**, calibrated on "
         f"the float model "
-        f"for {_pct(rule['target_coverage'])} coverage of {cal['office_val']} office val photos (+ {cal['others_val']} "
+        f"for {pct(rule['target_coverage'])} coverage of {cal['office_val']} office val photos (+ {cal['others_val']} "
         f"non-office val photos of {r['others_classes']['calibration']} classes). Evaluated on {i8['office_images']} "
         f"office test photos vs {i8['others_images']} photos of {r['others_classes']['evaluation']} non-office "
-        f"classes. Office test top-1: trained model {_pct(top1['run_float'])}, pruned float {_pct(top1['float'])}, "
-        f"int8 {_pct(top1['int8'])}.",
+        f"classes. Office test top-1: trained model {pct(top1['run_float'])}, pruned float {pct(top1['float'])}, "
+        f"int8 {pct(top1['int8'])}.",
         "",
     ]
     if r["float_at_export"]:
         f = r["float_at_export"]
         lines += [
             f"Float Keras at export: AUROC {f['auroc']:.3f}, non-office labelled @90% "
-            f"{_pct(f['at_office_coverage']['90']['others_answered'])}, @threshold {_pct(f['others_answered'])}.",
+            f"{pct(f['at_office_coverage']['90']['others_answered'])}, @threshold {pct(f['others_answered'])}.",
             "",
         ]
     if "temperature" in rule:
@@ -192,8 +199,8 @@ def _details(r: dict) -> list[str]:
         "|---|---|---|---|",
     ]
     lines += [
-        f"| {_pct(s['office_coverage'])} (target {_pct(s['target_coverage'])}) | {s['threshold']:.4f} | "
-        f"{_pct(s['others_answered'])} | {_pct(s['top1_answered'])} |"
+        f"| {pct(s['office_coverage'])} (target {pct(s['target_coverage'])}) | {s['threshold']:.4f} | "
+        f"{pct(s['others_answered'])} | {pct(s['top1_answered'])} |"
         for s in r["sweep"]
     ]
     return lines

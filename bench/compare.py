@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.abstain import measure as abstain_figures
+from bench.abstain import figures as abstain_figures
 from bench.record import cpu_info, cpu_line, write_results
 from bundle.abstain import abstains
 from bundle.flags import REQUIRED, add_group, given, setting
@@ -35,6 +35,7 @@ from bundle.litert import LiteRTModel
 from bundle.manifest import BundleError, load_bundle
 from bundle.preprocess import preprocess
 from export.inputs import ExportError, split_arrays
+from export.report import pct
 from training.data.dataset import DatasetError
 from training.run import RunError, load_run
 
@@ -95,7 +96,7 @@ def measure(name: str, bundle_dir: Path) -> dict:
         }
         for i, c in enumerate(ds.classes)
     ]
-    ab = abstain_figures(bundle_dir, ds.root)["int8"] if b.manifest.get("abstain") else None
+    ab = abstain_figures(b, ds, model, probs, y)["int8"] if b.manifest.get("abstain") else None
     return {
         "name": name,
         "bundle": str(bundle_dir),
@@ -119,10 +120,6 @@ def measure(name: str, bundle_dir: Path) -> dict:
     }
 
 
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f} %"
-
-
 def render(rows: list[dict], cpu: dict) -> str:
     out = [
         "# Recipes side by side: from scratch vs distilled from an ImageNet teacher",
@@ -142,11 +139,11 @@ def render(rows: list[dict], cpu: dict) -> str:
         ab, s = r["abstain"] or {}, r["samples"]
         out.append(
             f"| {r['name']} | {r['teacher']}{' (' + r['teacher_head'] + ')' if r['teacher_head'] else ''} | "
-            f"{r['epochs']} | {r['train_wall_s'] / 60:.0f} min | {_pct(r['float']['top1'])} / "
-            f"{_pct(r['float']['top3'])} | **{_pct(r['int8']['top1'])}** / {_pct(r['int8']['top3'])} | "
-            f"{_pct(r['agreement'])} | {ab.get('auroc', 'n/a')} | {_pct(ab.get('labelled_at_90'))} | "
-            f"{_pct(s.get('office_top1'))} / {_pct(s.get('office_top3'))} (of {s.get('office_photos')}) | "
-            f"{_pct(s.get('others_labelled'))} (of {s.get('other_photos')}) |"
+            f"{r['epochs']} | {r['train_wall_s'] / 60:.0f} min | {pct(r['float']['top1'])} / "
+            f"{pct(r['float']['top3'])} | **{pct(r['int8']['top1'])}** / {pct(r['int8']['top3'])} | "
+            f"{pct(r['agreement'])} | {ab.get('auroc', 'n/a')} | {pct(ab.get('labelled_at_90'))} | "
+            f"{pct(s.get('office_top1'))} / {pct(s.get('office_top3'))} (of {s.get('office_photos')}) | "
+            f"{pct(s.get('others_labelled'))} (of {s.get('other_photos')}) |"
         )
     out += [
         "",
@@ -159,7 +156,7 @@ def render(rows: list[dict], cpu: dict) -> str:
         "|---|" + "---|" * len(rows),
     ]
     for i, c in enumerate(rows[0]["per_class"]):
-        out.append(f"| {c['label']} | " + " | ".join(_pct(r["per_class"][i]["int8_top1"]) for r in rows) + " |")
+        out.append(f"| {c['label']} | " + " | ".join(pct(r["per_class"][i]["int8_top1"]) for r in rows) + " |")
     return "\n".join(out) + "\n"
 
 

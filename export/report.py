@@ -23,7 +23,8 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def _pct(x: float | None) -> str:
+def pct(x: float | None) -> str:
+    """A share for a table: 0.1234 -> "12.3%", None -> "n/a" (bench's results tables use it too)."""
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
@@ -35,12 +36,12 @@ def _abstain_section(rule: dict, parity: dict) -> list[str]:
             f[m]["office_images"],
             f[m]["others_images"],
             f"{f[m]['auroc']:.3f}",
-            _pct(f[m]["at_office_coverage"]["90"]["others_answered"]),
-            _pct(f[m]["at_office_coverage"]["95"]["others_answered"]),
-            _pct(f[m]["office_coverage"]),
-            _pct(f[m]["others_answered"]),
-            _pct(f[m]["top1_answered"]),
-            _pct(f[m]["top1_overall"]),
+            pct(f[m]["at_office_coverage"]["90"]["others_answered"]),
+            pct(f[m]["at_office_coverage"]["95"]["others_answered"]),
+            pct(f[m]["office_coverage"]),
+            pct(f[m]["others_answered"]),
+            pct(f[m]["top1_answered"]),
+            pct(f[m]["top1_overall"]),
         ]
         for name, m in (("int8 (shipped)", "int8"), ("float Keras", "float"))
         if m in f
@@ -50,12 +51,12 @@ def _abstain_section(rule: dict, parity: dict) -> list[str]:
         "",
         f"Abstains when the {SCORE_WORDS[rule.get('score', 'max')]} "
         f"of the dequantized outputs is below **{rule['threshold']:.4f}** ({rule['method']}), calibrated on "
-        f"the float model for {_pct(rule['target_coverage'])} office "
+        f"the float model for {pct(rule['target_coverage'])} office "
         f"coverage on {cal['office_val']} office + {cal['others_val']} non-office val photos (float "
-        f"threshold {cal['float_threshold']:.4f}; office val answered: float {_pct(cal['float_office_coverage'])}, "
-        f"int8 {_pct(cal.get('int8_office_coverage'))}). Figures below: office test vs non-office photos "
+        f"threshold {cal['float_threshold']:.4f}; office val answered: float {pct(cal['float_office_coverage'])}, "
+        f"int8 {pct(cal.get('int8_office_coverage'))}). Figures below: office test vs non-office photos "
         f"of classes kept out of calibration. Abstain agreement int8 vs float: "
-        f"{_pct(parity.get('abstain_agreement'))} of {parity.get('abstain_images')} images.",
+        f"{pct(parity.get('abstain_agreement'))} of {parity.get('abstain_images')} images.",
         "",
         _table(
             [
@@ -103,9 +104,9 @@ def render_report(
             ["figure", "value"],
             [
                 ["test images", parity["images"]],
-                ["float Keras top-1 (before pruning)", _pct(metrics.get("run_float_accuracy"))],
-                ["float Keras top-1 (pruned)", _pct(parity["float_accuracy"])],
-                ["int8 LiteRT top-1", _pct(parity["int8_accuracy"])],
+                ["float Keras top-1 (before pruning)", pct(metrics.get("run_float_accuracy"))],
+                ["float Keras top-1 (pruned)", pct(parity["float_accuracy"])],
+                ["int8 LiteRT top-1", pct(parity["int8_accuracy"])],
                 ["accuracy drop int8 vs float", f"{parity['accuracy_drop_points']:.2f} points"],
                 ["top-1 agreement int8 vs float", f"{100 * parity['agreement']:.2f}%"],
                 [
@@ -122,7 +123,7 @@ def render_report(
                     f"{parity['mean_abs_prob_diff']:.4f} / {parity['max_abs_prob_diff']:.4f}",
                 ],
                 ["float TFLite vs Keras max abs diff", f"{parity['float_tflite_max_abs_diff']:.2e}"],
-                ["kernel sparsity (Conv2D + Dense)", _pct(metrics["sparsity"]["overall"])],
+                ["kernel sparsity (Conv2D + Dense)", pct(metrics["sparsity"]["overall"])],
                 [
                     "input quantization (scale, zero point)",
                     f"{manifest['input']['quantization']['scale']}, {manifest['input']['quantization']['zero_point']}",
@@ -148,7 +149,7 @@ def render_report(
         "",
         _table(
             ["layer", "kind", "weights", "zeros", "sparsity"],
-            [[r["layer"], r["kind"], r["weights"], r["zeros"], _pct(r["sparsity"])] for r in sparsity],
+            [[r["layer"], r["kind"], r["weights"], r["zeros"], pct(r["sparsity"])] for r in sparsity],
         ),
         "",
     ]
@@ -185,10 +186,10 @@ def render_report(
                     c["index"],
                     c["label"],
                     c["images"],
-                    _pct(c["float_accuracy"]),
-                    _pct(c["int8_accuracy"]),
+                    pct(c["float_accuracy"]),
+                    pct(c["int8_accuracy"]),
                     c["change_points"],
-                    _pct(c["agreement"]),
+                    pct(c["agreement"]),
                 ]
                 for c in parity["per_class"]
             ],
