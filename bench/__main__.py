@@ -14,14 +14,14 @@ Each stage's module can also be run alone (`python -m bench.server --help`).
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundle.flags import add_group, given, setting
+from bench.record import parse_flags
+from bundle.flags import setting
 
 STAGES = ("teacher", "train", "export", "abstain", "server", "android")
 
@@ -54,13 +54,7 @@ def stage_args(stage: str, a: BenchConfig) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m bench",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_group(p, "bench", BenchConfig, title="what to measure")
-    a = BenchConfig(**given(p.parse_args(argv), "bench"))
+    a = parse_flags("python -m bench", __doc__, BenchConfig, argv, title="what to measure")
     needs = {"export": a.run, "abstain": a.bundle, "server": a.bundle, "android": a.bundle}
     missing = [
         f"{s} needs {needs[s]} (make train export)" for s in a.only if s in needs and not Path(needs[s]).exists()

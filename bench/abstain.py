@@ -19,16 +19,15 @@ Goals (issue 8): AUROC >= 0.90; at 90 % office coverage <= 20 % of non-office ph
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bench.record import cpu_info, cpu_line, write_results
+from bench.record import cpu_info, cpu_line, parse_flags, record
 from bundle.abstain import scores
-from bundle.flags import add_group, given, setting
+from bundle.flags import setting
 from bundle.litert import LiteRTModel
 from bundle.manifest import Bundle, BundleError, load_bundle
 from export import abstain
@@ -116,7 +115,8 @@ def figures(b: Bundle, ds: Dataset, model: LiteRTModel, office: np.ndarray, y_te
     }
 
 
-def render(results: list[dict], cpu: dict) -> str:
+def render(result: dict) -> str:
+    results, cpu = result["bundles"], result["cpu"]
     lines = [
         '# Abstain: "not an office object", method against method',
         "",
@@ -220,19 +220,16 @@ class BenchAbstainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.abstain", description=__doc__.split("\n\n")[0])
-    add_group(p, "bench", BenchAbstainConfig, title="what to measure, and where")
-    a = BenchAbstainConfig(**given(p.parse_args(argv), "bench"))
-    try:
+    a = parse_flags("python -m bench.abstain", __doc__, BenchAbstainConfig, argv)
+
+    def measure_all() -> dict:
         root = dataset_root(a.run, a.data)
         results = [measure(bundle, root) for bundle in a.bundle]
-    except (ValueError, BundleError, DatasetError, ExportError, RunError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    cpu = cpu_info()
-    write_results(a.results, "abstain", {"cpu": cpu, "bundles": results}, render(results, cpu))
-    print(render(results, cpu))
-    return 0
+        return {"cpu": cpu_info(), "bundles": results}
+
+    return record(
+        a.results, "abstain", measure_all, render, errors=(ValueError, BundleError, DatasetError, ExportError, RunError)
+    )
 
 
 if __name__ == "__main__":

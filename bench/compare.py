@@ -17,7 +17,6 @@ top-1 >= 75 %, AUROC >= 0.92 with <= 20 % non-office labelled at 90 % coverage, 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -27,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.abstain import figures as abstain_figures
-from bench.record import cpu_info, cpu_line, write_results
+from bench.record import cpu_info, cpu_line, parse_flags, record
 from bundle.abstain import abstains
-from bundle.flags import REQUIRED, add_group, given, setting
+from bundle.flags import REQUIRED, setting
 from bundle.images import decode_image
 from bundle.litert import LiteRTModel
 from bundle.manifest import BundleError, load_bundle
@@ -120,7 +119,8 @@ def measure(name: str, bundle_dir: Path) -> dict:
     }
 
 
-def render(rows: list[dict], cpu: dict) -> str:
+def render(result: dict) -> str:
+    rows, cpu = result["recipes"], result["cpu"]
     out = [
         "# Recipes side by side: from scratch vs distilled from an ImageNet teacher",
         "",
@@ -169,21 +169,22 @@ class CompareConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0])
-    add_group(p, "compare", CompareConfig, title="what to compare, and where")
-    a = CompareConfig(**given(p.parse_args(argv), "compare"))
-    try:
+    a = parse_flags("python -m bench.compare", __doc__, CompareConfig, argv, title="what to compare, and where")
+
+    def measure_all() -> dict:
         pairs = [item.split("=", 1) for item in a.bundle]
         if any(len(pair) != 2 for pair in pairs):
             raise ValueError("--bundle takes NAME=DIR, e.g. --bundle teacher=artifacts/bundle")
         rows = [measure(name, Path(path)) for name, path in pairs]
-    except (ValueError, OSError, BundleError, DatasetError, ExportError, RunError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    cpu = cpu_info()
-    write_results(a.results, "compare", {"cpu": cpu, "recipes": rows}, render(rows, cpu))
-    print(render(rows, cpu))
-    return 0
+        return {"cpu": cpu_info(), "recipes": rows}
+
+    return record(
+        a.results,
+        "compare",
+        measure_all,
+        render,
+        errors=(ValueError, OSError, BundleError, DatasetError, ExportError, RunError),
+    )
 
 
 if __name__ == "__main__":

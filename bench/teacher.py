@@ -19,7 +19,6 @@ so this benchmark also leaves the trainer's targets ready.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -28,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.record import cpu_info, cpu_line, write_results
-from bundle.flags import add_group, given, setting
+from bench.record import cpu_info, cpu_line, parse_flags, record
+from bundle.flags import setting
 from export.abstain import auroc
 from training.data.dataset import DatasetError, load_dataset
 from training.teacher import TEACHERS, TeacherError, load_teacher, soft_targets
@@ -112,12 +111,12 @@ def head_figures(ds, targets) -> dict:
     return out
 
 
-def render(r: dict, cpu: dict) -> str:
+def render(r: dict) -> str:
     s = r["samples"]
     lines = [
         f"# Teacher: {r['teacher']} (issue 15)",
         "",
-        cpu_line(cpu),
+        cpu_line(r["cpu"]),
         "",
         f"Dataset `{r['dataset']}`; default input size {r['input_size']} px; cache "
         f"`{r['cache']}` (head chosen by `auto`: **{r['chosen_head']}**, lower val log-loss).",
@@ -178,28 +177,21 @@ class BenchTeacherConfig:
     results: str = setting("bench/results", "results folder", metavar="DIR")
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.teacher", description=__doc__.split("\n\n")[0])
-    add_group(p, "bench", BenchTeacherConfig, title="what to measure, and where")
-    a = BenchTeacherConfig(**given(p.parse_args(argv), "bench"))
-    try:
-        ds = load_dataset(a.data)
-        teacher = load_teacher(a.teacher)
-        start = time.monotonic()
-        chosen = soft_targets(ds, teacher, progress=lambda line: print(line, flush=True))
-        features_meta = json.loads(cache_path(ds, teacher, "features").with_suffix(".json").read_text())
-        extraction = {
-            "photos": len(chosen.index),
-            **features_meta.get("extraction", {}),
-            "this_run_seconds": round(time.monotonic() - start),
-        }
-        heads = [head_figures(ds, soft_targets(ds, teacher, head=h)) for h in heads_for(ds, teacher)]
-        samples = samples_accuracy(a.teacher, a.samples)
-        sizes = size_sweep(ds, a.teacher, a.sizes, a.sweep_photos)
-    except (TeacherError, DatasetError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    result = {
+def measure(a: BenchTeacherConfig) -> dict:
+    ds = load_dataset(a.data)
+    teacher = load_teacher(a.teacher)
+    start = time.monotonic()
+    chosen = soft_targets(ds, teacher, progress=lambda line: print(line, flush=True))
+    features_meta = json.loads(cache_path(ds, teacher, "features").with_suffix(".json").read_text())
+    extraction = {
+        "photos": len(chosen.index),
+        **features_meta.get("extraction", {}),
+        "this_run_seconds": round(time.monotonic() - start),
+    }
+    heads = [head_figures(ds, soft_targets(ds, teacher, head=h)) for h in heads_for(ds, teacher)]
+    samples = samples_accuracy(a.teacher, a.samples)
+    sizes = size_sweep(ds, a.teacher, a.sizes, a.sweep_photos)
+    return {
         "teacher": a.teacher,
         "teacher_hash": teacher.hash,
         "dataset": ds.id,
@@ -218,10 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         "heads": heads,
         "cpu": cpu_info(),
     }
-    md = render(result, result["cpu"])
-    write_results(a.results, "teacher", result, md)
-    print(md)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_flags("python -m bench.teacher", __doc__, BenchTeacherConfig, argv)
+    return record(a.results, "teacher", lambda: measure(a), render, errors=(TeacherError, DatasetError))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ the figures) and bench/results/train.json.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import statistics
 import sys
@@ -28,8 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.record import cpu_info, cpu_line, write_results
-from bundle.flags import add_group, given, setting
+from bench.record import cpu_info, cpu_line, parse_flags, record
+from bundle.flags import setting
 from training.run import RunError, load_run, read_history
 
 RESULTS = Path(__file__).parent / "results"
@@ -275,18 +274,8 @@ class BenchTrainConfig:
     out: str = setting(str(RESULTS), "results folder", metavar="DIR")
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.train",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_group(p, "bench", BenchTrainConfig, title="what to measure, and where")
-    args = BenchTrainConfig(**given(p.parse_args(argv), "bench"))
+def measure(args: BenchTrainConfig) -> dict:
     data = Path(args.data)
-    if not (data / "dataset.json").is_file():
-        print(f"error: no dataset at {data} (missing dataset.json); make one with `make data`", file=sys.stderr)
-        return 2
     train_args = shlex.split(args.train_args)
     seeds = args.seeds[:1] if args.quick else args.seeds
     if args.quick and "--epochs" not in train_args:
@@ -298,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = train_seeds(data, seeds, train_args, work)
     from training.data.dataset import load_dataset
 
-    result = {
+    return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu": cpu_info(),
         "dataset": load_dataset(data).id,
@@ -309,9 +298,15 @@ def main(argv: list[str] | None = None) -> int:
         "throughput": tp,
         "notes": Path(args.notes_file).read_text() if args.notes_file else "",
     }
-    write_results(args.out, "train", result, markdown(result))
-    print(markdown(result))
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_flags("python -m bench.train", __doc__, BenchTrainConfig, argv)
+    data = Path(args.data)
+    if not (data / "dataset.json").is_file():
+        print(f"error: no dataset at {data} (missing dataset.json); make one with `make data`", file=sys.stderr)
+        return 2
+    return record(args.out, "train", lambda: measure(args), markdown)
 
 
 if __name__ == "__main__":
