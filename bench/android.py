@@ -26,11 +26,13 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.record import cpu_info, cpu_line, write_results
+from bundle.flags import add_group, given, setting
 from bundle.manifest import BundleError, load_bundle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,25 +58,16 @@ def desktop_times(
     model_path: Path, x: np.ndarray, threads: int, warmup: int, iterations: int, batch: int, xnnpack: bool = True
 ) -> tuple:
     """Like the page's bench step: each sample is the mean of ``batch`` back-to-back runs."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from bundle.litert import LiteRTModel
 
-    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    it = Interpreter(model_path=str(model_path), num_threads=threads, experimental_op_resolver_type=resolver)
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-
-    def once():
-        it.set_tensor(inp["index"], x)
-        it.invoke()
-        return it.get_tensor(out["index"]).copy()
-
+    model = LiteRTModel(model_path, threads, xnnpack)
     for _ in range(warmup):
-        once()
+        model.run(x)
     times = []
     for _ in range(iterations):
         start = time.perf_counter()
         for _ in range(batch):
-            raw = once()
+            raw = model.run(x)
         times.append(1000 * (time.perf_counter() - start) / batch)
     return times, raw
 
@@ -177,7 +170,7 @@ def run(bundle_dir: Path, photo: Path, warmup: int, iterations: int, batch: int,
         "per_frame": per_frame,
         "goal_frame_ms_at_4x": GOAL_FRAME_MS,
         "fastest_unthrottled": min(at1, key=at1.get),
-        "same_output": picked["raw"] == raw.reshape(-1).tolist(),
+        "same_output": picked["raw"] == raw.tolist(),
         "litertjs_wasm_1_thread": js,
         "desktop_litert_1_thread": d1,
         "desktop_litert_all_threads": {**summary(desktop_all), "threads": os.cpu_count()},
@@ -294,26 +287,23 @@ def markdown(r: dict) -> str:
     )
 
 
+@dataclass
+class BenchAndroidConfig:
+    bundle: Path = setting(Path("artifacts/bundle"), "export bundle", metavar="DIR")
+    photo: Path | None = setting(None, "photo to classify (default: the first sample photo)", metavar="FILE")
+    iterations: int = setting(60, "timed samples per runtime", metavar="N")
+    batch: int = setting(
+        10, "back-to-back runs averaged into one sample (the page's clock is 0.1 ms coarse)", metavar="N"
+    )
+    warmup: int = setting(20, "untimed runs first", metavar="N")
+    frames: int = setting(40, "camera frames timed per build and throttling rate", metavar="N")
+    out_dir: Path = setting(REPO / "bench" / "results", "folder for android.md / android.json", metavar="DIR")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.android", description=__doc__.split("\n")[0])
-    p.add_argument("--bundle", type=Path, default=Path("artifacts/bundle"), help="export bundle (default: %(default)s)")
-    p.add_argument("--photo", type=Path, default=None, help="photo to classify (default: the first sample photo)")
-    p.add_argument("--iterations", type=int, default=60, help="timed samples per runtime (default: %(default)s)")
-    p.add_argument(
-        "--batch",
-        type=int,
-        default=10,
-        help="back-to-back runs averaged into one sample (the page's clock is 0.1 ms coarse; default: %(default)s)",
-    )
-    p.add_argument("--warmup", type=int, default=20, help="untimed runs first (default: %(default)s)")
-    p.add_argument(
-        "--frames",
-        type=int,
-        default=40,
-        help="camera frames timed per build and throttling rate (default: %(default)s)",
-    )
-    p.add_argument("--out-dir", type=Path, default=REPO / "bench" / "results", help="(default: %(default)s)")
-    args = p.parse_args(argv)
+    p = argparse.ArgumentParser(prog="python -m bench.android", description=__doc__.split("\n\n")[0])
+    add_group(p, "bench", BenchAndroidConfig, title="what to measure, and where")
+    args = BenchAndroidConfig(**given(p.parse_args(argv), "bench"))
     photo = args.photo or next(iter(sorted(SAMPLES.glob("*.JPEG"))), None)
     if photo is None or not photo.is_file():
         print(f"error: no photo (give --photo; samples expected in {SAMPLES})", file=sys.stderr)

@@ -67,16 +67,12 @@ def run_page(android_tools):
 @pytest.fixture(scope="session")
 def desktop_model(tiny_bundle):
     """uint8 input (S, S, 3) -> the model's raw output (N,), with desktop LiteRT."""
-    from ai_edge_litert.interpreter import Interpreter
+    from bundle.litert import LiteRTModel
 
-    it = Interpreter(model_path=str(load_bundle(tiny_bundle).model_path), num_threads=1)
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    model = LiteRTModel(load_bundle(tiny_bundle).model_path, threads=1)
 
     def run(x: np.ndarray) -> np.ndarray:
-        it.set_tensor(inp["index"], x[None].astype(inp["dtype"]))
-        it.invoke()
-        return it.get_tensor(out["index"])[0].copy()
+        return model.run(x[None].astype(model.input["dtype"]))
 
     return run
 
