@@ -19,7 +19,6 @@ No phone here: desktop-CPU figures, throttled or not.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import os
 import statistics
@@ -31,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.record import cpu_info, cpu_line, write_results
-from bundle.flags import add_group, given, setting
+from bench.record import cpu_info, cpu_line, parse_flags, record
+from bundle.flags import setting
 from bundle.manifest import BundleError, load_bundle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -301,30 +300,21 @@ class BenchAndroidConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.android", description=__doc__.split("\n\n")[0])
-    add_group(p, "bench", BenchAndroidConfig, title="what to measure, and where")
-    args = BenchAndroidConfig(**given(p.parse_args(argv), "bench"))
+    args = parse_flags("python -m bench.android", __doc__, BenchAndroidConfig, argv)
     photo = args.photo or next(iter(sorted(SAMPLES.glob("*.JPEG"))), None)
     if photo is None or not photo.is_file():
         print(f"error: no photo (give --photo; samples expected in {SAMPLES})", file=sys.stderr)
         return 2
-    try:
-        load_bundle(args.bundle)
-    except BundleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     from android_demo.build import BuildError
     from android_demo.page import PageError
 
-    try:
-        result = run(args.bundle, photo, args.warmup, args.iterations, args.batch, args.frames)
-    except (BuildError, PageError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    write_results(args.out_dir, "android", result, markdown(result))
-    print(markdown(result))
-    return 0
+    return record(
+        args.out_dir,
+        "android",
+        lambda: run(args.bundle, photo, args.warmup, args.iterations, args.batch, args.frames),
+        markdown,
+        errors=(BundleError, BuildError, PageError, RuntimeError),  # run() loads the bundle before anything else
+    )
 
 
 if __name__ == "__main__":

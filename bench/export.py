@@ -19,7 +19,6 @@ than Keras single-image.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import statistics
@@ -32,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.record import cpu_info, cpu_line, write_results
-from bundle.flags import add_group, given, setting
+from bench.record import cpu_info, cpu_line, parse_flags, record
+from bundle.flags import setting
 from bundle.images import decode_image
 from bundle.manifest import bytes_digest, file_digest, load_bundle
 from bundle.preprocess import preprocess
@@ -277,9 +276,7 @@ class BenchExportConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__.split("\n")[0])
-    add_group(p, "bench", BenchExportConfig, title="what to measure, and where")
-    args = BenchExportConfig(**given(p.parse_args(argv), "bench"))
+    args = parse_flags("python -m bench.export", __doc__, BenchExportConfig, argv)
     if not (args.run / "model.keras").is_file():
         print(f"error: no trained run at {args.run} (missing model.keras); make one with `make train`", file=sys.stderr)
         return 2
@@ -290,11 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.runs < 200:
         print("note: fewer than 200 runs; medians are less stable")
-    result = measure(args.run, args.bundle, args.runs, args.threads)
-    text = render(result)
-    write_results(args.results, "export", result, text)
-    print(text)
-    return 0
+    return record(args.results, "export", lambda: measure(args.run, args.bundle, args.runs, args.threads), render)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ Photos come from the shared datasets folder the tests read (``$OFFICENET_SHARED`
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import io
 import json
@@ -53,9 +52,9 @@ import numpy as np
 from fastapi import FastAPI, File, UploadFile
 from PIL import Image
 
-from bench.record import cpu_info, cpu_line, write_results
+from bench.record import cpu_info, cpu_line, parse_flags, record
 from bundle.cpus import usable_cpus
-from bundle.flags import add_group, given, setting
+from bundle.flags import setting
 from bundle.manifest import BundleError, load_bundle
 from training.data.fetch import shared_folder
 
@@ -574,25 +573,10 @@ class BenchServerConfig:
     port: int | None = setting(None, "its port", hidden=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.server",
-        description="Benchmark python -m server against its compute ceiling and a naive Keras server.",
-    )
-    add_group(p, "bench", BenchServerConfig, title="what to measure, and where")
-    args = BenchServerConfig(**given(p.parse_args(argv), "bench"))
-    if args.naive_serve:
-        import uvicorn
-
-        uvicorn.run(naive_app(args.naive_serve, args.naive_size), host="127.0.0.1", port=args.port, log_level="warning")
-        return 0
+def measure(args: BenchServerConfig) -> dict:
     bundle_dir = args.bundle
-    try:
-        bundle = load_bundle(bundle_dir)
-        images = test_images(args.photos)
-    except (BundleError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    bundle = load_bundle(bundle_dir)
+    images = test_images(args.photos)
     result = {
         "machine": machine(),
         "load_average_before": os.getloadavg(),
@@ -644,9 +628,17 @@ def main(argv: list[str] | None = None) -> int:
         result["naive_skipped"] = f"no model.keras in {args.run}" if args.run else "no --run given"
     result["load_average_after"] = os.getloadavg()
     result["goals"] = goals(result)
-    write_results(args.out, "server", result, markdown(result))
-    print(markdown(result))
-    return 0
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_flags("python -m bench.server", __doc__, BenchServerConfig, argv)
+    if args.naive_serve:  # the naive baseline's own process, started by naive()
+        import uvicorn
+
+        uvicorn.run(naive_app(args.naive_serve, args.naive_size), host="127.0.0.1", port=args.port, log_level="warning")
+        return 0
+    return record(args.out, "server", lambda: measure(args), markdown, errors=(BundleError, FileNotFoundError))
 
 
 if __name__ == "__main__":
