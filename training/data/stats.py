@@ -8,6 +8,7 @@ so wrong classes, placeholders or near-empty folders are visible at a glance.
     print(describe(load_dataset("data/office20")))
     contact_sheet(load_dataset("data/office20"), StatsConfig(root="data/office20"))
 """
+
 from __future__ import annotations
 
 import io
@@ -39,22 +40,31 @@ def describe(ds: Dataset) -> str:
     counts = ds.meta["counts"]
     width = max(len(c.label) for c in ds.classes)
     head = f"{'#':>3}  {'wnid':<9}  {'label':<{width}}  " + "  ".join(f"{s:>6}" for s in SPLITS) + f"  {'total':>6}"
-    lines = [f"dataset {ds.id} ({ds.meta['catalog']}, source: {ds.meta['source'].get('kind', '?')}) at {ds.root}",
-             head, "-" * len(head)]
+    lines = [
+        f"dataset {ds.id} ({ds.meta['catalog']}, source: {ds.meta['source'].get('kind', '?')}) at {ds.root}",
+        head,
+        "-" * len(head),
+    ]
     for i, c in enumerate(ds.classes):
         row = [counts[s][c.wnid] for s in SPLITS]
-        lines.append(f"{i:>3}  {c.wnid:<9}  {c.label:<{width}}  " + "  ".join(f"{n:>6}" for n in row)
-                     + f"  {sum(row):>6}")
+        lines.append(
+            f"{i:>3}  {c.wnid:<9}  {c.label:<{width}}  " + "  ".join(f"{n:>6}" for n in row) + f"  {sum(row):>6}"
+        )
     totals = [sum(counts[s].values()) for s in SPLITS]
-    lines += ["-" * len(head),
-              f"{'':>3}  {'all':<9}  {'':<{width}}  " + "  ".join(f"{n:>6}" for n in totals) + f"  {sum(totals):>6}",
-              f"mean RGB {ds.mean}  std RGB {ds.std}  (0..255, {ds.meta['stats']['images']} train images only)",
-              "image size: median {median_width}x{median_height}, smallest side {min_side} px".format(
-                  **ds.meta["image_size"])]
+    lines += [
+        "-" * len(head),
+        f"{'':>3}  {'all':<9}  {'':<{width}}  " + "  ".join(f"{n:>6}" for n in totals) + f"  {sum(totals):>6}",
+        f"mean RGB {ds.mean}  std RGB {ds.std}  (0..255, {ds.meta['stats']['images']} train images only)",
+        "image size: median {median_width}x{median_height}, smallest side {min_side} px".format(
+            **ds.meta["image_size"]
+        ),
+    ]
     if "others" in ds.meta:
         others = ds.meta["others"]
-        lines.append(f"others (not office objects, split by class): {len(others['classes'])} classes "
-                     f"{others['counts']['classes']}, photos {others['counts']['files']}")
+        lines.append(
+            f"others (not office objects, split by class): {len(others['classes'])} classes "
+            f"{others['counts']['classes']}, photos {others['counts']['files']}"
+        )
     return "\n".join(lines)
 
 
@@ -78,8 +88,9 @@ def contact_sheet(ds: Dataset, cfg: StatsConfig) -> Path:
         y = GAP + row * cell
         shown = _evenly(by_class.get(row, []), cfg.samples)
         draw.text((4, y + cfg.thumb // 2 - 12), f"{row} {c.label}", fill="black", font=font)
-        draw.text((4, y + cfg.thumb // 2 + 2), f"{c.wnid} ({len(by_class.get(row, []))} {cfg.split})",
-                  fill="gray", font=font)
+        draw.text(
+            (4, y + cfg.thumb // 2 + 2), f"{c.wnid} ({len(by_class.get(row, []))} {cfg.split})", fill="gray", font=font
+        )
         for col, path in enumerate(shown):
             try:
                 img = decode_image(path.read_bytes())
