@@ -155,3 +155,33 @@ def test_an_unknown_teacher_is_one_clear_error(tiny_dataset, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: unknown teacher 'resnet-9000'") and "efficientnet-lite0" in err
     assert not out.exists()
+
+
+def test_auto_uses_the_default_teacher_when_it_can_be_loaded(tiny_dataset, small_teacher, tmp_path, monkeypatch):
+    import shutil
+
+    import training.distill as distill
+    from training.config import TrainConfig
+
+    data = tmp_path / "office20"
+    shutil.copytree(tiny_dataset, data)  # the teacher's cache goes beside the dataset
+    monkeypatch.setattr(distill, "DEFAULT_TEACHER", str(small_teacher))
+    cfg = TrainConfig()
+    cfg.teacher.name = "auto"
+    distill.resolve_teacher(cfg, load_dataset(data))
+    assert cfg.teacher.name == str(small_teacher) and cfg.teacher.head == "fitted" and len(cfg.teacher.hash) == 64
+
+
+def test_auto_trains_from_scratch_saying_why_when_the_default_teacher_is_missing(
+    dataset, tmp_path, monkeypatch, capsys
+):
+    import training.distill as distill
+    from training.config import TrainConfig
+
+    missing = tmp_path / "absent.keras"
+    monkeypatch.setattr(distill, "DEFAULT_TEACHER", str(missing))
+    cfg = TrainConfig()
+    cfg.teacher.name = "auto"
+    distill.resolve_teacher(cfg, dataset)
+    assert (cfg.teacher.name, cfg.teacher.hash) == ("none", "")
+    assert f"note: training without a teacher (teacher file {missing} does not exist)" in capsys.readouterr().out
