@@ -117,6 +117,12 @@ class TeacherConfig:
         "softens the teacher's probabilities before mixing: p^(1/T), renormalized (1 = as they are)",
         flag="--distill-temperature",
     )
+    drop_other: bool = setting(
+        True,
+        "an office photo's teacher target leaves out the teacher's 'other' probability (renormalized over "
+        "the office classes): its label says it is an office object",
+        flag="--distill-drop-other",
+    )
     hash: str = setting("", "the teacher's content hash, set when resolved (config.json records it)", cli=False)
 
 

@@ -198,7 +198,7 @@ class Pipeline:
             tf.constant([label for _, label in items], tf.int32),
         )
         if self.soft is not None and split in TRAIN_SPLITS:
-            columns += (tf.constant(self.soft.probs([p for p, _ in items]), tf.float32),)
+            columns += (tf.constant(self.soft.probs([p for p, _ in items], [y for _, y in items]), tf.float32),)
         return tf.data.Dataset.from_tensor_slices(columns)
 
     def _load(self, path, label, *soft):

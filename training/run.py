@@ -54,6 +54,7 @@ ADDED_SINCE = {
     ("teacher", "weight"): 0.0,
     ("teacher", "temperature"): 1.0,
     ("teacher", "hash"): "",
+    ("teacher", "drop_other"): False,  # office photos learned the teacher's "other" mass too
     ("runtime", "strategy"): "auto",  # MirroredStrategy on GPUs, else one device: what auto does
     ("runtime", "cpu_replicas"): 0,  # the CPU was never split before --cpu-replicas
     ("runtime", "replicas"): 0,  # not recorded before training.hardware

@@ -308,6 +308,7 @@ def _build(cfg: TrainConfig, ds: Dataset, hw: Hardware) -> _Setup:
             f"teacher: {cfg.teacher.name} ({cfg.teacher.head} head, {cfg.teacher.hash[:12]}): targets = "
             f"{1 - cfg.teacher.weight:.2g} x label + {cfg.teacher.weight:.2g} x its probabilities at T = "
             f"{cfg.teacher.temperature:g}, per view (mirrored or not)"
+            + (", without 'other' for office photos" if cfg.teacher.drop_other and pipe.other_class else "")
         )
     print(f"hardware: {hw.describe()}, global batch {global_batch}")
 

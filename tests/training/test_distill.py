@@ -36,11 +36,24 @@ def dataset(tiny_dataset):
 
 def test_temperature_flattens_and_an_office_only_run_renormalizes_the_office_columns(dataset):
     soft = DistillTargets(FixedTargets(dataset, 20), num_classes=20, outputs=20, weight=0.5, temperature=1.0)
-    p = soft.probs([dataset.items("train")[0][0]])
+    path, label = dataset.items("train")[0]
+    p = soft.probs([path], [label])
     assert p.shape == (1, 2, 20) and np.allclose(p.sum(-1), 1, atol=1e-6)
     hot = DistillTargets(FixedTargets(dataset, 20), num_classes=20, outputs=21, weight=0.5, temperature=4.0)
-    q = hot.probs([dataset.items("train")[0][0]])
+    q = hot.probs([path], [label])
     assert q.shape == (1, 2, 21) and q[0, 0].max() < p[0, 0].max()  # T = 4 spreads the mass
+
+
+def test_office_photos_can_leave_out_the_teachers_other_mass(dataset):
+    (path, label), other_path = dataset.items("train")[0], dataset.items("train")[1][0]
+    paths, labels = [path, other_path], [label, 20]  # the second photo posing as a non-office one
+    keep = DistillTargets(FixedTargets(dataset, 20), 20, 21, weight=0.5, temperature=1.0).probs(paths, labels)
+    drop = DistillTargets(FixedTargets(dataset, 20), 20, 21, 0.5, 1.0, drop_other=True).probs(paths, labels)
+    assert keep[0, :, 20].min() > 0 and (drop[0, :, 20] == 0).all()
+    office_only = keep[0] * (np.arange(21) < 20)  # the office photo: its office columns, renormalized
+    np.testing.assert_allclose(drop[0], office_only / office_only.sum(-1, keepdims=True), rtol=1e-5)
+    np.testing.assert_array_equal(drop[1], keep[1])  # a non-office photo keeps the teacher's "other"
+    np.testing.assert_allclose(drop.sum(-1), 1, atol=1e-6)
 
 
 def test_each_training_photo_gets_the_teacher_view_it_is_shown(dataset):
