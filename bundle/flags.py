@@ -23,6 +23,8 @@ What the field's annotation and metadata make of its flag:
 - ``bool``: ``--x`` / ``--no-x``; a bool renamed ``flag="--no-x"`` is that one switch (sets False).
 - ``list[int]``: ``--x 0 1 2`` (one or more values); with ``repeat=True``: ``--x A --x B``.
 - ``setting(REQUIRED, ...)``: no default, the flag must be given; build with ``cls(**given(args, prefix))``.
+- ``positional=True``: an argument without a flag (``stats ROOT``), named in ``--help`` by its metavar;
+  for a ``REQUIRED`` field.
 - ``type=positive`` (or any parser of one string): validates the value, argparse's error otherwise.
 - ``section="title"``: listed under that ``--help`` heading instead of the dataclass's own group.
 - ``hidden=True``: a working flag left out of ``--help`` (a program's own switch, e.g. for the
@@ -56,6 +58,7 @@ def setting(
     repeat: bool = False,
     section: str | None = None,
     hidden: bool = False,
+    positional: bool = False,
 ):
     """A dataclass field that carries its command-line flag: help, choices, optional flag name.
     ``cli=False``: a field set by the program (or a dedicated argument), not by its own flag.
@@ -74,6 +77,7 @@ def setting(
             "repeat": repeat,
             "section": section,
             "hidden": hidden,
+            "positional": positional,
         },
     )
 
@@ -140,7 +144,7 @@ def add_group(
             "default": argparse.SUPPRESS,
             "help": argparse.SUPPRESS if meta["hidden"] else meta["help"] + ("" if switch_off else _shown(_default(f))),
         }
-        if required:
+        if required and not meta["positional"]:  # a positional is required by being one
             common["required"] = True
         if kind is bool and not many:
             into.add_argument(
@@ -152,7 +156,7 @@ def add_group(
         elif many:
             common["nargs"] = "+"  # --x A B
         into.add_argument(
-            flag_name(f),
+            *([] if meta["positional"] else [flag_name(f)]),
             type=meta["type"] or kind,
             choices=meta["choices"],
             metavar=meta["metavar"] or (None if meta["choices"] else kind.__name__.upper()),

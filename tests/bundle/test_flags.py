@@ -26,6 +26,12 @@ class Demo:
     internal: int | None = setting(None, "the program's own switch", hidden=True)
 
 
+@dataclass
+class Stats:
+    root: str = setting(REQUIRED, "dataset folder", metavar="ROOT", positional=True)
+    samples: int = setting(8, "photos per class")
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser()
     add_group(p, "demo", Demo, title="demo options")
@@ -117,3 +123,13 @@ def test_help_groups_flags_and_shows_defaults_only_where_they_mean_something():
     assert "--bundle PATH a bundle (repeat) (default: b)" in text
     assert "--hidden" not in text
     assert "--internal" not in text  # a working flag, out of --help
+
+
+def test_a_positional_setting_is_a_required_argument_named_by_its_metavar(capsys):
+    p = argparse.ArgumentParser()
+    add_group(p, "stats", Stats)
+    assert Stats(**given(p.parse_args(["d", "--samples", "3"]), "stats")) == Stats(root="d", samples=3)
+    assert "stats options: ROOT dataset folder --samples" in " ".join(p.format_help().split())
+    with pytest.raises(SystemExit):
+        p.parse_args(["--samples", "3"])
+    assert "the following arguments are required: ROOT" in capsys.readouterr().err

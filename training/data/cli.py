@@ -156,25 +156,24 @@ def _run_others(cfg: OthersConfig) -> int:
 
 
 def _add_stats(sub) -> None:
-    p = sub.add_parser(
+    _subcommand(
+        sub,
         "stats",
+        StatsConfig,
+        "dataset and contact sheet",
+        _run_stats,
         help="per-class/per-split counts, train mean/std, and a contact sheet PNG",
         description="Print what a dataset holds (counts per class and split, the train-only mean/std "
         "from dataset.json, image sizes) and draw a contact sheet: one row of sample "
         "photos per class.",
     )
-    p.add_argument("root", metavar="ROOT", help="dataset folder (with dataset.json)")
-    add_group(p, "stats", StatsConfig, title="contact sheet").add_argument(
-        "--no-sheet", action="store_true", help="print the table only"
-    )
-    p.set_defaults(run=_run_stats)
 
 
-def _run_stats(args: argparse.Namespace) -> int:
-    ds = load_dataset(args.root)
+def _run_stats(cfg: StatsConfig) -> int:
+    ds = load_dataset(cfg.root)
     print(describe(ds))
-    if not args.no_sheet:
-        print(f"contact sheet: {contact_sheet(ds, StatsConfig(root=args.root, **given(args, 'stats')))}")
+    if cfg.draw:
+        print(f"contact sheet: {contact_sheet(ds, cfg)}")
     return 0
 
 

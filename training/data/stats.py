@@ -28,11 +28,12 @@ GAP = 2
 
 @dataclass
 class StatsConfig:
-    root: str = setting(REQUIRED, "dataset folder (with dataset.json)", cli=False)  # stats's positional ROOT
+    root: str = setting(REQUIRED, "dataset folder (with dataset.json)", metavar="ROOT", positional=True)
     sheet: str | None = setting(None, "PNG to write (default: ROOT/contact_sheet.png)", metavar="FILE")
     samples: int = setting(8, "photos per class", type=positive, metavar="N")
     thumb: int = setting(64, "size of each photo", type=positive, metavar="PX")
     split: str = setting("train", "which split's photos to show", SPLITS)
+    draw: bool = setting(True, "print the table only", flag="--no-sheet")  # read by the stats command
 
 
 def describe(ds: Dataset) -> str:
