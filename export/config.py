@@ -16,7 +16,7 @@ import argparse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bundle.flags import add_group, apply_flags, setting
+from bundle.flags import REQUIRED, add_group, apply_flags, given, setting
 
 
 @dataclass
@@ -81,9 +81,13 @@ class ModelConfig:
 
 @dataclass
 class ExportConfig:
-    run: Path
-    out: Path
-    data: Path | None = None  # overrides the run's config.json data.root
+    run: Path = setting(REQUIRED, "trained run directory (training.run)", metavar="RUN")
+    out: Path = setting(
+        REQUIRED,
+        "bundle directory to publish (replaced atomically; the old one kept as .NAME.previous)",
+        metavar="OUT",
+    )
+    data: Path | None = setting(None, "dataset root (default: the run's config.json data.root)", metavar="DATA")
     prune: PruneConfig = field(default_factory=PruneConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -121,15 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         "against the float model on the test split, and publish a bundle atomically.",
         epilog="example: python -m export --run artifacts/run --out artifacts/bundle --target-sparsity 0.8",
     )
-    io = p.add_argument_group("input and output")
-    io.add_argument("--run", type=Path, required=True, help="trained run directory (training.run)")
-    io.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        help="bundle directory to publish (replaced atomically; the old one kept as .NAME.previous)",
-    )
-    io.add_argument("--data", type=Path, default=None, help="dataset root (default: the run's config.json data.root)")
+    add_group(p, "export", ExportConfig, title="input and output")  # --run, --out, --data; not the nested groups
     for group, cls in GROUPS.items():
         add_group(p, group, cls, HELP[group], title=group)
     return p
@@ -137,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> ExportConfig:
     groups = {group: apply_flags(cls(), args, group) for group, cls in GROUPS.items()}
-    return ExportConfig(run=args.run, out=args.out, data=args.data, **groups)
+    return ExportConfig(**given(args, "export"), **groups)
 
 
 def validate(cfg: ExportConfig) -> None:
