@@ -25,10 +25,13 @@ import sys
 import tempfile
 import threading
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from bundle.flags import add_group, given, setting
 
 DRIVER = Path(__file__).resolve().with_name("page_driver.mjs")
 WEB_PREFIX = "assets/web/"
@@ -132,26 +135,27 @@ def drive(job: dict, timeout: float = 300, prefix: tuple[str, ...] = ()) -> dict
     return out
 
 
+@dataclass
+class PageConfig:
+    apk: Path = setting(Path("artifacts/officenet-demo.apk"), "built APK", metavar="APK")
+    port: int = setting(8080, "port on 127.0.0.1", metavar="PORT")
+    isolation: bool = setting(
+        True, "leave out the cross-origin isolation headers the APK sends (COOP/COEP)", flag="--no-isolation"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m android_demo.page", description="Serve the demo APK's page on 127.0.0.1 for a desktop browser."
     )
-    p.add_argument(
-        "--apk", type=Path, default=Path("artifacts/officenet-demo.apk"), help="built APK (default: %(default)s)"
-    )
-    p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default: %(default)s)")
-    p.add_argument(
-        "--no-isolation",
-        action="store_true",
-        help="leave out the cross-origin isolation headers the APK sends (COOP/COEP)",
-    )
-    args = p.parse_args(argv)
-    if not args.apk.is_file():
-        print(f"error: no APK at {args.apk}; build one with: make apk", file=sys.stderr)
+    add_group(p, "page", PageConfig, title="the page")
+    cfg = PageConfig(**given(p.parse_args(argv), "page"))
+    if not cfg.apk.is_file():
+        print(f"error: no APK at {cfg.apk}; build one with: make apk", file=sys.stderr)
         return 2
     try:
-        with site(args.apk, args.port, {} if args.no_isolation else None) as url:
-            print(f"serving the page of {args.apk} at {url}index.html  (Ctrl-C stops)")
+        with site(cfg.apk, cfg.port, None if cfg.isolation else {}) as url:
+            print(f"serving the page of {cfg.apk} at {url}index.html  (Ctrl-C stops)")
             print(f"  fallback to a server: {url}index.html?ondevice=0&server=http://127.0.0.1:8000")
             threading.Event().wait()
     except (PageError, OSError) as e:
