@@ -3,12 +3,15 @@
 Every field has a working default and a ``--flag`` of the same name (underscores become dashes),
 grouped in ``--help`` like timm's train.py (``bundle.flags``, the pattern of every CLI here). The
 resolved configuration is saved as ``RUN/config.json``, and ``--resume`` reads it back so that a
-resumed run trains the same model.
+resumed run trains the same model. ``--data``, ``--out`` and ``--resume`` are ``Invocation``'s:
+what one invocation is asked to do, which ``training.train`` resolves into ``data.root``,
+``runtime.out`` and ``runtime.resume``.
 
-    from training.config import TrainConfig, build_parser, config_from_args
+    from training.config import TrainConfig, build_parser, config_from_args, invocation_from_args
     cfg = TrainConfig()                                    # defaults
     args = build_parser().parse_args(["--data", "data/office20", "--out", "artifacts/run", "--lr", "3e-3"])
     cfg = config_from_args(args)                           # defaults <- flags given
+    invocation_from_args(args).out                         # 'artifacts/run'
     cfg.to_dict()                                          # what config.json holds
 """
 
@@ -18,7 +21,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field, fields
 
-from bundle.flags import add_group, apply_flags, setting
+from bundle.flags import REQUIRED, add_group, apply_flags, given, setting
 
 
 @dataclass
@@ -159,6 +162,17 @@ class RuntimeConfig:
     train_eval: bool = setting(True, "evaluate the final model on the (unaugmented) train split too")
 
 
+@dataclass
+class Invocation:
+    data: str = setting(REQUIRED, "dataset folder (with dataset.json)", metavar="ROOT")
+    out: str = setting(REQUIRED, "run directory to write", metavar="RUN")
+    resume: bool = setting(
+        False,
+        "continue the run in --out from its last complete checkpoint (with its saved "
+        "config; flags given again override it, e.g. a larger --epochs)",
+    )
+
+
 GROUPS = {
     "model": ModelConfig,
     "data": DataConfig,
@@ -199,7 +213,7 @@ class TrainConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI: ``--data`` and ``--out`` plus one flag per config field, grouped by concern.
+    """The CLI: ``Invocation``'s flags plus one flag per config field, grouped by concern.
 
     Flags default to SUPPRESS so that the parsed namespace holds only what was typed: that is what
     lets ``--resume`` take the saved config and override only the flags given again.
@@ -210,16 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(model.keras, preprocess.json, config.json, metrics.json, history.csv, plots, "
         "checkpoints/, logs/).",
         epilog="Example: python -m training.train --data data/office20 --out artifacts/run --epochs 30",
-        argument_default=argparse.SUPPRESS,
     )
-    p.add_argument("--data", required=True, metavar="ROOT", help="dataset folder (with dataset.json)")
-    p.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --out from its last complete checkpoint (with its saved "
-        "config; flags given again override it, e.g. a larger --epochs)",
-    )
+    add_group(p, "invocation", Invocation, title="input and output")
     for group_name, group_cls in GROUPS.items():
         add_group(p, group_name, group_cls)
     return p
@@ -229,3 +235,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     """``base`` (defaults, or the saved config on --resume) with the flags given on top."""
     cfg = TrainConfig.from_dict(base.to_dict()) if base else TrainConfig()
     return TrainConfig(**{name: apply_flags(getattr(cfg, name), args, name) for name in GROUPS})
+
+
+def invocation_from_args(args: argparse.Namespace) -> Invocation:
+    """``--data``, ``--out`` and ``--resume`` as given."""
+    return Invocation(**given(args, "invocation"))

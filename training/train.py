@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 
 from bundle.preprocess import PreprocessSpec
 from training import run as run_files
-from training.config import TrainConfig, build_parser, config_from_args
+from training.config import TrainConfig, build_parser, config_from_args, invocation_from_args
 from training.data.dataset import Dataset, DatasetError, load_dataset
 from training.hardware import Hardware
 from training.hardware import setup as setup_hardware
@@ -100,9 +100,10 @@ def resolve_for_dataset(cfg: TrainConfig, ds: Dataset) -> None:
 
 def resolve_config(argv: list[str] | None) -> TrainConfig:
     args = build_parser().parse_args(argv)
-    out = Path(args.out).resolve()
+    asked = invocation_from_args(args)
+    out = Path(asked.out).resolve()
     base = None
-    if getattr(args, "resume", False):
+    if asked.resume:
         if not (out / run_files.CONFIG_JSON).is_file():
             raise UsageError(
                 f"--resume: {out / run_files.CONFIG_JSON} not found (nothing to resume; drop --resume to start a run)"
@@ -112,9 +113,9 @@ def resolve_config(argv: list[str] | None) -> TrainConfig:
         except run_files.RunError as e:
             raise UsageError(f"--resume: {e}") from None
     cfg = config_from_args(args, base)
-    cfg.data.root = str(Path(args.data).resolve())
+    cfg.data.root = str(Path(asked.data).resolve())
     cfg.runtime.out = str(out)
-    cfg.runtime.resume = getattr(args, "resume", False)
+    cfg.runtime.resume = asked.resume
     # Per invocation, not part of the run: a resumed run must not inherit the last one's limit.
     cfg.runtime.stop_after = vars(args).get("runtime.stop_after", 0)
     checkpoints = out / run_files.CHECKPOINTS
