@@ -33,9 +33,10 @@ import numpy as np
 from bench.record import cpu_info, cpu_line, parse_flags, record
 from bundle.flags import setting
 from bundle.manifest import BundleError, load_bundle
+from training.data.fetch import shared_folder
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO.parent / "shared" / "datasets" / "imagenet-samples" / "images"
+SAMPLES = shared_folder("imagenet-samples") / "images"
 GOAL_RATIO = 2.0
 GOAL_FRAME_MS = 33.0  # at 4x throttling: 30 frames/s
 THROTTLING = (1, 4, 6)
