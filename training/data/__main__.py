@@ -1,4 +1,5 @@
 """``python -m training.data ...``: build a dataset (see ``training.data.cli``)."""
+
 import sys
 
 from training.data.cli import main

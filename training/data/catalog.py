@@ -6,6 +6,7 @@ such file given by path.
     from training.data.catalog import load_catalog
     classes = load_catalog("office20")        # [ClassInfo(wnid="n03085013", label="computer keyboard"), ...]
 """
+
 from __future__ import annotations
 
 import re
@@ -31,8 +32,11 @@ def catalog_names() -> list[str]:
 
 def classes_setting():
     """The ``--classes`` field of every source's config (import, download, fetch)."""
-    return setting(DEFAULT_CATALOG, f"class catalog: one of {', '.join(catalog_names())}, or a path to a "
-                                    "wnid<TAB>label file", metavar="CATALOG")
+    return setting(
+        DEFAULT_CATALOG,
+        f"class catalog: one of {', '.join(catalog_names())}, or a path to a wnid<TAB>label file",
+        metavar="CATALOG",
+    )
 
 
 def load_catalog(name_or_path: str | Path = DEFAULT_CATALOG) -> list[ClassInfo]:
@@ -41,8 +45,9 @@ def load_catalog(name_or_path: str | Path = DEFAULT_CATALOG) -> list[ClassInfo]:
     if not path.is_file():
         path = CATALOG_DIR / f"{name_or_path}.tsv"
     if not path.is_file():
-        raise ValueError(f"unknown class catalog {str(name_or_path)!r}: not a file, and not one of "
-                         f"{', '.join(catalog_names())}")
+        raise ValueError(
+            f"unknown class catalog {str(name_or_path)!r}: not a file, and not one of {', '.join(catalog_names())}"
+        )
     classes, seen = [], set()
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip() or line.startswith("#"):

@@ -20,16 +20,17 @@ Mean/std come from the train split only.
     ds = load_dataset("data/office20")
     for path, label in ds.items("train"): ...
 """
+
 from __future__ import annotations
 
 import hashlib
+import json
 import statistics
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-import json
 import numpy as np
 
 from bundle.atomic import write_json_atomic
@@ -51,8 +52,8 @@ class DatasetError(Exception):
 
 @dataclass(frozen=True)
 class FileEntry:
-    path: str          # relative to the dataset root, posix
-    label: int         # class index
+    path: str  # relative to the dataset root, posix
+    label: int  # class index
     split: str
     sha256: str
 
@@ -91,8 +92,7 @@ class Dataset:
         train-side classes, test only from evaluation-only classes. Empty without others."""
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; splits are {SPLITS}")
-        return [(self.root / f["path"], f["wnid"]) for f in (self.others or {}).get("files", [])
-                if f["split"] == split]
+        return [(self.root / f["path"], f["wnid"]) for f in (self.others or {}).get("files", []) if f["split"] == split]
 
     def items(self, split: str) -> list[tuple[Path, int]]:
         """(absolute path, class index) for every file of one split, in a stable order."""
@@ -123,9 +123,15 @@ def _pixel_sums(path: Path) -> tuple[np.ndarray, np.ndarray, int, tuple[int, int
     return arr.sum(0), (arr * arr).sum(0), arr.shape[0], img.size
 
 
-def build_dataset(root: str | Path, classes: list[ClassInfo], source: dict, catalog: str = "custom",
-                  seed: int = 0, fractions: dict[str, float] = DEFAULT_FRACTIONS,
-                  workers: int = 4) -> Dataset:
+def build_dataset(
+    root: str | Path,
+    classes: list[ClassInfo],
+    source: dict,
+    catalog: str = "custom",
+    seed: int = 0,
+    fractions: dict[str, float] = DEFAULT_FRACTIONS,
+    workers: int = 4,
+) -> Dataset:
     """Scan ``root/<wnid>/*``, assign splits, compute train mean/std, write dataset.json."""
     root = Path(root)
     if abs(sum(fractions.values()) - 1) > 1e-9 or set(fractions) != set(SPLITS):
@@ -146,7 +152,7 @@ def build_dataset(root: str | Path, classes: list[ClassInfo], source: dict, cata
         try:
             sums = list(pool.map(_pixel_sums, train))
         except ImageError as e:
-            raise DatasetError(f"a train image can't be decoded ({e}); re-run the import or remove it")
+            raise DatasetError(f"a train image can't be decoded ({e}); re-run the import or remove it") from e
     for index, cls in enumerate(classes):
         if not any(f.label == index and f.split == "train" for f in files):
             raise DatasetError(f"class {cls.wnid} ({cls.label}) has no train images: add more photos")
@@ -162,17 +168,27 @@ def build_dataset(root: str | Path, classes: list[ClassInfo], source: dict, cata
         counts[f.split][classes[f.label].wnid] += 1
     content = hashlib.sha256("".join(f"{f.path}:{f.split}:{f.sha256}\n" for f in files).encode()).hexdigest()
     meta = {
-        "format": FORMAT, "version": VERSION, "id": f"{catalog}-{content[:12]}", "catalog": catalog,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "source": source,
+        "format": FORMAT,
+        "version": VERSION,
+        "id": f"{catalog}-{content[:12]}",
+        "catalog": catalog,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": source,
         "classes": [{"index": i, "wnid": c.wnid, "label": c.label} for i, c in enumerate(classes)],
         "splits": {"seed": seed, "fractions": fractions, "method": SPLIT_METHOD},
         "files": [{"path": f.path, "class": f.label, "split": f.split, "sha256": f.sha256} for f in files],
         "counts": counts,
-        "stats": {"mean": [round(float(x), 4) for x in mean], "std": [round(float(x), 4) for x in std],
-                  "images": len(train), "pixels": "RGB 0..255 of the decoded train images"},
-        "image_size": {"median_width": int(statistics.median(widths)),
-                       "median_height": int(statistics.median(heights)),
-                       "min_side": int(min(min(widths), min(heights)))},
+        "stats": {
+            "mean": [round(float(x), 4) for x in mean],
+            "std": [round(float(x), 4) for x in std],
+            "images": len(train),
+            "pixels": "RGB 0..255 of the decoded train images",
+        },
+        "image_size": {
+            "median_width": int(statistics.median(widths)),
+            "median_height": int(statistics.median(heights)),
+            "min_side": int(min(min(widths), min(heights))),
+        },
     }
     previous = _previous_others(root)
     if previous:
@@ -197,15 +213,19 @@ def load_dataset(root: str | Path) -> Dataset:
     root = Path(root)
     path = root / DATASET_JSON
     if not root.is_dir():
-        raise DatasetError(f"dataset folder {root} does not exist (make one with `make data` "
-                           f"or `python -m training.data import --from DIR --out {root}`)")
+        raise DatasetError(
+            f"dataset folder {root} does not exist (make one with `make data` "
+            f"or `python -m training.data import --from DIR --out {root}`)"
+        )
     if not path.is_file():
-        raise DatasetError(f"{root} is not an officenet dataset: {DATASET_JSON} is missing "
-                           f"(make it with `python -m training.data import --from DIR --out {root}`)")
+        raise DatasetError(
+            f"{root} is not an officenet dataset: {DATASET_JSON} is missing "
+            f"(make it with `python -m training.data import --from DIR --out {root}`)"
+        )
     try:
         meta = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise DatasetError(f"{path} is not valid JSON: {e}")
+        raise DatasetError(f"{path} is not valid JSON: {e}") from e
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise DatasetError(f"{path} is not an {FORMAT} v{VERSION} manifest")
     for key in ("id", "classes", "files", "stats", "splits"):
@@ -216,8 +236,11 @@ def load_dataset(root: str | Path) -> Dataset:
     for index, cls in enumerate(classes):
         if not any(f.label == index and f.split == "train" for f in files):
             raise DatasetError(f"class {cls.wnid} ({cls.label}) has no train images in {path}")
-    missing = [p for p in [f.path for f in files] + [f["path"] for f in meta.get("others", {}).get("files", [])]
-               if not (root / p).is_file()]
+    missing = [
+        p
+        for p in [f.path for f in files] + [f["path"] for f in meta.get("others", {}).get("files", [])]
+        if not (root / p).is_file()
+    ]
     if missing:
         raise DatasetError(f"{len(missing)} files listed in {path} are missing, e.g. {missing[0]}")
     return Dataset(root=root, meta=meta, classes=classes, files=files)

@@ -15,6 +15,7 @@ after all downloads, never by which response came first.
     from training.data.download import DownloadConfig, download
     ds = download(DownloadConfig(urls="urls.tsv", out="data/office20", workers=8, per_host=2))
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,7 +27,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -57,20 +58,33 @@ class DownloadConfig:
     classes: str = classes_setting()
     seed: int = setting(0, "seed of the train/val/test split")
     workers: int = setting(8, "concurrent downloads in all", type=positive, section="network")
-    per_host: int = setting(2, "concurrent downloads per host (politeness)", type=positive, metavar="N",
-                            section="network")
-    timeout: float = setting(10.0, "limit for one attempt, from connecting to the last byte", metavar="SECONDS",
-                             section="network")
-    retries: int = setting(3, "extra attempts after a transient failure (5xx, 429, timeout, reset)", metavar="N",
-                           section="network")
-    backoff: float = setting(0.5, "wait before the first retry, doubled for each next one (or the server's "
-                                  "Retry-After)", metavar="SECONDS", section="network")
-    min_bytes: int = setting(5000, "smaller files are rejected as too_small", type=positive, metavar="N",
-                             section="what is kept")
-    max_bytes: int = setting(30_000_000, "larger responses are abandoned", type=positive, metavar="N",
-                             section="what is kept")
-    placeholders: str = setting(str(DEFAULT_PLACEHOLDERS), "JSON with sha256, url_markers and sizes ([w, h]) of "
-                                "'photo unavailable' images", metavar="FILE", section="what is kept")
+    per_host: int = setting(
+        2, "concurrent downloads per host (politeness)", type=positive, metavar="N", section="network"
+    )
+    timeout: float = setting(
+        10.0, "limit for one attempt, from connecting to the last byte", metavar="SECONDS", section="network"
+    )
+    retries: int = setting(
+        3, "extra attempts after a transient failure (5xx, 429, timeout, reset)", metavar="N", section="network"
+    )
+    backoff: float = setting(
+        0.5,
+        "wait before the first retry, doubled for each next one (or the server's Retry-After)",
+        metavar="SECONDS",
+        section="network",
+    )
+    min_bytes: int = setting(
+        5000, "smaller files are rejected as too_small", type=positive, metavar="N", section="what is kept"
+    )
+    max_bytes: int = setting(
+        30_000_000, "larger responses are abandoned", type=positive, metavar="N", section="what is kept"
+    )
+    placeholders: str = setting(
+        str(DEFAULT_PLACEHOLDERS),
+        "JSON with sha256, url_markers and sizes ([w, h]) of 'photo unavailable' images",
+        metavar="FILE",
+        section="what is kept",
+    )
 
 
 @dataclass(frozen=True)
@@ -80,14 +94,19 @@ class Placeholders:
     sizes: frozenset[tuple[int, int]]
 
     @classmethod
-    def load(cls, path: str | Path) -> "Placeholders":
+    def load(cls, path: str | Path) -> Placeholders:
         try:
             raw = json.loads(Path(path).read_text())
-            return cls(frozenset(s.lower() for s in raw.get("sha256", [])), tuple(raw.get("url_markers", [])),
-                       frozenset((int(w), int(h)) for w, h in raw.get("sizes", [])))
+            return cls(
+                frozenset(s.lower() for s in raw.get("sha256", [])),
+                tuple(raw.get("url_markers", [])),
+                frozenset((int(w), int(h)) for w, h in raw.get("sizes", [])),
+            )
         except (OSError, ValueError, TypeError, AttributeError) as e:
-            raise SourceError(f"--placeholders {path}: expected a JSON object with lists "
-                              f"sha256, url_markers, sizes ([w, h] pairs): {e}")
+            raise SourceError(
+                f"--placeholders {path}: expected a JSON object with lists "
+                f"sha256, url_markers, sizes ([w, h] pairs): {e}"
+            ) from e
 
 
 @dataclass(frozen=True)
@@ -95,14 +114,14 @@ class Job:
     line: int
     wnid: str
     url: str
-    stem: str       # file name without suffix
+    stem: str  # file name without suffix
 
 
 @dataclass
 class Outcome:
     reason: str
     detail: str = ""
-    file: str | None = None     # relative to ROOT, for kept photos
+    file: str | None = None  # relative to ROOT, for kept photos
     sha256: str | None = None
 
 
@@ -118,8 +137,7 @@ def read_url_list(path: Path, classes: list[ClassInfo]) -> tuple[list[Job], Coun
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.strip().split(None, 1)
-        if len(parts) != 2 or not WNID.match(parts[0][:9]) or parts[0][9:10] not in ("", "_") \
-                or "://" not in parts[1]:
+        if len(parts) != 2 or not WNID.match(parts[0][:9]) or parts[0][9:10] not in ("", "_") or "://" not in parts[1]:
             skipped["malformed"] += 1
             continue
         ident, url = parts[0], parts[1].strip()
@@ -131,13 +149,18 @@ def read_url_list(path: Path, classes: list[ClassInfo]) -> tuple[list[Job], Coun
             skipped["repeated_url"] += 1
             continue
         seen_urls.add(url)
-        stem = ident if ident != wnid and ident not in seen_stems and ident.replace("_", "").isalnum() \
+        stem = (
+            ident
+            if ident != wnid and ident not in seen_stems and ident.replace("_", "").isalnum()
             else f"{wnid}_{hashlib.sha1(url.encode()).hexdigest()[:12]}"
+        )
         seen_stems.add(stem)
         jobs.append(Job(n, wnid, url, stem))
     if not jobs:
-        raise SourceError(f"--urls {path}: no usable lines for the {len(classes)} catalog classes "
-                          f"(skipped: {dict(skipped) or 'none'}); lines must be 'wnid<TAB>url'")
+        raise SourceError(
+            f"--urls {path}: no usable lines for the {len(classes)} catalog classes "
+            f"(skipped: {dict(skipped) or 'none'}); lines must be 'wnid<TAB>url'"
+        )
     return jobs, skipped
 
 
@@ -165,8 +188,9 @@ def _suffix(data: bytes) -> str | None:
     return None
 
 
-def fetch_one(job: Job, root: Path, cfg: DownloadConfig, policy: RetryPolicy, gate: HostGate,
-              placeholders: Placeholders) -> Outcome:
+def fetch_one(
+    job: Job, root: Path, cfg: DownloadConfig, policy: RetryPolicy, gate: HostGate, placeholders: Placeholders
+) -> Outcome:
     """Download, check and (if kept) atomically write one photo."""
     try:
         page = get_bytes(job.url, policy, cfg.max_bytes, gate=lambda: gate(job.url))
@@ -234,8 +258,9 @@ def settle(jobs: list[Job], state: State, root: Path) -> None:
                 path.unlink()
 
 
-def write_report(root: Path, cfg: DownloadConfig, jobs: list[Job], skipped: Counter, state: State,
-                 classes: list[ClassInfo]) -> dict:
+def write_report(
+    root: Path, cfg: DownloadConfig, jobs: list[Job], skipped: Counter, state: State, classes: list[ClassInfo]
+) -> dict:
     counts = Counter({r: 0 for r in REASONS})
     per_class = {c.wnid: dict.fromkeys(REASONS, 0) for c in classes}
     examples: dict[str, list] = {}
@@ -245,9 +270,16 @@ def write_report(root: Path, cfg: DownloadConfig, jobs: list[Job], skipped: Coun
         per_class[job.wnid][o.reason] += 1
         if o.reason != "ok" and len(examples.setdefault(o.reason, [])) < EXAMPLES_PER_REASON:
             examples[o.reason].append({"line": job.line, "url": job.url, "detail": o.detail})
-    report = {"urls": str(Path(cfg.urls).resolve()), "requested": len(jobs), "skipped_lines": dict(skipped),
-              "counts": dict(counts), "per_class": per_class, "examples": examples, "config": asdict(cfg),
-              "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    report = {
+        "urls": str(Path(cfg.urls).resolve()),
+        "requested": len(jobs),
+        "skipped_lines": dict(skipped),
+        "counts": dict(counts),
+        "per_class": per_class,
+        "examples": examples,
+        "config": asdict(cfg),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     write_json_atomic(root / REPORT_FILE, report)
     return report
 
@@ -262,7 +294,7 @@ def download(cfg: DownloadConfig) -> Dataset:
     try:
         classes = load_catalog(cfg.classes)
     except ValueError as e:
-        raise SourceError(str(e))
+        raise SourceError(str(e)) from e
     placeholders = Placeholders.load(cfg.placeholders)
     root = Path(cfg.out).expanduser()
     jobs, skipped = read_url_list(Path(cfg.urls).expanduser(), classes)
@@ -272,14 +304,21 @@ def download(cfg: DownloadConfig) -> Dataset:
         temp.unlink()
     state = State(root)
     # Done = any recorded outcome, except a kept photo whose file has since gone.
-    todo = [j for j in jobs if j.url not in state.done
-            or state.done[j.url].reason == "ok" and not (root / state.done[j.url].file).is_file()]
+    todo = [
+        j
+        for j in jobs
+        if j.url not in state.done or state.done[j.url].reason == "ok" and not (root / state.done[j.url].file).is_file()
+    ]
     policy = RetryPolicy(cfg.timeout, cfg.retries, cfg.backoff)
     gate = HostGate(cfg.per_host)
-    print(f"downloading {len(todo)} of {len(jobs)} URLs ({len(jobs) - len(todo)} already done) into {root}",
-          file=sys.stderr)
-    with ThreadPoolExecutor(cfg.workers) as pool, \
-            tqdm(total=len(todo), unit="url", disable=not sys.stderr.isatty()) as bar:
+    print(
+        f"downloading {len(todo)} of {len(jobs)} URLs ({len(jobs) - len(todo)} already done) into {root}",
+        file=sys.stderr,
+    )
+    with (
+        ThreadPoolExecutor(cfg.workers) as pool,
+        tqdm(total=len(todo), unit="url", disable=not sys.stderr.isatty()) as bar,
+    ):
         futures = {pool.submit(fetch_one, j, root, cfg, policy, gate, placeholders): j for j in todo}
         try:
             kept = 0
@@ -299,10 +338,16 @@ def download(cfg: DownloadConfig) -> Dataset:
     report = write_report(root, cfg, jobs, skipped, state, classes)
     empty = [c for c in classes if report["per_class"][c.wnid]["ok"] == 0]
     if empty:
-        raise SourceError(f"no photo was kept for {len(empty)} classes: "
-                          f"{', '.join(f'{c.wnid} ({c.label})' for c in empty)}; see {root / REPORT_FILE}")
-    source = {"kind": "download", "urls": report["urls"], "report": REPORT_FILE, "counts": report["counts"],
-              "config": asdict(cfg)}
+        raise SourceError(
+            f"no photo was kept for {len(empty)} classes: "
+            f"{', '.join(f'{c.wnid} ({c.label})' for c in empty)}; see {root / REPORT_FILE}"
+        )
+    source = {
+        "kind": "download",
+        "urls": report["urls"],
+        "report": REPORT_FILE,
+        "counts": report["counts"],
+        "config": asdict(cfg),
+    }
     catalog = Path(cfg.classes).stem if Path(cfg.classes).is_file() else cfg.classes
     return build_dataset(root, classes, source, catalog=catalog, seed=cfg.seed)
-

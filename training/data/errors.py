@@ -1,7 +1,7 @@
 """The error every data source raises for a problem the user can fix (exit code 2 in the CLI).
 
-    from training.data.errors import SourceError
-    raise SourceError("classes missing in /data/imagenet: n03085013 (computer keyboard)")
+from training.data.errors import SourceError
+raise SourceError("classes missing in /data/imagenet: n03085013 (computer keyboard)")
 """
 
 

@@ -14,6 +14,7 @@ the same download, cache and checksum (``ArchiveConfig``).
     from training.data.fetch import FetchConfig, fetch
     ds = fetch(FetchConfig(out="data/office20"))
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,9 +50,11 @@ def shared_folder(name: str) -> Path:
 
 
 DEFAULT_LOCAL = shared_folder(OFFICE_FOLDER)  # as shown in --help
-OFFLINE_HINT = ("To build the dataset from photos you already have, point DATA at them: "
-                "make data DATA=data/office20 DATA_SOURCE=import DATA_ARGS='--from /path/to/tiny-imagenet-200' "
-                "(or an ImageNet train folder, or <class>/<images> folders).")
+OFFLINE_HINT = (
+    "To build the dataset from photos you already have, point DATA at them: "
+    "make data DATA=data/office20 DATA_SOURCE=import DATA_ARGS='--from /path/to/tiny-imagenet-200' "
+    "(or an ImageNet train folder, or <class>/<images> folders)."
+)
 
 
 def default_cache() -> str:
@@ -69,13 +72,23 @@ class ArchiveUnreachable(SourceError):
 @dataclass(kw_only=True)
 class ArchiveConfig:
     """Where the Tiny ImageNet archive comes from and is kept (shared by fetch and import-others)."""
+
     url: str = setting(TINY_IMAGENET_URL, "the archive to download", metavar="URL", section=ARCHIVE_FLAGS)
-    checksum: str = setting(TINY_IMAGENET_CHECKSUM, "expected md5:... or sha256:... of the archive",
-                            metavar="ALGO:HEX", section=ARCHIVE_FLAGS)
-    cache: str = setting(default_cache, "where the archive and the extracted classes are kept ($OFFICENET_CACHE)",
-                         metavar="DIR", section=ARCHIVE_FLAGS)
-    timeout: float = setting(60.0, "how long a stalled download may wait for data", metavar="SECONDS",
-                             section=ARCHIVE_FLAGS)
+    checksum: str = setting(
+        TINY_IMAGENET_CHECKSUM,
+        "expected md5:... or sha256:... of the archive",
+        metavar="ALGO:HEX",
+        section=ARCHIVE_FLAGS,
+    )
+    cache: str = setting(
+        default_cache,
+        "where the archive and the extracted classes are kept ($OFFICENET_CACHE)",
+        metavar="DIR",
+        section=ARCHIVE_FLAGS,
+    )
+    timeout: float = setting(
+        60.0, "how long a stalled download may wait for data", metavar="SECONDS", section=ARCHIVE_FLAGS
+    )
     retries: int = setting(3, "download retries", metavar="N", section=ARCHIVE_FLAGS)
 
 
@@ -83,11 +96,13 @@ class ArchiveConfig:
 class FetchConfig(ArchiveConfig):
     out: str = setting(REQUIRED, "dataset folder to write", metavar="ROOT")
     classes: str = classes_setting()
-    local: str | None = setting(None, f"a local Tiny ImageNet folder (default: ${LOCAL_ENV}, else the shared copy "
-                                      "if present)", metavar="DIR")
+    local: str | None = setting(
+        None, f"a local Tiny ImageNet folder (default: ${LOCAL_ENV}, else the shared copy if present)", metavar="DIR"
+    )
     use_local: bool = setting(True, "ignore local copies: always use the archive", flag="--no-local")
-    per_class: int | None = setting(None, "keep a deterministic subset of N photos per class (default: all)",
-                                    type=positive, metavar="N")
+    per_class: int | None = setting(
+        None, "keep a deterministic subset of N photos per class (default: all)", type=positive, metavar="N"
+    )
     seed: int = setting(0, "seed of the subset and of the split")
 
 
@@ -129,18 +144,22 @@ def download_archive(cfg: ArchiveConfig) -> Path:
     print(f"downloading {cfg.url} into {cache}", file=sys.stderr)
     try:
         with open(part, "wb") as out, tqdm(unit="B", unit_scale=True, disable=not sys.stderr.isatty()) as bar:
+
             def progress(done: int, total: int | None) -> None:
                 bar.total = total
                 bar.update(done - bar.n)
+
             download_to(cfg.url, out, RetryPolicy(cfg.timeout, cfg.retries, 1.0), progress)
         got = file_digest(part, algo)
         if got != want:
-            raise SourceError(f"checksum mismatch for {cfg.url}: got {algo}:{got}, expected {algo}:{want}. "
-                              f"The download is corrupt or the file changed upstream; nothing was kept. "
-                              f"Re-run, or pass --checksum if you trust a new archive.")
+            raise SourceError(
+                f"checksum mismatch for {cfg.url}: got {algo}:{got}, expected {algo}:{want}. "
+                f"The download is corrupt or the file changed upstream; nothing was kept. "
+                f"Re-run, or pass --checksum if you trust a new archive."
+            )
         os.replace(part, target)
     except FetchFailure as e:
-        raise ArchiveUnreachable(f"cannot download {cfg.url}: {e.detail}")
+        raise ArchiveUnreachable(f"cannot download {cfg.url}: {e.detail}") from e
     finally:
         part.unlink(missing_ok=True)
     return target
@@ -155,11 +174,12 @@ def archive_wnids(archive: Path) -> list[str]:
                 raise SourceError(f"{archive} is not Tiny ImageNet: no wnids.txt inside")
             return sorted({w for w in zf.read(listed).decode().split() if WNID.match(w)})
     except zipfile.BadZipFile as e:
-        raise SourceError(f"{archive} is not a zip archive: {e}")
+        raise SourceError(f"{archive} is not a zip archive: {e}") from e
 
 
-def archive_classes(cfg: ArchiveConfig, wnids: list[str] | None = None,
-                    exclude: frozenset[str] = frozenset()) -> tuple[Path, dict]:
+def archive_classes(
+    cfg: ArchiveConfig, wnids: list[str] | None = None, exclude: frozenset[str] = frozenset()
+) -> tuple[Path, dict]:
     """The archive's ``wnids`` (default: all it holds) minus ``exclude``, downloaded and verified if
     needed and extracted once into the cache: (folder, provenance)."""
     archive = download_archive(cfg)
@@ -178,7 +198,7 @@ def extract_classes(archive: Path, wnids: list[str], dest: Path) -> Path:
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile as e:
-        raise SourceError(f"{archive} is not a zip archive: {e}")
+        raise SourceError(f"{archive} is not a zip archive: {e}") from e
     with zf:
         names = zf.namelist()
         marker = next((n for n in names if n.endswith("val/val_annotations.txt")), None)
@@ -192,15 +212,23 @@ def extract_classes(archive: Path, wnids: list[str], dest: Path) -> Path:
             if len(parts) >= 2 and parts[1] in wanted:
                 val_files.add(f"{prefix}val/images/{parts[0]}")
         train_prefixes = tuple(f"{prefix}train/{w}/" for w in wnids)
-        keep = [n for n in names if not n.endswith("/") and (
-            n.startswith(train_prefixes) or n in val_files or n == marker
-            or n in (f"{prefix}wnids.txt", f"{prefix}words.txt"))]
+        keep = [
+            n
+            for n in names
+            if not n.endswith("/")
+            and (
+                n.startswith(train_prefixes)
+                or n in val_files
+                or n == marker
+                or n in (f"{prefix}wnids.txt", f"{prefix}words.txt")
+            )
+        ]
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             for name in keep:
                 # Paths are rebuilt from checked parts, so a hostile member name can't escape ``tmp``.
-                rel = Path(name[len(prefix):])
+                rel = Path(name[len(prefix) :])
                 if ".." in rel.parts or rel.is_absolute():
                     continue
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -217,7 +245,7 @@ def fetch(cfg: FetchConfig) -> Dataset:
     try:
         classes = load_catalog(cfg.classes)
     except ValueError as e:
-        raise SourceError(str(e))
+        raise SourceError(str(e)) from e
     local = find_local(cfg)
     icfg = ImportConfig(source="", out=cfg.out, classes=cfg.classes, per_class=cfg.per_class, seed=cfg.seed)
     if local is not None:
@@ -227,6 +255,6 @@ def fetch(cfg: FetchConfig) -> Dataset:
     try:
         extracted, provenance = archive_classes(cfg, [c.wnid for c in classes])
     except ArchiveUnreachable as e:
-        raise SourceError(f"{e}. {OFFLINE_HINT}")
+        raise SourceError(f"{e}. {OFFLINE_HINT}") from e
     icfg.source = str(extracted)
     return import_images(icfg, {"kind": "fetch", "archive": provenance, "fetch_config": asdict(cfg)})

@@ -17,6 +17,7 @@ no-op, and stale files from an earlier import are removed), then ``dataset.json`
     ds = import_images(ImportConfig(source="../shared/datasets/tiny-imagenet-office20",
                                     out="data/office20", per_class=60))
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,8 +36,10 @@ from training.data.dataset import IMAGE_SUFFIXES, Dataset, build_dataset
 from training.data.errors import SourceError
 
 SUBSETS = ("hash", "first")  # how the --per-class N are picked (subset_order)
-SUBSET_HELP = ("which N: 'hash' a seeded sample of the class; 'first' the first N by Tiny ImageNet index, the "
-               "same photos however many the class holds (for fixtures)")
+SUBSET_HELP = (
+    "which N: 'hash' a seeded sample of the class; 'first' the first N by Tiny ImageNet index, the "
+    "same photos however many the class holds (for fixtures)"
+)
 
 
 @dataclass
@@ -44,8 +47,9 @@ class ImportConfig:
     source: str = setting(REQUIRED, "folder to read", flag="--from", metavar="DIR")
     out: str = setting(REQUIRED, "dataset folder to write", metavar="ROOT")
     classes: str = classes_setting()
-    per_class: int | None = setting(None, "keep a deterministic subset of N decodable photos per class "
-                                          "(default: all)", type=positive, metavar="N")
+    per_class: int | None = setting(
+        None, "keep a deterministic subset of N decodable photos per class (default: all)", type=positive, metavar="N"
+    )
     subset: str = setting("hash", SUBSET_HELP, SUBSETS)
     seed: int = setting(0, "seed of the subset and of the train/val/test split")
     link: bool = setting(False, "hard-link the photos (symlink across filesystems) instead of copying")
@@ -55,8 +59,8 @@ class ImportConfig:
 @dataclass(frozen=True)
 class Candidate:
     src: Path
-    name: str       # file name inside ROOT/<wnid>/
-    origin: str     # "train" / "val" for Tiny ImageNet, "folder" otherwise
+    name: str  # file name inside ROOT/<wnid>/
+    origin: str  # "train" / "val" for Tiny ImageNet, "folder" otherwise
 
 
 def _norm(name: str) -> str:
@@ -107,12 +111,13 @@ def find_candidates(root: Path, classes: list[ClassInfo]) -> tuple[str, dict[str
     missing = [c for c in classes if not found.get(c.wnid)]
     if missing:
         names = ", ".join(f"{c.wnid} ({c.label})" for c in missing)
-        hint = ("train/<wnid>/images/" if layout == "tiny-imagenet"
-                else "<wnid>/ or <label>/ folders with images")
-        raise SourceError(f"{len(missing)} of {len(classes)} classes are missing in {root} "
-                          f"(read as {layout}, looking for {hint}): {names}. "
-                          f"Pick the classes this folder has with --classes (a catalog name or a "
-                          f"wnid<TAB>label file), or add the missing photos.")
+        hint = "train/<wnid>/images/" if layout == "tiny-imagenet" else "<wnid>/ or <label>/ folders with images"
+        raise SourceError(
+            f"{len(missing)} of {len(classes)} classes are missing in {root} "
+            f"(read as {layout}, looking for {hint}): {names}. "
+            f"Pick the classes this folder has with --classes (a catalog name or a "
+            f"wnid<TAB>label file), or add the missing photos."
+        )
     return layout, found, details
 
 
@@ -127,15 +132,18 @@ def subset_order(wnid: str, candidates: list[Candidate], seed: int, subset: str 
     if subset not in SUBSETS:
         raise SourceError(f"--subset {subset!r}: expected one of {', '.join(SUBSETS)}")
     if subset == "first":
+
         def index(c: Candidate) -> tuple:
             number = re.search(r"_(\d+)\.\w+$", c.name)
             return (c.origin != "train", int(number.group(1)) if number else float("inf"), c.name)
+
         return sorted(candidates, key=index)
 
     def key(c: Candidate) -> bytes:
         # Salted apart from the split hash (dataset.assign_split): ordering by that same hash would
         # put only the lowest hashes in the subset, i.e. only train files.
         return hashlib.sha256(f"subset:{seed}:{wnid}/{c.name}".encode()).digest()
+
     return sorted(candidates, key=key)
 
 
@@ -161,8 +169,9 @@ def _place(c: Candidate, dest: Path, link: bool) -> str | None:
     return None
 
 
-def place_classes(classes: list[ClassInfo], found: dict[str, list[Candidate]], out: Path,
-                  cfg: ImportConfig) -> tuple[dict[str, list[Candidate]], Counter]:
+def place_classes(
+    classes: list[ClassInfo], found: dict[str, list[Candidate]], out: Path, cfg: ImportConfig
+) -> tuple[dict[str, list[Candidate]], Counter]:
     """Validate and place each class's selected photos in ``out/<wnid>/`` (exactly those).
 
     Returns the kept candidates per wnid and the reject counts by reason.
@@ -179,16 +188,19 @@ def place_classes(classes: list[ClassInfo], found: dict[str, list[Candidate]], o
             pos = 0
             while len(kept) < want and pos < len(order):
                 # Validate in batches just big enough to fill the quota: rejects pull in the next ones.
-                batch = order[pos:pos + want - len(kept)]
+                batch = order[pos : pos + want - len(kept)]
                 pos += len(batch)
-                for cand, reason in zip(batch, pool.map(lambda x: _place(x, folder / x.name, cfg.link), batch)):
+                for cand, reason in zip(
+                    batch, pool.map(lambda x, folder=folder: _place(x, folder / x.name, cfg.link), batch)
+                ):
                     if reason is None:
                         kept.append(cand)
                     else:
                         rejected[reason] += 1
             if not kept:
-                raise SourceError(f"class {c.wnid} ({c.label}): none of the {len(order)} photos in "
-                                  f"{cfg.source} could be decoded")
+                raise SourceError(
+                    f"class {c.wnid} ({c.label}): none of the {len(order)} photos in {cfg.source} could be decoded"
+                )
             kept_by_class[c.wnid] = kept
             names = {k.name for k in kept}
             for stale in folder.iterdir():  # earlier imports, killed runs' temp files
@@ -207,16 +219,25 @@ def import_images(cfg: ImportConfig, source_extra: dict | None = None) -> Datase
     try:
         classes = load_catalog(cfg.classes)
     except ValueError as e:
-        raise SourceError(str(e))
+        raise SourceError(str(e)) from e
     layout, found, details = find_candidates(src, classes)
     out.mkdir(parents=True, exist_ok=True)
     kept, rejected = place_classes(classes, found, out, cfg)
     origins = Counter(k.origin for files in kept.values() for k in files)
-    source = {"kind": "import", "from": str(src.resolve()), "layout": layout, **details,
-              "origins": dict(sorted(origins.items())), "rejected": dict(sorted(rejected.items())),
-              "config": asdict(cfg), **(source_extra or {})}
+    source = {
+        "kind": "import",
+        "from": str(src.resolve()),
+        "layout": layout,
+        **details,
+        "origins": dict(sorted(origins.items())),
+        "rejected": dict(sorted(rejected.items())),
+        "config": asdict(cfg),
+        **(source_extra or {}),
+    }
     if layout == "tiny-imagenet":
-        source["origin_rule"] = ("val_*.JPEG files come from Tiny ImageNet's val/images "
-                                 "(labels from val_annotations.txt), the others from train/<wnid>/images")
+        source["origin_rule"] = (
+            "val_*.JPEG files come from Tiny ImageNet's val/images "
+            "(labels from val_annotations.txt), the others from train/<wnid>/images"
+        )
     catalog = Path(cfg.classes).stem if Path(cfg.classes).is_file() else cfg.classes
     return build_dataset(out, classes, source, catalog=catalog, seed=cfg.seed, workers=cfg.workers)

@@ -29,6 +29,7 @@ both groups are never empty. Office classes of the dataset are never taken as ot
     import_others(OthersConfig(out="data/office20"))                     # auto
     import_others(OthersConfig(out="data/office20", source="../shared/datasets/tiny-imagenet-others"))
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,9 +54,11 @@ OTHERS_DIR = "others"
 LOCAL_ENV = "OFFICENET_TINY_IMAGENET_OTHERS"
 SHARED_FOLDER = "tiny-imagenet-others"
 AUTO, ARCHIVE, NONE = "auto", "archive", "none"
-CLASS_SPLIT_METHOD = ("classes ranked by sha256('others-class:{seed}:{wnid}'); the first "
-                      "round(n * eval_fraction) are evaluation-only (all files split 'test'); the rest "
-                      "are train-side, their files split train/val by sha256('{seed}:others/{wnid}/{filename}')")
+CLASS_SPLIT_METHOD = (
+    "classes ranked by sha256('others-class:{seed}:{wnid}'); the first "
+    "round(n * eval_fraction) are evaluation-only (all files split 'test'); the rest "
+    "are train-side, their files split train/val by sha256('{seed}:others/{wnid}/{filename}')"
+)
 
 
 class NoOthers(Exception):
@@ -64,13 +67,19 @@ class NoOthers(Exception):
 
 @dataclass(kw_only=True)
 class OthersConfig(ArchiveConfig):
-    source: str = setting(AUTO, "a Tiny ImageNet layout folder; 'archive': every class of the Tiny ImageNet zip "
-                                f"that the dataset lacks (the zip fetch downloads, same cache); 'auto': ${LOCAL_ENV}, "
-                                f"else the shared {SHARED_FOLDER} folder if present, else the archive; 'none': add "
-                                "nothing", flag="--from", metavar="DIR|auto|archive|none")
+    source: str = setting(
+        AUTO,
+        "a Tiny ImageNet layout folder; 'archive': every class of the Tiny ImageNet zip "
+        f"that the dataset lacks (the zip fetch downloads, same cache); 'auto': ${LOCAL_ENV}, "
+        f"else the shared {SHARED_FOLDER} folder if present, else the archive; 'none': add "
+        "nothing",
+        flag="--from",
+        metavar="DIR|auto|archive|none",
+    )
     out: str = setting(REQUIRED, "an existing dataset (made by fetch/import/download)", metavar="ROOT")
-    per_class: int | None = setting(None, "keep a deterministic subset of N photos per class (default: all)",
-                                    type=positive, metavar="N")
+    per_class: int | None = setting(
+        None, "keep a deterministic subset of N photos per class (default: all)", type=positive, metavar="N"
+    )
     subset: str = setting("hash", SUBSET_HELP, SUBSETS)
     eval_fraction: float = setting(0.5, "share of the classes kept for evaluation only", metavar="F")
     val_fraction: float = setting(0.2, "share of a train-side class's photos held out for calibration", metavar="F")
@@ -122,7 +131,7 @@ def resolve_source(cfg: OthersConfig, office: set[str]) -> tuple[Path, dict]:
     except ArchiveUnreachable as e:
         if cfg.source == ARCHIVE:
             raise
-        raise NoOthers(f"no local folder (neither ${LOCAL_ENV} nor {shared_folder(SHARED_FOLDER)}), and {e}")
+        raise NoOthers(f"no local folder (neither ${LOCAL_ENV} nor {shared_folder(SHARED_FOLDER)}), and {e}") from e
     return extracted, {"archive": provenance}
 
 
@@ -137,15 +146,24 @@ def import_others(cfg: OthersConfig) -> Dataset:
     src, provenance = resolve_source(cfg, {c.wnid for c in ds.classes})
     print(f"adding the non-office photos of {src}", file=sys.stderr)
     if not src.is_dir() or not is_tiny_imagenet(src):
-        raise SourceError(f"--from {src}: expected a Tiny ImageNet layout folder "
-                          f"(train/<wnid>/images/, val/val_annotations.txt), e.g. ../shared/datasets/tiny-imagenet-others")
+        raise SourceError(
+            f"--from {src}: expected a Tiny ImageNet layout folder "
+            f"(train/<wnid>/images/, val/val_annotations.txt), e.g. ../shared/datasets/tiny-imagenet-others"
+        )
     classes = read_classes(src, exclude={c.wnid for c in ds.classes})
     if len(classes) < 2:
         raise SourceError(f"--from {src}: need at least 2 non-office classes to split by class, found {len(classes)}")
     layout, found, _ = find_candidates(src, classes)
     folder = root / OTHERS_DIR
-    icfg = ImportConfig(source=str(src), out=str(folder), per_class=cfg.per_class, subset=cfg.subset, seed=cfg.seed,
-                        link=cfg.link, workers=cfg.workers)
+    icfg = ImportConfig(
+        source=str(src),
+        out=str(folder),
+        per_class=cfg.per_class,
+        subset=cfg.subset,
+        seed=cfg.seed,
+        link=cfg.link,
+        workers=cfg.workers,
+    )
     kept, rejected = place_classes(classes, found, folder, icfg)
     for stale in folder.iterdir():  # classes of an earlier, different others import
         if stale.name in kept:
@@ -167,15 +185,27 @@ def import_others(cfg: OthersConfig) -> Dataset:
     origins = Counter(k.origin for ks in kept.values() for k in ks)
     meta = json.loads((root / DATASET_JSON).read_text())
     meta["others"] = {
-        "source": {"kind": "import-others", "from": str(src.resolve()), "layout": layout,
-                   **provenance, "origins": dict(sorted(origins.items())),
-                   "rejected": dict(sorted(rejected.items())), "config": asdict(cfg)},
-        "class_split": {"seed": cfg.seed, "eval_fraction": cfg.eval_fraction, "val_fraction": cfg.val_fraction,
-                        "method": CLASS_SPLIT_METHOD},
+        "source": {
+            "kind": "import-others",
+            "from": str(src.resolve()),
+            "layout": layout,
+            **provenance,
+            "origins": dict(sorted(origins.items())),
+            "rejected": dict(sorted(rejected.items())),
+            "config": asdict(cfg),
+        },
+        "class_split": {
+            "seed": cfg.seed,
+            "eval_fraction": cfg.eval_fraction,
+            "val_fraction": cfg.val_fraction,
+            "method": CLASS_SPLIT_METHOD,
+        },
         "classes": [{"wnid": c.wnid, "label": c.label, "group": groups[c.wnid]} for c in classes],
         "files": files,
-        "counts": {"classes": dict(sorted(Counter(groups.values()).items())),
-                   "files": {s: sum(f["split"] == s for f in files) for s in SPLITS}},
+        "counts": {
+            "classes": dict(sorted(Counter(groups.values()).items())),
+            "files": {s: sum(f["split"] == s for f in files) for s in SPLITS},
+        },
     }
     write_json_atomic(root / DATASET_JSON, meta)
     return load_dataset(root)

@@ -10,6 +10,7 @@ once. Failures are :class:`FetchFailure` with ``reason`` ``"timeout"`` or ``"dea
     page.status, page.content_type, page.final_url, len(page.body)
     download_to("http://host/big.zip", open("big.zip.part", "wb"), RetryPolicy(timeout=30))
 """
+
 from __future__ import annotations
 
 import http.client
@@ -17,8 +18,9 @@ import random
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 USER_AGENT = "officenet-data/0.1 (dataset builder; python-urllib)"
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
@@ -43,16 +45,16 @@ class _Transient(Exception):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    timeout: float = 10.0   # seconds: the whole request for get_bytes, one stalled read for download_to
-    retries: int = 3        # extra attempts after a transient failure
-    backoff: float = 0.5    # first wait in seconds; doubles each retry
+    timeout: float = 10.0  # seconds: the whole request for get_bytes, one stalled read for download_to
+    retries: int = 3  # extra attempts after a transient failure
+    backoff: float = 0.5  # first wait in seconds; doubles each retry
 
 
 @dataclass(frozen=True)
 class Page:
     status: int
     content_type: str
-    final_url: str          # after redirects
+    final_url: str  # after redirects
     body: bytes
 
 
@@ -73,19 +75,24 @@ def _attempt(url: str, timeout: float, consume: Callable[[http.client.HTTPRespon
     except urllib.error.HTTPError as e:
         detail = f"HTTP {e.code} {e.reason}"
         if e.code in TRANSIENT_STATUS:
-            raise _Transient("dead_link", detail, _retry_after(e.headers))
-        raise FetchFailure("dead_link", detail)
+            raise _Transient("dead_link", detail, _retry_after(e.headers)) from e
+        raise FetchFailure("dead_link", detail) from e
     except TimeoutError as e:
-        raise _Transient("timeout", f"timed out after {timeout:g} s ({e or 'no response'})")
-    except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
-            http.client.RemoteDisconnected, http.client.IncompleteRead) as e:
-        raise _Transient("dead_link", f"connection lost: {type(e).__name__} {e}".strip())
+        raise _Transient("timeout", f"timed out after {timeout:g} s ({e or 'no response'})") from e
+    except (
+        ConnectionResetError,
+        ConnectionAbortedError,
+        BrokenPipeError,
+        http.client.RemoteDisconnected,
+        http.client.IncompleteRead,
+    ) as e:
+        raise _Transient("dead_link", f"connection lost: {type(e).__name__} {e}".strip()) from e
     except urllib.error.URLError as e:
         if isinstance(e.reason, TimeoutError):
-            raise _Transient("timeout", f"timed out after {timeout:g} s while connecting")
-        raise FetchFailure("dead_link", f"cannot connect: {e.reason}")
+            raise _Transient("timeout", f"timed out after {timeout:g} s while connecting") from e
+        raise FetchFailure("dead_link", f"cannot connect: {e.reason}") from e
     except (ValueError, http.client.HTTPException, OSError) as e:  # bad URL, bad status line, ...
-        raise FetchFailure("dead_link", f"{type(e).__name__}: {e}")
+        raise FetchFailure("dead_link", f"{type(e).__name__}: {e}") from e
 
 
 def with_retries(policy: RetryPolicy, attempt: Callable[[], object]):
@@ -95,17 +102,19 @@ def with_retries(policy: RetryPolicy, attempt: Callable[[], object]):
             return attempt()
         except _Transient as e:
             if n == policy.retries:
-                raise FetchFailure(e.reason, f"{e.detail} (after {n + 1} attempts)")
-            wait = e.retry_after if e.retry_after is not None else policy.backoff * 2 ** n
+                raise FetchFailure(e.reason, f"{e.detail} (after {n + 1} attempts)") from e
+            wait = e.retry_after if e.retry_after is not None else policy.backoff * 2**n
             time.sleep(wait * random.uniform(1.0, 1.2))  # jitter: don't return in lockstep
 
 
-def get_bytes(url: str, policy: RetryPolicy, max_bytes: int = 50_000_000,
-              gate: Callable[[], object] | None = None) -> Page:
+def get_bytes(
+    url: str, policy: RetryPolicy, max_bytes: int = 50_000_000, gate: Callable[[], object] | None = None
+) -> Page:
     """GET a whole (small) body within ``policy.timeout`` seconds per attempt.
 
     ``gate()``, if given, returns a context manager held around each attempt (a per-host limit).
     """
+
     def consume(response, start: float) -> Page:
         chunks, size = [], 0
         while chunk := response.read(CHUNK):
@@ -126,9 +135,11 @@ def get_bytes(url: str, policy: RetryPolicy, max_bytes: int = 50_000_000,
     return with_retries(policy, attempt)
 
 
-def download_to(url: str, out: BinaryIO, policy: RetryPolicy,
-                progress: Callable[[int, int | None], None] | None = None) -> int:
+def download_to(
+    url: str, out: BinaryIO, policy: RetryPolicy, progress: Callable[[int, int | None], None] | None = None
+) -> int:
     """Stream a (large) body into ``out``; a retry starts over. Returns the byte count."""
+
     def consume(response, start: float) -> int:
         if response.status != 200:
             raise FetchFailure("dead_link", f"HTTP {response.status} (expected 200)")

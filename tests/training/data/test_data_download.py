@@ -4,6 +4,7 @@ The server misbehaves in every way the downloader must survive: 404s, a permanen
 transient 503, redirects to placeholders, HTML labelled as an image, tiny files, a truncated JPEG,
 a response too slow for --timeout, a connection reset, and a duplicate photo.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,6 +48,7 @@ def _png(size: tuple[int, int], color: tuple[int, int, int]) -> bytes:
 
 class PhotoServer(ThreadingHTTPServer):
     """Routes path -> behaviour; counts hits per path."""
+
     daemon_threads = True
 
     def __init__(self, routes: dict):
@@ -108,7 +110,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if kind == "drip":  # every gap is shorter than the client's timeout, the whole is longer
             for i in range(0, len(body), len(body) // 10 + 1):
-                self.wfile.write(body[i:i + len(body) // 10 + 1])
+                self.wfile.write(body[i : i + len(body) // 10 + 1])
                 self.wfile.flush()
                 time.sleep(route[1])
             return
@@ -129,8 +131,7 @@ def catalog(tmp_path) -> str:
 
 def _tree(root: Path) -> dict[str, str]:
     """relative path -> sha256 of every photo in the class folders."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.glob("n*/*"))}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.glob("n*/*"))}
 
 
 def test_download_keeps_exactly_the_good_photos(photos, catalog, tmp_path, capsys):
@@ -161,37 +162,93 @@ def test_download_keeps_exactly_the_good_photos(photos, catalog, tmp_path, capsy
         "/dup.jpg": ("ok", "image/jpeg", good_a[0]),
     }
     placeholders = tmp_path / "placeholders.json"
-    placeholders.write_text(json.dumps({"sha256": [hashlib.sha256(blank).hexdigest()],
-                                        "url_markers": ["photo_unavailable"], "sizes": [[500, 374]]}))
+    placeholders.write_text(
+        json.dumps(
+            {"sha256": [hashlib.sha256(blank).hexdigest()], "url_markers": ["photo_unavailable"], "sizes": [[500, 374]]}
+        )
+    )
     with PhotoServer(routes) as server:
         lines = [f"{KEYBOARD}_{i}\t{server.url(f'/a{i}.jpg')}" for i in range(5)]
         lines += [f"{REMOTE}\t{server.url(f'/b{i}.jpg')}" for i in range(5)]
-        bad_a = ["/missing.jpg", "/moved.jpg", "/gone.jpg", "/sized.jpg", "/html.jpg", "/page", "/tiny.jpg",
-                 "/truncated.jpg"]
+        bad_a = [
+            "/missing.jpg",
+            "/moved.jpg",
+            "/gone.jpg",
+            "/sized.jpg",
+            "/html.jpg",
+            "/page",
+            "/tiny.jpg",
+            "/truncated.jpg",
+        ]
         bad_b = ["/slow.jpg", "/drip.jpg", "/reset.jpg", "/broken.jpg", "/flaky.jpg", "/busy.jpg", "/dup.jpg"]
         lines += [f"{KEYBOARD}\t{server.url(p)}" for p in bad_a] + [f"{REMOTE}\t{server.url(p)}" for p in bad_b]
-        lines += ["# comments and blank lines are fine", "", "not a line", f"n99999999\t{server.url('/a0.jpg')}",
-                  f"{REMOTE}\t{server.url('/b0.jpg')}"]
+        lines += [
+            "# comments and blank lines are fine",
+            "",
+            "not a line",
+            f"n99999999\t{server.url('/a0.jpg')}",
+            f"{REMOTE}\t{server.url('/b0.jpg')}",
+        ]
         urls = tmp_path / "urls.tsv"
         urls.write_text("\n".join(lines) + "\n")
         out = tmp_path / "ds"
-        argv = ["download", "--urls", str(urls), "--out", str(out), "--classes", catalog, "--timeout", "0.5",
-                "--retries", "2", "--backoff", "0.05", "--workers", "6", "--per-host", "3",
-                "--placeholders", str(placeholders)]
+        argv = [
+            "download",
+            "--urls",
+            str(urls),
+            "--out",
+            str(out),
+            "--classes",
+            catalog,
+            "--timeout",
+            "0.5",
+            "--retries",
+            "2",
+            "--backoff",
+            "0.05",
+            "--workers",
+            "6",
+            "--per-host",
+            "3",
+            "--placeholders",
+            str(placeholders),
+        ]
         start = time.monotonic()
         assert main(argv) == 0
         elapsed = time.monotonic() - start
         hits = dict(server.hits)
 
         report = json.loads((out / "download_report.json").read_text())
-        assert report["counts"] == {"ok": 12, "dead_link": 3, "timeout": 2, "placeholder": 3, "too_small": 1,
-                                    "not_an_image": 2, "undecodable": 1, "duplicate": 1}
-        assert report["per_class"][KEYBOARD] == {"ok": 5, "dead_link": 1, "timeout": 0, "placeholder": 3,
-                                                 "too_small": 1, "not_an_image": 2, "undecodable": 1,
-                                                 "duplicate": 0}
-        assert report["per_class"][REMOTE] == {"ok": 7, "dead_link": 2, "timeout": 2, "placeholder": 0,
-                                               "too_small": 0, "not_an_image": 0, "undecodable": 0,
-                                               "duplicate": 1}
+        assert report["counts"] == {
+            "ok": 12,
+            "dead_link": 3,
+            "timeout": 2,
+            "placeholder": 3,
+            "too_small": 1,
+            "not_an_image": 2,
+            "undecodable": 1,
+            "duplicate": 1,
+        }
+        assert report["per_class"][KEYBOARD] == {
+            "ok": 5,
+            "dead_link": 1,
+            "timeout": 0,
+            "placeholder": 3,
+            "too_small": 1,
+            "not_an_image": 2,
+            "undecodable": 1,
+            "duplicate": 0,
+        }
+        assert report["per_class"][REMOTE] == {
+            "ok": 7,
+            "dead_link": 2,
+            "timeout": 2,
+            "placeholder": 0,
+            "too_small": 0,
+            "not_an_image": 0,
+            "undecodable": 0,
+            "duplicate": 1,
+        }
         details = {e["url"].rsplit("/", 1)[1]: e["detail"] for es in report["examples"].values() for e in es}
         assert "body not complete within 0.5 s" in details["drip.jpg"] and "timed out" in details["slow.jpg"]
         assert details["missing.jpg"].startswith("HTTP 404") and "connection lost" in details["reset.jpg"]
@@ -243,8 +300,23 @@ def test_kill_9_then_rerun_gives_the_same_tree(photos, catalog, tmp_path):
         urls.write_text("".join(f"{(KEYBOARD, REMOTE)[i % 2]}\t{server.url(p)}\n" for i, p in enumerate(paths)))
 
         def argv(out: Path) -> list[str]:
-            return ["download", "--urls", str(urls), "--out", str(out), "--classes", catalog, "--workers", "4",
-                    "--per-host", "2", "--timeout", "5", "--retries", "0"]
+            return [
+                "download",
+                "--urls",
+                str(urls),
+                "--out",
+                str(out),
+                "--classes",
+                catalog,
+                "--workers",
+                "4",
+                "--per-host",
+                "2",
+                "--timeout",
+                "5",
+                "--retries",
+                "0",
+            ]
 
         clean = tmp_path / "clean"
         assert main(argv(clean)) == 0
@@ -254,8 +326,13 @@ def test_kill_9_then_rerun_gives_the_same_tree(photos, catalog, tmp_path):
         killed = tmp_path / "killed"
         env = dict(os.environ, PYTHONPATH=str(REPO))
         for wait_for in (4, 12):  # kill twice, at different points
-            proc = subprocess.Popen([sys.executable, "-m", "training.data", *argv(killed)], cwd=REPO, env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "training.data", *argv(killed)],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             deadline = time.monotonic() + 60
             while len(list(killed.glob("n*/*.jpg"))) < wait_for and proc.poll() is None:
                 assert time.monotonic() < deadline
@@ -272,11 +349,14 @@ def test_kill_9_then_rerun_gives_the_same_tree(photos, catalog, tmp_path):
         assert load_dataset(killed).meta["files"] == load_dataset(clean).meta["files"]
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--urls", "/nonexistent/urls.tsv"], "no such file"),
-    (["--timeout", "0"], "--timeout must be > 0"),
-    (["--placeholders", "/nonexistent.json"], "--placeholders /nonexistent.json"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--urls", "/nonexistent/urls.tsv"], "no such file"),
+        (["--timeout", "0"], "--timeout must be > 0"),
+        (["--placeholders", "/nonexistent.json"], "--placeholders /nonexistent.json"),
+    ],
+)
 def test_bad_download_input_exits_2(extra, message, tmp_path, capsys):
     urls = tmp_path / "urls.tsv"
     urls.write_text(f"{KEYBOARD}\thttp://127.0.0.1:9/x.jpg\n")

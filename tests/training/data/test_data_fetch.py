@@ -1,5 +1,6 @@
 """`python -m training.data fetch` (the local Tiny ImageNet copy, or a zip served from 127.0.0.1), and
 the non-office classes `make data` then takes from that same zip (`import-others --from auto`)."""
+
 from __future__ import annotations
 
 import functools
@@ -62,8 +63,11 @@ def served_zip(shared_datasets, tmp_path_factory):
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield (f"http://127.0.0.1:{server.server_address[1]}/{path.name}",
-           hashlib.sha256(path.read_bytes()).hexdigest(), hits)
+    yield (
+        f"http://127.0.0.1:{server.server_address[1]}/{path.name}",
+        hashlib.sha256(path.read_bytes()).hexdigest(),
+        hits,
+    )
     server.shutdown()
     server.server_close()
 
@@ -96,8 +100,22 @@ def test_fetch_uses_the_local_copy(shared_datasets, tmp_path, monkeypatch):
 def test_fetch_downloads_verifies_and_extracts_only_the_catalog(served_zip, catalog, tmp_path):
     url, sha, hits = served_zip
     cache, out = tmp_path / "cache", tmp_path / "ds"
-    argv = ["fetch", "--out", str(out), "--classes", catalog, "--no-local", "--url", url,
-            "--checksum", f"sha256:{sha}", "--cache", str(cache), "--timeout", "5"]
+    argv = [
+        "fetch",
+        "--out",
+        str(out),
+        "--classes",
+        catalog,
+        "--no-local",
+        "--url",
+        url,
+        "--checksum",
+        f"sha256:{sha}",
+        "--cache",
+        str(cache),
+        "--timeout",
+        "5",
+    ]
     before = len(hits)
     assert main(argv) == 0
     assert len(hits) == before + 1
@@ -122,8 +140,22 @@ def test_checksum_mismatch_is_an_error_and_leaves_nothing(served_zip, catalog, t
     url, sha, _ = served_zip
     cache, out = tmp_path / "cache", tmp_path / "ds"
     wrong = "0" * 64
-    rc = main(["fetch", "--out", str(out), "--classes", catalog, "--no-local", "--url", url,
-               "--checksum", f"sha256:{wrong}", "--cache", str(cache)])
+    rc = main(
+        [
+            "fetch",
+            "--out",
+            str(out),
+            "--classes",
+            catalog,
+            "--no-local",
+            "--url",
+            url,
+            "--checksum",
+            f"sha256:{wrong}",
+            "--cache",
+            str(cache),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "checksum mismatch" in err and sha in err and "Traceback" not in err
     assert not [p for p in cache.rglob("*") if p.is_file()]
@@ -131,21 +163,44 @@ def test_checksum_mismatch_is_an_error_and_leaves_nothing(served_zip, catalog, t
 
 
 def test_offline_says_how_to_use_a_local_folder(catalog, tmp_path, capsys):
-    rc = main(["fetch", "--out", str(tmp_path / "ds"), "--classes", catalog, "--no-local",
-               "--url", unreachable_url(), "--cache", str(tmp_path / "cache")])
+    rc = main(
+        [
+            "fetch",
+            "--out",
+            str(tmp_path / "ds"),
+            "--classes",
+            catalog,
+            "--no-local",
+            "--url",
+            unreachable_url(),
+            "--cache",
+            str(tmp_path / "cache"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "cannot download" in err and "DATA_SOURCE=import DATA_ARGS='--from" in err
 
 
 @pytest.mark.parametrize("checksum", ["crc32:1234", "sha256:xyz", "md5"])
 def test_bad_checksum_flag(checksum, tmp_path, capsys):
-    rc = main(["fetch", "--out", str(tmp_path / "ds"), "--no-local", "--checksum", checksum,
-               "--cache", str(tmp_path / "cache")])
+    rc = main(
+        [
+            "fetch",
+            "--out",
+            str(tmp_path / "ds"),
+            "--no-local",
+            "--checksum",
+            checksum,
+            "--cache",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert rc == 2 and "expected md5:HEX or sha256:HEX" in capsys.readouterr().err
 
 
-def test_make_data_takes_the_non_office_classes_from_the_same_archive(served_zip, catalog, tmp_path, monkeypatch,
-                                                                      capsys):
+def test_make_data_takes_the_non_office_classes_from_the_same_archive(
+    served_zip, catalog, tmp_path, monkeypatch, capsys
+):
     """With no local non-office folder, `import-others` (auto, as `make data` runs it) extracts every
     class of the archive that the dataset lacks, from the archive `fetch` already verified and cached."""
     monkeypatch.setenv("OFFICENET_SHARED", str(tmp_path / "no-shared"))  # no local others folder
@@ -185,13 +240,28 @@ def test_make_data_takes_the_non_office_classes_from_the_same_archive(served_zip
     assert load_dataset(out).others["files"] == others["files"] and len(hits) == downloads
 
 
-def test_offline_without_a_local_folder_adds_no_others_and_says_so(shared_datasets, catalog, tmp_path, monkeypatch,
-                                                                   capsys):
+def test_offline_without_a_local_folder_adds_no_others_and_says_so(
+    shared_datasets, catalog, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("OFFICENET_SHARED", str(tmp_path / "no-shared"))
     monkeypatch.delenv(OTHERS_ENV, raising=False)
     out, cache = tmp_path / "ds", tmp_path / "cache"
-    assert main(["import", "--from", str(shared_datasets / "tiny-imagenet-office20"), "--out", str(out),
-                 "--classes", catalog, "--per-class", "4"]) == 0
+    assert (
+        main(
+            [
+                "import",
+                "--from",
+                str(shared_datasets / "tiny-imagenet-office20"),
+                "--out",
+                str(out),
+                "--classes",
+                catalog,
+                "--per-class",
+                "4",
+            ]
+        )
+        == 0
+    )
     before = (out / "dataset.json").read_bytes()
     archive = ["--url", unreachable_url(), "--cache", str(cache), "--retries", "0"]
     capsys.readouterr()

@@ -1,4 +1,5 @@
 """`python -m training.data import` on real photos: Tiny ImageNet, an ImageNet-style tree, class folders."""
+
 from __future__ import annotations
 
 import io
@@ -101,8 +102,7 @@ def test_imagenet_tree_with_rejects_and_links(shared_datasets, tmp_path):
     assert not (out / "n99999999").exists()
 
     linked = tmp_path / "linked"
-    assert main(["import", "--from", str(tree), "--out", str(linked), "--classes", _catalog(tmp_path),
-                 "--link"]) == 0
+    assert main(["import", "--from", str(tree), "--out", str(linked), "--classes", _catalog(tmp_path), "--link"]) == 0
     one = linked / wnids[0] / f"{wnids[0]}_3.JPEG"
     assert one.is_symlink() or os.path.samefile(one, tree / wnids[0] / one.name)
     assert load_dataset(linked).id == ds.id  # same bytes, same names: the same dataset
@@ -110,8 +110,7 @@ def test_imagenet_tree_with_rejects_and_links(shared_datasets, tmp_path):
 
 def test_class_folders_named_by_label(shared_datasets, tmp_path):
     tree = tmp_path / "mine"
-    for wnid, folder in [("n03085013", "Computer_Keyboard"), ("n04074963", "remote-control"),
-                         ("n03584254", "iPod")]:
+    for wnid, folder in [("n03085013", "Computer_Keyboard"), ("n04074963", "remote-control"), ("n03584254", "iPod")]:
         (tree / folder).mkdir(parents=True)
         for i, data in enumerate(_variants(_sample(shared_datasets, wnid), 6)):
             (tree / folder / f"photo{i}.jpg").write_bytes(data)
@@ -125,8 +124,19 @@ def test_class_folders_named_by_label(shared_datasets, tmp_path):
 
 def test_missing_classes_are_named(shared_datasets, tmp_path, capsys):
     out = tmp_path / "ds"
-    rc = main(["import", "--from", str(shared_datasets / "tiny-imagenet-office20"), "--out", str(out),
-               "--classes", "office20-imagenet", "--per-class", "5"])
+    rc = main(
+        [
+            "import",
+            "--from",
+            str(shared_datasets / "tiny-imagenet-office20"),
+            "--out",
+            str(out),
+            "--classes",
+            "office20-imagenet",
+            "--per-class",
+            "5",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: 15 of 20 classes are missing")
     assert "n03793489 (mouse)" in err and "Traceback" not in err
@@ -134,11 +144,14 @@ def test_missing_classes_are_named(shared_datasets, tmp_path, capsys):
     assert not (out / "dataset.json").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["import", "--from", "/nonexistent/photos", "--out", "X"], "no such folder"),
-    (["import", "--from", ".", "--out", "X", "--classes", "no-such-catalog"], "unknown class catalog"),
-    (["import", "--from", ".", "--out", "X", "--per-class", "0"], "must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["import", "--from", "/nonexistent/photos", "--out", "X"], "no such folder"),
+        (["import", "--from", ".", "--out", "X", "--classes", "no-such-catalog"], "unknown class catalog"),
+        (["import", "--from", ".", "--out", "X", "--per-class", "0"], "must be at least 1"),
+    ],
+)
 def test_bad_input_exits_2(argv, message, tmp_path, capsys):
     argv = [a if a != "X" else str(tmp_path / "out") for a in argv]
     assert main(argv) == 2

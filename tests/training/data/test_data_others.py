@@ -1,4 +1,5 @@
 """`python -m training.data import-others`: non-office photos beside a dataset, split by class."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,20 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture
 def office(shared_datasets, tmp_path):
     root = tmp_path / "office"  # a private dataset: the session's tiny_dataset is shared with other tests
-    assert main(["import", "--from", str(shared_datasets / "tiny-imagenet-office20"), "--out", str(root),
-                 "--per-class", "10"]) == 0
+    assert (
+        main(
+            [
+                "import",
+                "--from",
+                str(shared_datasets / "tiny-imagenet-office20"),
+                "--out",
+                str(root),
+                "--per-class",
+                "10",
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -47,7 +60,9 @@ def test_others_are_split_by_class_and_recorded(shared_datasets, office, capsys)
     assert others["counts"]["files"]["val"] > 0 and others["source"]["origins"]["val"] > 0
 
     assert main(["stats", str(office), "--no-sheet"]) == 0
-    assert "others (not office objects, split by class): 180 classes {'eval': 90, 'train': 90}" in capsys.readouterr().out
+    assert (
+        "others (not office objects, split by class): 180 classes {'eval': 90, 'train': 90}" in capsys.readouterr().out
+    )
 
     # the office part of the dataset is untouched and still loads
     after = load_dataset(office)
@@ -59,19 +74,30 @@ def test_others_are_split_by_class_and_recorded(shared_datasets, office, capsys)
     assert again["classes"] == others["classes"] and again["files"] == others["files"]
     assert main(["import-others", "--from", src, "--out", str(office), "--per-class", "3", "--seed", "1"]) == 0
     reseeded = _others(office)
-    assert {c["wnid"] for c in reseeded["classes"] if c["group"] == "eval"} != \
-        {w for w, g in groups.items() if g == "eval"}
+    assert {c["wnid"] for c in reseeded["classes"] if c["group"] == "eval"} != {
+        w for w, g in groups.items() if g == "eval"
+    }
     assert sum(1 for _ in (office / "others").glob("*/*")) == 180 * 3  # the earlier, larger subset is gone
 
 
 def test_others_need_an_existing_dataset_and_other_classes(shared_datasets, office, tmp_path, capsys):
-    rc = main(["import-others", "--from", str(shared_datasets / "tiny-imagenet-others"),
-               "--out", str(tmp_path / "none")])
+    rc = main(
+        ["import-others", "--from", str(shared_datasets / "tiny-imagenet-others"), "--out", str(tmp_path / "none")]
+    )
     assert rc == 2 and "does not exist" in capsys.readouterr().err
     rc = main(["import-others", "--from", str(shared_datasets / "tiny-imagenet-office20"), "--out", str(office)])
     assert rc == 2 and "found 0" in capsys.readouterr().err
-    rc = main(["import-others", "--from", str(shared_datasets / "tiny-imagenet-others"), "--out", str(office),
-               "--eval-fraction", "1.5"])
+    rc = main(
+        [
+            "import-others",
+            "--from",
+            str(shared_datasets / "tiny-imagenet-others"),
+            "--out",
+            str(office),
+            "--eval-fraction",
+            "1.5",
+        ]
+    )
     assert rc == 2 and "--eval-fraction" in capsys.readouterr().err
 
 
@@ -82,8 +108,20 @@ def test_from_none_adds_nothing_and_says_so(shared_datasets, office, capsys):
     assert "no non-office photos added: --from none (make data: OTHERS is empty)" in said
     assert "import-others --from DIR" in said and (office / "dataset.json").read_bytes() == before
     # an earlier import stays, and the message says so
-    assert main(["import-others", "--from", str(shared_datasets / "tiny-imagenet-others"), "--out", str(office),
-                 "--per-class", "1"]) == 0
+    assert (
+        main(
+            [
+                "import-others",
+                "--from",
+                str(shared_datasets / "tiny-imagenet-others"),
+                "--out",
+                str(office),
+                "--per-class",
+                "1",
+            ]
+        )
+        == 0
+    )
     kept = _others(office)
     assert main(["import-others", "--from", "none", "--out", str(office)]) == 0
     assert "keeps the 180 of an earlier import-others" in capsys.readouterr().out and _others(office) == kept
@@ -94,9 +132,24 @@ def test_make_data_says_when_it_adds_none(shared_datasets, tmp_path):
         pytest.skip("make is not installed")
     out = tmp_path / "ds"
     # -o setup: the venv running this test is the one to use (VENV=), not one to (re)build.
-    run = subprocess.run(["make", "-C", str(REPO), "-o", "setup", "data", f"VENV={sys.prefix}", f"DATA={out}",
-                          "DATA_SOURCE=import", f"DATA_ARGS=--from {shared_datasets / 'tiny-imagenet-office20'} "
-                          "--per-class 2", "OTHERS="], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            "make",
+            "-C",
+            str(REPO),
+            "-o",
+            "setup",
+            "data",
+            f"VENV={sys.prefix}",
+            f"DATA={out}",
+            "DATA_SOURCE=import",
+            f"DATA_ARGS=--from {shared_datasets / 'tiny-imagenet-office20'} --per-class 2",
+            "OTHERS=",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     assert "no non-office photos added: --from none (make data: OTHERS is empty)" in run.stdout
     assert load_dataset(out).others is None and len(load_dataset(out).files) == 40
@@ -110,9 +163,10 @@ def _tiny_imagenet_part(shared_datasets, dest, wnids, train, val):
         (dest / "train" / wnid / "images").mkdir(parents=True, exist_ok=True)
         for n in range(train):
             shutil.copy(src / "train" / wnid / "images" / f"{wnid}_{n}.JPEG", dest / "train" / wnid / "images")
-    lines = [line for line in (src / "val" / "val_annotations.txt").read_text().splitlines()
-             if line.split("\t")[1] in wnids]
-    lines = [line for wnid in wnids for line in lines if line.split("\t")[1] == wnid][:val * len(wnids)]
+    lines = [
+        line for line in (src / "val" / "val_annotations.txt").read_text().splitlines() if line.split("\t")[1] in wnids
+    ]
+    lines = [line for wnid in wnids for line in lines if line.split("\t")[1] == wnid][: val * len(wnids)]
     (dest / "val" / "images").mkdir(parents=True, exist_ok=True)
     for line in lines:
         shutil.copy(src / "val" / "images" / line.split("\t")[0], dest / "val" / "images")
@@ -120,8 +174,9 @@ def _tiny_imagenet_part(shared_datasets, dest, wnids, train, val):
     (dest / "wnids.txt").write_text("".join(w + "\n" for w in wnids))
 
 
-def test_auto_prefers_the_local_folder_and_subset_first_survives_growth(shared_datasets, office, tmp_path,
-                                                                       monkeypatch, capsys):
+def test_auto_prefers_the_local_folder_and_subset_first_survives_growth(
+    shared_datasets, office, tmp_path, monkeypatch, capsys
+):
     wnids = sorted(p.name for p in (shared_datasets / "tiny-imagenet-others" / "train").iterdir())[:3]
     local = tmp_path / "others-folder"
     _tiny_imagenet_part(shared_datasets, local, wnids, train=20, val=0)

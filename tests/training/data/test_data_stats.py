@@ -1,4 +1,5 @@
 """`python -m training.data stats`: the counts table, train-only mean/std, and the contact sheet."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,7 @@ def test_stats_table_and_sheet(tiny_dataset, tmp_path, capsys):
         # every class row has photos in it, not blank tiles
         arr = np.asarray(img.convert("L"), np.float64)
         for row in range(20):
-            tiles = arr[2 + row * 34: 2 + row * 34 + 32, LABEL_WIDTH:]
+            tiles = arr[2 + row * 34 : 2 + row * 34 + 32, LABEL_WIDTH:]
             assert tiles.std() > 10
 
 
@@ -46,14 +47,38 @@ def test_mean_std_are_train_only(tiny_dataset):
 
 def test_default_sheet_goes_in_the_dataset(shared_datasets, tmp_path, capsys):
     root = tmp_path / "ds"  # not the session's tiny_dataset: other tests share that one
-    assert main(["import", "--from", str(shared_datasets / "tiny-imagenet-office20"), "--out", str(root),
-                 "--per-class", "10"]) == 0
+    assert (
+        main(
+            [
+                "import",
+                "--from",
+                str(shared_datasets / "tiny-imagenet-office20"),
+                "--out",
+                str(root),
+                "--per-class",
+                "10",
+            ]
+        )
+        == 0
+    )
     before = load_dataset(root).id
     assert main(["stats", str(root), "--split", "val", "--samples", "2"]) == 0
     assert (root / "contact_sheet.png").is_file()
     assert f"contact sheet: {root / 'contact_sheet.png'}" in capsys.readouterr().out
-    assert main(["import", "--from", str(shared_datasets / "tiny-imagenet-office20"), "--out", str(root),
-                 "--per-class", "10"]) == 0
+    assert (
+        main(
+            [
+                "import",
+                "--from",
+                str(shared_datasets / "tiny-imagenet-office20"),
+                "--out",
+                str(root),
+                "--per-class",
+                "10",
+            ]
+        )
+        == 0
+    )
     assert load_dataset(root).id == before  # the sheet is not mistaken for a photo
 
 

@@ -1,4 +1,5 @@
 """training.data.dataset: deterministic, stable splits and train-only statistics on real photos."""
+
 import json
 import shutil
 
@@ -44,8 +45,9 @@ def test_build_writes_a_loadable_manifest(tree):
 
 def test_mean_and_std_come_from_train_only(tree):
     ds = build_dataset(tree, CLASSES, {"kind": "test"})
-    pixels = np.concatenate([np.asarray(Image.open(p).convert("RGB"), np.float64).reshape(-1, 3)
-                             for p, _ in ds.items("train")])
+    pixels = np.concatenate(
+        [np.asarray(Image.open(p).convert("RGB"), np.float64).reshape(-1, 3) for p, _ in ds.items("train")]
+    )
     assert np.allclose(ds.mean, pixels.mean(0), atol=1e-3)
     assert np.allclose(ds.std, pixels.std(0), atol=1e-3)
 
@@ -91,8 +93,9 @@ def test_others_survive_a_rebuild_and_are_checked(tree, shared_datasets):
     photo = next((other / "images").glob("*.JPEG"))
     (tree / "others" / other.name).mkdir(parents=True)
     shutil.copy(photo, tree / "others" / other.name / photo.name)
-    meta["others"] = {"files": [{"path": f"others/{other.name}/{photo.name}", "wnid": other.name,
-                                 "split": "test", "sha256": "x"}]}
+    meta["others"] = {
+        "files": [{"path": f"others/{other.name}/{photo.name}", "wnid": other.name, "split": "test", "sha256": "x"}]
+    }
     (tree / "dataset.json").write_text(json.dumps(meta))
     ds = build_dataset(tree, CLASSES, {"kind": "test"})
     assert ds.others_items("test") == [(tree / "others" / other.name / photo.name, other.name)]
