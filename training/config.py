@@ -93,11 +93,14 @@ class ScheduleConfig:
 
 @dataclass
 class TeacherConfig:
+    # "none" by default: the first full distilled run (seed 0, before --distill-drop-other) tied
+    # the from-scratch one (52.0 vs 52.5 % office test top-1, bench/results/compare.md) after first
+    # spending 15-55 minutes on the teacher's soft targets.
     name: str = setting(
-        "auto",
+        "none",
         "teacher to distil from: a registered ImageNet classifier "
         "(training.teacher.TEACHERS), a path to a .keras teacher, 'none' (from scratch), "
-        "or auto = the default teacher when its package is installed, else none "
+        "or auto = the default teacher (efficientnet-lite0) when its package is installed, else none "
         "(config.json records what was used)",
         flag="--teacher",
     )
