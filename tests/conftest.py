@@ -53,26 +53,11 @@ def others_dataset(tiny_dataset, shared_datasets, tmp_path_factory) -> Path:
     first 5 by Tiny ImageNet index, the same photos however many the shared set holds per class."""
     import shutil
 
-    from training.data.cli import main
+    from data_cli import import_others
 
     root = tmp_path_factory.mktemp("others") / "office20"
     shutil.copytree(tiny_dataset, root)
-    assert (
-        main(
-            [
-                "import-others",
-                "--from",
-                str(shared_datasets / "tiny-imagenet-others"),
-                "--out",
-                str(root),
-                "--per-class",
-                "5",
-                "--subset",
-                "first",
-            ]
-        )
-        == 0
-    )
+    assert import_others(shared_datasets, root, "--per-class", "5", "--subset", "first") == 0
     return root
 
 

@@ -12,6 +12,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from data_cli import import_office
 
 from training.data.cli import main
 from training.data.dataset import load_dataset
@@ -246,22 +247,7 @@ def test_offline_without_a_local_folder_adds_no_others_and_says_so(
     monkeypatch.setenv("OFFICENET_SHARED", str(tmp_path / "no-shared"))
     monkeypatch.delenv(OTHERS_ENV, raising=False)
     out, cache = tmp_path / "ds", tmp_path / "cache"
-    assert (
-        main(
-            [
-                "import",
-                "--from",
-                str(shared_datasets / "tiny-imagenet-office20"),
-                "--out",
-                str(out),
-                "--classes",
-                catalog,
-                "--per-class",
-                "4",
-            ]
-        )
-        == 0
-    )
+    assert import_office(shared_datasets, out, "--classes", catalog, "--per-class", "4") == 0
     before = (out / "dataset.json").read_bytes()
     archive = ["--url", unreachable_url(), "--cache", str(cache), "--retries", "0"]
     capsys.readouterr()

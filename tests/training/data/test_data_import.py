@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from data_cli import import_office
 from PIL import Image
 
 from training.data.cli import main
@@ -124,19 +125,7 @@ def test_class_folders_named_by_label(shared_datasets, tmp_path):
 
 def test_missing_classes_are_named(shared_datasets, tmp_path, capsys):
     out = tmp_path / "ds"
-    rc = main(
-        [
-            "import",
-            "--from",
-            str(shared_datasets / "tiny-imagenet-office20"),
-            "--out",
-            str(out),
-            "--classes",
-            "office20-imagenet",
-            "--per-class",
-            "5",
-        ]
-    )
+    rc = import_office(shared_datasets, out, "--classes", "office20-imagenet", "--per-class", "5")
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: 15 of 20 classes are missing")
     assert "n03793489 (mouse)" in err and "Traceback" not in err

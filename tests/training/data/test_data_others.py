@@ -10,6 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from data_cli import import_office, import_others
 
 from training.data.cli import main
 from training.data.dataset import load_dataset
@@ -21,20 +22,7 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture
 def office(shared_datasets, tmp_path):
     root = tmp_path / "office"  # a private dataset: the session's tiny_dataset is shared with other tests
-    assert (
-        main(
-            [
-                "import",
-                "--from",
-                str(shared_datasets / "tiny-imagenet-office20"),
-                "--out",
-                str(root),
-                "--per-class",
-                "10",
-            ]
-        )
-        == 0
-    )
+    assert import_office(shared_datasets, root, "--per-class", "10") == 0
     return root
 
 
@@ -87,17 +75,7 @@ def test_others_need_an_existing_dataset_and_other_classes(shared_datasets, offi
     assert rc == 2 and "does not exist" in capsys.readouterr().err
     rc = main(["import-others", "--from", str(shared_datasets / "tiny-imagenet-office20"), "--out", str(office)])
     assert rc == 2 and "found 0" in capsys.readouterr().err
-    rc = main(
-        [
-            "import-others",
-            "--from",
-            str(shared_datasets / "tiny-imagenet-others"),
-            "--out",
-            str(office),
-            "--eval-fraction",
-            "1.5",
-        ]
-    )
+    rc = import_others(shared_datasets, office, "--eval-fraction", "1.5")
     assert rc == 2 and "--eval-fraction" in capsys.readouterr().err
 
 
@@ -108,20 +86,7 @@ def test_from_none_adds_nothing_and_says_so(shared_datasets, office, capsys):
     assert "no non-office photos added: --from none (make data: OTHERS is empty)" in said
     assert "import-others --from DIR" in said and (office / "dataset.json").read_bytes() == before
     # an earlier import stays, and the message says so
-    assert (
-        main(
-            [
-                "import-others",
-                "--from",
-                str(shared_datasets / "tiny-imagenet-others"),
-                "--out",
-                str(office),
-                "--per-class",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert import_others(shared_datasets, office, "--per-class", "1") == 0
     kept = _others(office)
     assert main(["import-others", "--from", "none", "--out", str(office)]) == 0
     assert "keeps the 180 of an earlier import-others" in capsys.readouterr().out and _others(office) == kept

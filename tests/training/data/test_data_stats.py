@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from data_cli import import_office
 from PIL import Image
 
 from bundle.images import decode_image
@@ -47,38 +48,12 @@ def test_mean_std_are_train_only(tiny_dataset):
 
 def test_default_sheet_goes_in_the_dataset(shared_datasets, tmp_path, capsys):
     root = tmp_path / "ds"  # not the session's tiny_dataset: other tests share that one
-    assert (
-        main(
-            [
-                "import",
-                "--from",
-                str(shared_datasets / "tiny-imagenet-office20"),
-                "--out",
-                str(root),
-                "--per-class",
-                "10",
-            ]
-        )
-        == 0
-    )
+    assert import_office(shared_datasets, root, "--per-class", "10") == 0
     before = load_dataset(root).id
     assert main(["stats", str(root), "--split", "val", "--samples", "2"]) == 0
     assert (root / "contact_sheet.png").is_file()
     assert f"contact sheet: {root / 'contact_sheet.png'}" in capsys.readouterr().out
-    assert (
-        main(
-            [
-                "import",
-                "--from",
-                str(shared_datasets / "tiny-imagenet-office20"),
-                "--out",
-                str(root),
-                "--per-class",
-                "10",
-            ]
-        )
-        == 0
-    )
+    assert import_office(shared_datasets, root, "--per-class", "10") == 0
     assert load_dataset(root).id == before  # the sheet is not mistaken for a photo
 
 
