@@ -169,7 +169,7 @@ class RunMetrics:
     params: int
     epochs: int  # epochs trained, this run and the ones it resumed
     best_epoch: int  # the epoch whose weights model.keras holds
-    wall_time_s: float
+    wall_time_s: float  # the last invocation, plus the epochs of the ones it resumed (history.csv seconds)
     splits: dict[str, dict]  # "train" (with --train-eval), "val", "test": training.report.split_metrics
     other_class: dict | None = None  # with --other-class on: the hidden output's index, fraction and shares
 

@@ -241,10 +241,13 @@ def _fit_and_save(cfg: TrainConfig, ds: Dataset, hw: Hardware, started: float) -
     """Steps 3-4: the data and the model, where the checkpoints stand, the epochs, the best model saved."""
     setup = _build(cfg, ds, hw)
     progress = _checkpoints(cfg, setup.model, hw)
+    resumed_epochs = int(progress.epoch.numpy())
     rows = _fit(cfg, hw, setup, progress)
     if rows is None:  # --stop-after
         return None
-    return _save_best(cfg, ds, hw, setup, progress, rows, started)
+    # A run resumed across sessions took its earlier invocations' epochs too (history.csv's seconds).
+    earlier = sum(row["seconds"] for row in rows[:resumed_epochs])
+    return _save_best(cfg, ds, hw, setup, progress, rows, started - earlier)
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,8 @@ def test_resume_after_kill_9_continues_from_the_checkpoint_and_ends_like_an_unin
     # Seeded per epoch, the resumed epochs saw the same batches: the same numbers as tiny_run.
     for key in ("loss", "val_loss", "val_accuracy"):
         assert [r[key] for r in resumed] == [r[key] for r in reference], key
+    # The run's wall time counts the killed invocation's epochs too, not only the resumed ones.
+    assert json.loads((run / "metrics.json").read_text())["wall_time_s"] >= sum(float(r["seconds"]) for r in resumed)
 
 
 def test_a_run_with_checkpoints_is_not_overwritten_without_resume(tmp_path, capsys):
