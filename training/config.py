@@ -55,6 +55,16 @@ class DataConfig:
         "random-resized-crop: smallest crop area as a fraction of the image "
         "(replaces translation when > 0; 0 disables)",
     )
+    mixup: float = setting(
+        0.0,
+        "mixup alpha: each training batch is blended with itself reversed, weight ~ Beta(a, a), and "
+        "its targets alike (timm's Mixup); 0 disables",
+    )
+    cutmix: float = setting(
+        0.0,
+        "CutMix alpha: a box of the reversed batch is pasted into each training batch, targets mixed "
+        "by the box's area, area ~ Beta(a, a); 0 disables. With --mixup too, each batch takes one at random",
+    )
     workers: int | None = setting(None, "parallel calls for decode/augment; default: tf.data AUTOTUNE")
     other_class: str = setting(
         "auto",

@@ -11,7 +11,8 @@ measures it on full-size ImageNet photos at 64, 128 and 224 px).
 Decoded images are cached in memory (uint8) when they fit, so only the first epoch reads files.
 Augmentation runs here, per image, on the CPU, with stateless random ops seeded by
 ``(seed, epoch, position)``: an epoch's batches are the same whether or not the run was resumed.
-It never runs for evaluation. Kept out of the model because XLA can't compile
+With ``--mixup`` / ``--cutmix`` each augmented batch is then mixed with itself reversed
+(``mix_batch``). It never runs for evaluation. Kept out of the model because XLA can't compile
 ``ImageProjectiveTransformV3`` and because the exported model must not carry it.
 
     from training.pipeline import Pipeline
@@ -127,6 +128,47 @@ def augment(image: tf.Tensor, seed: tf.Tensor, cfg: DataConfig, size: int) -> tu
     return tf.clip_by_value(image, 0.0, 255.0), mirrored
 
 
+def mix_batch(images: tf.Tensor, targets: tf.Tensor, seed: tf.Tensor, mixup: float, cutmix: float):
+    """One training batch (float32 images [B, H, W, 3], targets [B, C]) mixed with itself reversed,
+    as timm's Mixup does: mixup blends whole images with weight lam ~ Beta(mixup, mixup); CutMix
+    pastes a box of area ~ (1 - lam) of the partner in. The targets mix by the same lam (for CutMix
+    the box's area once clipped to the image), so hard labels and teacher targets mix alike. With
+    both alphas > 0 a fair coin picks one per batch. ``seed`` is a stateless [2] seed."""
+    seeds = tf.random.experimental.stateless_split(seed, num=4)
+
+    def beta(alpha: float) -> tf.Tensor:
+        g = tf.random.stateless_gamma([2], seed=seeds[1], alpha=alpha)
+        return g[0] / (g[0] + g[1])
+
+    partner, partner_targets = tf.reverse(images, [0]), tf.reverse(targets, [0])
+
+    def blend():
+        lam = beta(mixup)
+        return lam * images + (1 - lam) * partner, lam
+
+    def paste():
+        lam = beta(cutmix)
+        h, w = tf.shape(images)[1], tf.shape(images)[2]
+        cut = tf.sqrt(1 - lam)
+        half_h = tf.cast(tf.cast(h, tf.float32) * cut, tf.int32) // 2
+        half_w = tf.cast(tf.cast(w, tf.float32) * cut, tf.int32) // 2
+        centre = tf.random.stateless_uniform([2], seed=seeds[2], minval=0, maxval=tf.int32.max, dtype=tf.int32)
+        cy, cx = centre[0] % h, centre[1] % w
+        y0, y1 = tf.maximum(cy - half_h, 0), tf.minimum(cy + half_h, h)
+        x0, x1 = tf.maximum(cx - half_w, 0), tf.minimum(cx + half_w, w)
+        rows, cols = tf.range(h)[:, None], tf.range(w)[None, :]
+        box = tf.cast((rows >= y0) & (rows < y1) & (cols >= x0) & (cols < x1), images.dtype)[..., None]
+        area = tf.cast((y1 - y0) * (x1 - x0), tf.float32) / tf.cast(h * w, tf.float32)
+        return images * (1 - box) + partner * box, 1 - area
+
+    if mixup > 0 and cutmix > 0:
+        use_cutmix = tf.random.stateless_uniform([], seed=seeds[0]) < 0.5
+        mixed, lam = tf.cond(use_cutmix, paste, blend)
+    else:
+        mixed, lam = paste() if cutmix > 0 else blend()
+    return mixed, lam * targets + (1 - lam) * partner_targets
+
+
 def resolve_other_class(cfg: DataConfig, dataset: Dataset) -> str:
     """ "on" or "off": whether a run trains the hidden "other" output (``--other-class``; auto =
     when the dataset has non-office train photos). What config.json records."""
@@ -167,6 +209,8 @@ class Pipeline:
         self.soft = soft_targets
         self.items = {split: dataset.items(split) for split in ("train", "val", "test")}
         self.other_class = resolve_other_class(cfg, dataset) == "on"
+        if cfg.mixup < 0 or cfg.cutmix < 0:
+            raise ValueError(f"--mixup and --cutmix are Beta alphas >= 0 (0 disables), got {cfg.mixup}, {cfg.cutmix}")
         if self.other_class:
             for split in ("train", "val", "test"):
                 self.items[f"others_{split}"] = [(p, num_classes) for p, _ in dataset.others_items(split)]
@@ -246,8 +290,16 @@ class Pipeline:
             image, mirrored = augment(image, tf.stack([tf.cast(seed, tf.int64) * 1_000_003 + epoch, i]), cfg, size)
             return self._target(image, onehot, mirrored, *soft)
 
-        ds = ds.map(variant, num_parallel_calls=self.parallel)
-        return ds.batch(self.batch_size).prefetch(AUTOTUNE)
+        ds = ds.map(variant, num_parallel_calls=self.parallel).batch(self.batch_size)
+        if do_augment and (cfg.mixup > 0 or cfg.cutmix > 0):
+            # Batch b's seed: the per-image ones are (.., position >= 0), so -1 - b never repeats one.
+            ds = ds.enumerate().map(
+                lambda b, batch: mix_batch(
+                    *batch, tf.stack([tf.cast(seed, tf.int64) * 1_000_003 + epoch, -1 - b]), cfg.mixup, cfg.cutmix
+                ),
+                num_parallel_calls=self.parallel,
+            )
+        return ds.prefetch(AUTOTUNE)
 
     def evaluation(self, split: str, batch_size: int | None = None) -> tf.data.Dataset:
         """Unaugmented batches of one split, in the dataset's file order."""

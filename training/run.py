@@ -48,6 +48,8 @@ ADDED_SINCE = {
     ("data", "other_class"): "off",  # no hidden "other" output before --other-class
     ("data", "other_fraction"): 0.25,  # only read with other_class on
     ("data", "crop_scale"): 0.0,  # translation, not random-resized crop, before --crop-scale
+    ("data", "mixup"): 0.0,  # no batch mixing before --mixup / --cutmix
+    ("data", "cutmix"): 0.0,
     ("runtime", "stop_after"): 0,  # per invocation; never part of a run
     ("teacher", "name"): "none",  # trained from scratch before --teacher
     ("teacher", "head"): "auto",  # only read with a teacher

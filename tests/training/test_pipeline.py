@@ -12,7 +12,7 @@ from bundle.images import decode_image
 from bundle.preprocess import PreprocessSpec, preprocess
 from training.config import DataConfig
 from training.data.dataset import load_dataset
-from training.pipeline import Pipeline, crop_and_resize, decode
+from training.pipeline import Pipeline, crop_and_resize, decode, mix_batch
 from training.tfenv import tf
 
 
@@ -87,6 +87,65 @@ def test_each_augmentation_changes_images_on_its_own(dataset, option):
     plain = next(iter(pipe.train(0, augment_images=False)))[0].numpy()
     changed = np.mean([not np.array_equal(a, b) for a, b in zip(x, plain)])
     assert changed > 0.3, f"{option} changed only {changed:.0%} of the images"
+
+
+def _photos_and_onehots(dataset, n=8):
+    """The first ``n`` val photos (float32, 32 px) and their one-hot targets, labels all distinct."""
+    pipe = Pipeline(dataset, DataConfig(), image_size=32, num_classes=20, batch_size=256)
+    x, y = next(iter(pipe.evaluation("val")))
+    labels = y.numpy().argmax(1)
+    keep = [i for i in range(len(labels)) if labels[i] not in labels[:i]][:n]
+    assert len(keep) == n, "the tiny dataset's val split should hold photos of n classes"
+    return tf.gather(x, keep), tf.gather(y, keep), labels[keep]
+
+
+def test_mixup_blends_each_photo_with_its_partner_by_the_weight_its_target_carries(dataset):
+    x, y, labels = _photos_and_onehots(dataset)
+    mixed, targets = (t.numpy() for t in mix_batch(x, y, tf.constant([5, 7], tf.int64), mixup=0.4, cutmix=0.0))
+    partner = x.numpy()[::-1]
+    np.testing.assert_allclose(targets.sum(1), 1.0, rtol=1e-6)
+    for i, label in enumerate(labels):
+        lam = targets[i, label]
+        assert 0 < lam < 1 and targets[i, labels[::-1][i]] == pytest.approx(1 - lam, abs=1e-6)
+        np.testing.assert_allclose(mixed[i], lam * x.numpy()[i] + (1 - lam) * partner[i], atol=1e-3)
+    # One lam per batch (timm's Mixup): every photo keeps the same share of itself.
+    assert np.ptp([targets[i, label] for i, label in enumerate(labels)]) < 1e-6
+    again = mix_batch(x, y, tf.constant([5, 7], tf.int64), mixup=0.4, cutmix=0.0)[1].numpy()
+    other = mix_batch(x, y, tf.constant([5, 8], tf.int64), mixup=0.4, cutmix=0.0)[1].numpy()
+    assert np.array_equal(targets, again) and not np.array_equal(targets, other), "seeded, and only by its seed"
+
+
+def test_cutmix_pastes_a_box_of_the_partner_whose_area_is_the_partners_target_share(dataset):
+    x, y, labels = _photos_and_onehots(dataset)
+    for seed in range(6):
+        mixed, targets = (t.numpy() for t in mix_batch(x, y, tf.constant([seed, 1], tf.int64), mixup=0.0, cutmix=1.0))
+        own, partner = x.numpy(), x.numpy()[::-1]
+        for i, label in enumerate(labels):
+            from_partner = np.all(mixed[i] == partner[i], axis=-1) & ~np.all(own[i] == partner[i], axis=-1)
+            from_self = np.all(mixed[i] == own[i], axis=-1)
+            assert np.all(from_partner | from_self), "every pixel is the photo's own or its partner's"
+            rows, cols = np.nonzero(from_partner)
+            if len(rows):  # one rectangle
+                box = np.zeros_like(from_partner)
+                box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
+                assert np.array_equal(box, from_partner)
+            assert targets[i, labels[::-1][i]] == pytest.approx(from_partner.mean(), abs=1e-6)
+            assert targets[i, label] == pytest.approx(1 - from_partner.mean(), abs=1e-6)
+
+
+def test_mixed_batches_are_reproducible_per_epoch_and_only_in_augmented_training(dataset):
+    cfg = dataclasses.replace(DataConfig(), mixup=0.2, cutmix=1.0)
+    pipe = Pipeline(dataset, cfg, image_size=32, num_classes=20, batch_size=64, seed=3)
+    targets = np.concatenate([y.numpy() for _, y in pipe.train(0)])
+    np.testing.assert_allclose(targets.sum(1), 1.0, rtol=1e-5)
+    assert (targets.max(1) < 1).mean() > 0.5, "most training targets are mixes"
+    assert np.array_equal(targets, np.concatenate([y.numpy() for _, y in pipe.train(0)]))
+    assert not np.array_equal(targets, np.concatenate([y.numpy() for _, y in pipe.train(1)]))
+    unmixed = np.concatenate([y.numpy() for _, y in pipe.train(0, augment_images=False)])
+    assert set(np.unique(unmixed)) == {0.0, 1.0}
+    assert set(np.unique(np.concatenate([y.numpy() for _, y in pipe.evaluation("val")]))) == {0.0, 1.0}
+    with pytest.raises(ValueError, match="--mixup and --cutmix are Beta alphas"):
+        Pipeline(dataset, dataclasses.replace(cfg, cutmix=-1.0), image_size=32, num_classes=20, batch_size=64)
 
 
 def test_uncached_pipeline_gives_the_same_pixels(dataset):

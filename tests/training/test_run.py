@@ -61,8 +61,8 @@ def test_a_missing_key_without_a_rule_is_an_error_not_a_default(tmp_path):
 
 def test_an_unknown_key_from_newer_code_is_an_error(tmp_path):
     saved = TrainConfig().to_dict()
-    saved["data"]["mixup"] = 0.2
-    with pytest.raises(RunError, match="unknown keys.*mixup"):
+    saved["data"]["random_erasing"] = 0.25
+    with pytest.raises(RunError, match="unknown keys.*random_erasing"):
         load_run(write_run(tmp_path / "run", saved, metrics_with()))
 
 
