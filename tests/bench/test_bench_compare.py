@@ -11,13 +11,15 @@ pytestmark = pytest.mark.slow
 
 
 def test_compare_scores_the_shipped_bundle_and_its_run(tiny_bundle, tiny_run, sample_photos, tmp_path, capsys):
-    from bench.compare import main
+    from bench.compare import main, sample_figures
+    from bundle.litert import LiteRTModel
     from bundle.manifest import load_bundle
 
     assert main(["--bundle", f"a={tiny_bundle}", "--bundle", f"b={tiny_bundle}", "--results", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "compare.json").read_text())
     a, b = result["recipes"]
-    manifest = load_bundle(tiny_bundle).manifest
+    shipped = load_bundle(tiny_bundle)
+    manifest = shipped.manifest
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     # int8 as shipped is what the export's parity gate measured on the same test split.
     assert a["int8"]["top1"] == pytest.approx(manifest["metrics"]["int8_accuracy"], abs=1e-4)
@@ -25,6 +27,12 @@ def test_compare_scores_the_shipped_bundle_and_its_run(tiny_bundle, tiny_run, sa
     assert a["teacher"] == "none" and a["run"] == str(tiny_run)
     assert 0 < a["int8_flip_avg"]["top1"] <= a["int8_flip_avg"]["top3"] <= 1
     assert a["samples"]["photos"] == len(sample_photos) and a["samples"]["office_photos"] == 20
+    # The tiny run learned no "other"; a run that had learned coffee mugs and printers as "other"
+    # would count those two classes (the backpack is one of the bundle's own classes).
+    assert a["samples"]["other_classes_learned_as_other"] == 0
+    model = LiteRTModel(shipped.model_path.read_bytes())
+    learned = {"n03063599", "n04004767", "n02769748"}
+    assert sample_figures(model, shipped, learned)["other_classes_learned_as_other"] == 2
     assert {k: v for k, v in a.items() if k != "name"} == {k: v for k, v in b.items() if k != "name"}
     md = (tmp_path / "compare.md").read_text()
     assert "| a | none |" in md and "| b | none |" in md and "avx512_vnni" in md
