@@ -14,7 +14,9 @@ For every ``NAME=BUNDLE`` (its run is the one its export_config.json names), one
   and of its other classes (the share given an office label instead of "not sure", and how many
   of those classes "other" was trained on). Those are office objects too (coffee mug, laptop,
   mouse, printer, ...): look-alikes, a harder test than unseen non-office classes;
-- the run's training wall time and teacher.
+- the run's teacher and training time (its epochs' seconds in history.csv, every session of a
+  resumed run included; the machine's load is not recorded, so compare times only from one
+  quiet machine).
 Writes bench/results/compare.md and .json (with the CPU's flags). Goals (issue 15): int8 test
 top-1 >= 75 %, AUROC >= 0.92 with <= 20 % non-office labelled at 90 % coverage, agreement >= 98 %.
 """
@@ -40,7 +42,7 @@ from bundle.preprocess import preprocess
 from export.inputs import ExportError, split_arrays
 from export.report import pct
 from training.data.dataset import DatasetError
-from training.run import RunError, load_run
+from training.run import RunError, load_run, read_history
 
 RESULTS = Path(__file__).parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -120,6 +122,9 @@ def measure(name: str, bundle_dir: Path) -> dict:
         "teacher_head": run.config.teacher.head if run.config.teacher.name != "none" else None,
         "epochs": run.metrics["epochs"],
         "train_wall_s": run.metrics["wall_time_s"],
+        # Its epochs' own seconds (history.csv), every session included: runs saved before
+        # wall_time_s counted resumed sessions hold only their last one there.
+        "train_epochs_s": round(sum(row["seconds"] for row in read_history(run.path)), 1),
         "float": {"top1": run.metrics["test"]["top1"], "top3": run.metrics["test"]["top3"]},
         "int8": {"top1": round(float(top1.mean()), 4), "top3": round(float(topk_hits(probs, y, 3).mean()), 4)},
         "int8_flip_avg": {
@@ -152,7 +157,7 @@ def render(result: dict) -> str:
         "office objects of other ImageNet classes (coffee mug, laptop, mouse, printer, ...): look-alikes, "
         "a harder test than unseen non-office classes.",
         "",
-        "| recipe | teacher | epochs | train time | float top-1 / top-3 | int8 top-1 / top-3 (shipped) | "
+        "| recipe | teacher | epochs | epochs' time | float top-1 / top-3 | int8 top-1 / top-3 (shipped) | "
         "int8 + flip averaging (not shipped) | int8/float agreement | AUROC | non-office labelled @90 % | "
         "full-size office top-1 / top-3 | full-size office objects of other classes labelled |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -161,7 +166,7 @@ def render(result: dict) -> str:
         ab, s = r["abstain"] or {}, r["samples"]
         out.append(
             f"| {r['name']} | {r['teacher']}{' (' + r['teacher_head'] + ')' if r['teacher_head'] else ''} | "
-            f"{r['epochs']} | {r['train_wall_s'] / 60:.0f} min | {pct(r['float']['top1'])} / "
+            f"{r['epochs']} | {r['train_epochs_s'] / 60:.0f} min | {pct(r['float']['top1'])} / "
             f"{pct(r['float']['top3'])} | **{pct(r['int8']['top1'])}** / {pct(r['int8']['top3'])} | "
             f"{pct(r['int8_flip_avg']['top1'])} / {pct(r['int8_flip_avg']['top3'])} | "
             f"{pct(r['agreement'])} | {ab.get('auroc', 'n/a')} | {pct(ab.get('labelled_at_90'))} | "
