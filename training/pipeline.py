@@ -134,7 +134,7 @@ def mix_batch(images: tf.Tensor, targets: tf.Tensor, seed: tf.Tensor, mixup: flo
     pastes a box of area ~ (1 - lam) of the partner in. The targets mix by the same lam (for CutMix
     the box's area once clipped to the image), so hard labels and teacher targets mix alike. With
     both alphas > 0 a fair coin picks one per batch. ``seed`` is a stateless [2] seed."""
-    seeds = tf.random.experimental.stateless_split(seed, num=4)
+    seeds = tf.random.experimental.stateless_split(seed, num=3)
 
     def beta(alpha: float) -> tf.Tensor:
         g = tf.random.stateless_gamma([2], seed=seeds[1], alpha=alpha)
@@ -282,21 +282,20 @@ class Pipeline:
         if not self.cached:
             ds = ds.map(self._load, num_parallel_calls=self.parallel)
         ds = ds.enumerate().map(lambda i, row: (i, *self._to_model(*row)), num_parallel_calls=self.parallel)
-        cfg, size, seed = self.cfg, self.size, self.seed
+        cfg, size = self.cfg, self.size
+        epoch_key = tf.constant(self.seed * 1_000_003 + epoch, tf.int64)  # the augmentation seeds' first half
 
         def variant(i, image, onehot, *soft):
             if not do_augment:
                 return self._target(image, onehot, tf.constant(False), *soft)
-            image, mirrored = augment(image, tf.stack([tf.cast(seed, tf.int64) * 1_000_003 + epoch, i]), cfg, size)
+            image, mirrored = augment(image, tf.stack([epoch_key, i]), cfg, size)
             return self._target(image, onehot, mirrored, *soft)
 
         ds = ds.map(variant, num_parallel_calls=self.parallel).batch(self.batch_size)
         if do_augment and (cfg.mixup > 0 or cfg.cutmix > 0):
             # Batch b's seed: the per-image ones are (.., position >= 0), so -1 - b never repeats one.
             ds = ds.enumerate().map(
-                lambda b, batch: mix_batch(
-                    *batch, tf.stack([tf.cast(seed, tf.int64) * 1_000_003 + epoch, -1 - b]), cfg.mixup, cfg.cutmix
-                ),
+                lambda b, batch: mix_batch(*batch, tf.stack([epoch_key, -1 - b]), cfg.mixup, cfg.cutmix),
                 num_parallel_calls=self.parallel,
             )
         return ds.prefetch(AUTOTUNE)

@@ -14,6 +14,7 @@ def test_compare_scores_the_shipped_bundle_and_its_run(tiny_bundle, tiny_run, sa
     from bench.compare import main, sample_figures
     from bundle.litert import LiteRTModel
     from bundle.manifest import load_bundle
+    from training.run import read_history
 
     assert main(["--bundle", f"a={tiny_bundle}", "--bundle", f"b={tiny_bundle}", "--results", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "compare.json").read_text())
@@ -25,8 +26,8 @@ def test_compare_scores_the_shipped_bundle_and_its_run(tiny_bundle, tiny_run, sa
     assert a["int8"]["top1"] == pytest.approx(manifest["metrics"]["int8_accuracy"], abs=1e-4)
     assert a["float"] == {"top1": metrics["test"]["top1"], "top3": metrics["test"]["top3"]}
     assert a["teacher"] == "none" and a["run"] == str(tiny_run)
-    epochs_s = [float(row.split(",")[-1]) for row in (tiny_run / "history.csv").read_text().splitlines()[1:]]
-    assert a["train_epochs_s"] == pytest.approx(sum(epochs_s), abs=0.1) and a["train_epochs_s"] <= a["train_wall_s"]
+    epochs_s = sum(row["seconds"] for row in read_history(tiny_run))
+    assert a["train_epochs_s"] == pytest.approx(epochs_s, abs=0.1) and a["train_epochs_s"] <= a["train_wall_s"]
     assert 0 < a["int8_flip_avg"]["top1"] <= a["int8_flip_avg"]["top3"] <= 1
     assert a["samples"]["photos"] == len(sample_photos) and a["samples"]["office_photos"] == 20
     # The tiny run learned no "other"; a run that had learned coffee mugs and printers as "other"
