@@ -105,8 +105,9 @@ class ScheduleConfig:
 class TeacherConfig:
     # "none" by default, for time: distilling with --distill-drop-other gained 2.4 points (seed 0:
     # 54.1 vs 51.7 % int8 office test top-1, bench/results/compare.md), but the teacher's soft
-    # targets cost 17-52 minutes on 2 cores before the first epoch, past the ~60 minutes the
-    # default `make train` may take. `--teacher auto` is the longer, documented recipe.
+    # targets took 52 minutes on 2 shared cores (bench/results/teacher.md) before the first
+    # epoch, past the ~60 minutes the default `make train` may take. `--teacher auto` is the
+    # longer, documented recipe.
     name: str = setting(
         "none",
         "teacher to distil from: a registered ImageNet classifier "
