@@ -30,7 +30,7 @@ import numpy as np
 from bench.record import cpu_info, cpu_line, parse_flags, record
 from bundle.flags import setting
 from export.abstain import auroc
-from training.data.dataset import DatasetError, load_dataset
+from training.data.dataset import SPLITS, DatasetError, load_dataset
 from training.teacher import TEACHERS, TeacherError, load_teacher, soft_targets
 from training.teacher.heads import imagenet_log_probs
 from training.teacher.registry import IMAGENET_WNIDS
@@ -181,14 +181,14 @@ def measure(a: BenchTeacherConfig) -> dict:
     ds = load_dataset(a.data)
     teacher = load_teacher(a.teacher)
     start = time.monotonic()
-    chosen = soft_targets(ds, teacher, progress=lambda line: print(line, flush=True))
-    features_meta = json.loads(cache_path(ds, teacher, "features").with_suffix(".json").read_text())
+    chosen = soft_targets(ds, teacher, progress=lambda line: print(line, flush=True), splits=SPLITS)
+    features_meta = json.loads(cache_path(ds, teacher, "features", SPLITS).with_suffix(".json").read_text())
     extraction = {
         "photos": len(chosen.index),
         **features_meta.get("extraction", {}),
         "this_run_seconds": round(time.monotonic() - start),
     }
-    heads = [head_figures(ds, soft_targets(ds, teacher, head=h)) for h in heads_for(ds, teacher)]
+    heads = [head_figures(ds, soft_targets(ds, teacher, head=h, splits=SPLITS)) for h in heads_for(ds, teacher)]
     samples = samples_accuracy(a.teacher, a.samples)
     sizes = size_sweep(ds, a.teacher, a.sizes, a.sweep_photos)
     return {
@@ -196,7 +196,7 @@ def measure(a: BenchTeacherConfig) -> dict:
         "teacher_hash": teacher.hash,
         "dataset": ds.id,
         "input_size": teacher.input_size,
-        "cache": str(cache_path(ds, teacher, chosen.head)),
+        "cache": str(cache_path(ds, teacher, chosen.head, SPLITS)),
         "chosen_head": chosen.head,
         "chosen_by": chosen.meta.get("chosen_by"),
         "published_top1": {

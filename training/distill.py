@@ -7,7 +7,7 @@
     soft.mix(onehot, view)                          # (1 - w) * hard label + w * teacher view (in tf.data)
 
 The teacher (training.teacher) gives log-probabilities over the dataset's classes plus "other"
-for every photo, as it is and mirrored; they are computed once and cached beside the dataset, so
+for every train and val photo, as it is and mirrored; they are computed once and cached beside the dataset, so
 every run, and export's pruning fine-tune, reads the same targets. A run with the hidden "other"
 output learns all of them for non-office photos, and for office photos (``--distill-drop-other``,
 the default) only the office columns, renormalized: their label already says they are office

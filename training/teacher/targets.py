@@ -1,4 +1,4 @@
-"""Soft targets: the teacher's log-probabilities for every photo of a dataset, computed once, cached.
+"""Soft targets: the teacher's log-probabilities for the photos of a dataset, computed once, cached.
 
     from training.teacher import soft_targets
     t = soft_targets(ds, "efficientnet-lite0")        # head="auto": the head that measures better
@@ -6,17 +6,20 @@
     t.head, t.meta         # which head, and its val figures (and the other head's, if compared)
 
 K = len(ds.classes) + 1: the dataset's classes in ``ds.classes`` order, then "other". Every file
-of every split has targets, office photos and non-office photos (``ds.others_items``) alike.
+of the splits asked for has targets, office photos and non-office photos (``ds.others_items``)
+alike. Training asks for ``TRAINING_SPLITS`` (train, val): 57 % of the office20 photos, since the
+27,000 non-office test photos only serve ``bench.teacher``, which asks for every split
+(``splits=SPLITS``). A cache of every split serves a request for fewer without a second pass.
 
 Heads (``heads.py``): ``imagenet`` (the teacher's own softmax at the dataset's wnids, only when
 all are ImageNet-1k classes) and ``fitted`` (a linear head fitted on the frozen features of the
 train split). ``head="auto"`` computes every head that applies and keeps the lower val log-loss
 (office val + non-office val as "other", view 0); both are recorded in the meta.
 
-Cache, beside the dataset (``<root>/teacher/``), one per (dataset id, teacher hash, head):
-``<teacher>-<head>-<ds.id>-<hash[:12]>.npz`` (``log_probs`` [N, 2, K], ``paths``) and ``.json``
+Cache, beside the dataset (``<root>/teacher/``), one per (dataset id, teacher hash, head, splits):
+``<teacher>-<head>[-train+val]-<ds.id>-<hash[:12]>.npz`` (``log_probs`` [N, 2, K], ``paths``) and ``.json``
 (dataset id and sha256, teacher hash, head, crop, shape, file-list hash, the npz's sha256, val
-figures), plus the pooled features ``<teacher>-features-<ds.id>-<hash[:12]>.npz`` so another
+figures), plus the pooled features ``<teacher>-features[-train+val]-<ds.id>-<hash[:12]>.npz`` so another
 head costs no second pass. Each file is written to a temporary name and renamed
 (``bundle.atomic``), the npz before its meta, so a kill leaves no torn file. On load everything is
 checked; a truncated file or one made for another dataset, teacher or crop prints a one-line
@@ -46,21 +49,22 @@ HEADS = ("imagenet", "fitted")
 CACHE_FORMAT = "officenet-teacher-cache"
 CHUNK = 128  # photos per extraction step (256 views through the teacher)
 PART = 4096  # photos per resumable piece of an extraction
+TRAINING_SPLITS = ("train", "val")  # what the trainer and the export's fine-tune read; val picks the head
 
 
 @dataclass(frozen=True)
 class DatasetFiles:
-    """Every photo of a dataset in a fixed order: office files, then non-office files."""
+    """The photos of some splits of a dataset in a fixed order: office files, then non-office files."""
 
     paths: list[str]  # relative to the dataset root, posix
     labels: np.ndarray  # class index, or C for a non-office photo ("other")
     splits: np.ndarray
 
     @classmethod
-    def of(cls, ds: Dataset) -> DatasetFiles:
+    def of(cls, ds: Dataset, splits: tuple[str, ...] = TRAINING_SPLITS) -> DatasetFiles:
         office = [(f.path, f.label, f.split) for f in ds.files]
         others = [(f["path"], len(ds.classes), f["split"]) for f in (ds.others or {}).get("files", [])]
-        rows = office + others
+        rows = [r for r in office + others if r[2] in splits]
         return cls([r[0] for r in rows], np.array([r[1] for r in rows], np.int64), np.array([r[2] for r in rows]))
 
     @property
@@ -99,9 +103,11 @@ def _relative(root: Path, path) -> str:
             return str(path)
 
 
-def cache_path(ds: Dataset, teacher: Teacher, kind: str) -> Path:
-    """``<root>/teacher/<teacher>-<kind>-<ds.id>-<hash[:12]>.npz``; kind is a head or "features"."""
-    return ds.root / "teacher" / f"{teacher.name}-{kind}-{ds.id}-{teacher.hash[:12]}.npz"
+def cache_path(ds: Dataset, teacher: Teacher, kind: str, splits: tuple[str, ...] = TRAINING_SPLITS) -> Path:
+    """``<root>/teacher/<teacher>-<kind>[-<splits>]-<ds.id>-<hash[:12]>.npz``; kind is a head or
+    "features"; a cache of every split carries no splits tag (the name caches had before the tag)."""
+    tag = "" if tuple(splits) == SPLITS else "-" + "+".join(splits)
+    return ds.root / "teacher" / f"{teacher.name}-{kind}{tag}-{ds.id}-{teacher.hash[:12]}.npz"
 
 
 def heads_for(ds: Dataset, teacher: Teacher) -> list[str]:
@@ -117,8 +123,11 @@ def soft_targets(
     input_size: int | None = None,
     crop_fraction: float = 1.0,
     progress=print,
+    splits: tuple[str, ...] = TRAINING_SPLITS,
 ) -> SoftTargets:
-    """The cached targets of ``ds`` (computed and cached when missing or invalid)."""
+    """The cached targets of the ``splits`` of ``ds`` (computed and cached when missing or invalid)."""
+    if not {"train", "val"} <= set(splits) <= set(SPLITS):
+        raise ValueError(f"splits {splits} must include train (to fit the head) and val (to pick it)")
     t = teacher if isinstance(teacher, Teacher) else load_teacher(teacher, input_size)
     candidates = heads_for(ds, t)
     if head != "auto" and head not in candidates:
@@ -128,24 +137,39 @@ def soft_targets(
             f"heads that do: {', '.join(candidates)} or auto"
         )
     wanted = candidates if head == "auto" else [head]
-    files = DatasetFiles.of(ds)
-    expect = {
-        "dataset": {"id": ds.id, "sha256": ds.sha256},
-        "teacher": {"name": t.name, "hash": t.hash},
-        "crop_fraction": crop_fraction,
-        "files": {"count": len(files.paths), "sha256": files.digest},
-    }
-    found = {
-        h: _read(cache_path(ds, t, h), {**expect, "head": h}, (len(files.paths), 2, len(ds.classes) + 1), progress)
-        for h in wanted
-    }
+    files = DatasetFiles.of(ds, splits)
+    found = _cached(ds, t, files, wanted, splits, crop_fraction, progress)
+    if any(v is None for v in found.values()) and tuple(splits) != SPLITS:
+        every = DatasetFiles.of(ds, SPLITS)
+        in_every = _cached(ds, t, every, wanted, SPLITS, crop_fraction, lambda _: None)
+        if all(v is not None for v in in_every.values()):
+            found, files = in_every, every  # a superset of the rows asked for: nothing to compute
     if any(v is None for v in found.values()):
-        found = _compute(ds, t, files, wanted, expect, crop_fraction, progress)
+        expect = _expected(ds, t, files, crop_fraction)
+        found = _compute(ds, t, files, wanted, splits, expect, crop_fraction, progress)
     chosen = min(wanted, key=lambda h: found[h][1]["val"]["log_loss"])
     array, meta = found[chosen]
     if head == "auto" and len(wanted) > 1:
         meta = {**meta, "chosen_by": {"rule": "lower val log-loss", **{h: found[h][1]["val"] for h in wanted}}}
     return SoftTargets(t.name, chosen, ds.root, array, {p: i for i, p in enumerate(files.paths)}, meta)
+
+
+def _expected(ds: Dataset, t: Teacher, files: DatasetFiles, crop_fraction: float) -> dict:
+    """What a cache's meta must record to serve these files of this dataset and teacher."""
+    return {
+        "dataset": {"id": ds.id, "sha256": ds.sha256},
+        "teacher": {"name": t.name, "hash": t.hash},
+        "crop_fraction": crop_fraction,
+        "files": {"count": len(files.paths), "sha256": files.digest},
+    }
+
+
+def _cached(
+    ds: Dataset, t: Teacher, files: DatasetFiles, heads: list[str], splits, crop_fraction: float, progress
+) -> dict[str, tuple[np.ndarray, dict] | None]:
+    expect = _expected(ds, t, files, crop_fraction)
+    shape = (len(files.paths), 2, len(ds.classes) + 1)
+    return {h: _read(cache_path(ds, t, h, splits), {**expect, "head": h}, shape, progress) for h in heads}
 
 
 def _read(path: Path, expect: dict, shape: tuple, progress) -> tuple[np.ndarray, dict] | None:
@@ -273,8 +297,10 @@ def _read_part(part: Path, key: str, piece: list[str]) -> np.ndarray | None:
     return None
 
 
-def _features(ds: Dataset, t: Teacher, files: DatasetFiles, expect: dict, crop_fraction: float, progress) -> np.ndarray:
-    path = cache_path(ds, t, "features")
+def _features(
+    ds: Dataset, t: Teacher, files: DatasetFiles, splits, expect: dict, crop_fraction: float, progress
+) -> np.ndarray:
+    path = cache_path(ds, t, "features", splits)
     found = _read(path, {**expect, "head": None}, (len(files.paths), 2, 0), progress)
     if found is not None:
         return found[0]
@@ -291,9 +317,16 @@ def _features(ds: Dataset, t: Teacher, files: DatasetFiles, expect: dict, crop_f
 
 
 def _compute(
-    ds: Dataset, t: Teacher, files: DatasetFiles, heads: list[str], expect: dict, crop_fraction: float, progress
+    ds: Dataset,
+    t: Teacher,
+    files: DatasetFiles,
+    heads: list[str],
+    splits,
+    expect: dict,
+    crop_fraction: float,
+    progress,
 ) -> dict[str, tuple[np.ndarray, dict]]:
-    feats = _features(ds, t, files, expect, crop_fraction, progress)
+    feats = _features(ds, t, files, splits, expect, crop_fraction, progress)
     n, views, d = feats.shape
     flat = feats.reshape(n * views, d).astype(np.float32)
     val = files.splits == "val"
@@ -324,7 +357,7 @@ def _compute(
             f"teacher {t.name} head {head}: val log-loss {figures['log_loss']}, top-1 {figures['top1']} "
             f"({figures['photos']} photos, office + other)"
         )
-        meta = {**expect, "head": head, "head_details": details, "val": figures, "splits": list(SPLITS)}
-        _write(cache_path(ds, t, head), "log_probs", lp, files.paths, meta)
-        out[head] = (lp, json.loads(cache_path(ds, t, head).with_suffix(".json").read_text()))
+        meta = {**expect, "head": head, "head_details": details, "val": figures, "splits": list(splits)}
+        _write(cache_path(ds, t, head, splits), "log_probs", lp, files.paths, meta)
+        out[head] = (lp, json.loads(cache_path(ds, t, head, splits).with_suffix(".json").read_text()))
     return out

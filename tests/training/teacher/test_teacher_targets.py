@@ -13,7 +13,7 @@ import pytest
 from training.data.dataset import SPLITS, load_dataset
 from training.teacher import TeacherError, load_teacher, soft_targets, targets
 from training.teacher.heads import log_loss
-from training.teacher.targets import cache_path
+from training.teacher.targets import TRAINING_SPLITS, DatasetFiles, cache_path
 from training.teacher.views import photo_views
 
 
@@ -51,9 +51,9 @@ def computed(others_dataset, small_teacher, tmp_path_factory):
     return ds, soft_targets(ds, small_teacher, progress=notes.append), notes
 
 
-def every_file(ds):
-    office = [(p, y) for s in SPLITS for p, y in ds.items(s)]
-    others = [(p, len(ds.classes)) for s in SPLITS for p, _ in ds.others_items(s)]
+def every_file(ds, splits=SPLITS):
+    office = [(p, y) for s in splits for p, y in ds.items(s)]
+    others = [(p, len(ds.classes)) for s in splits for p, _ in ds.others_items(s)]
     return office + others
 
 
@@ -61,23 +61,49 @@ def extracted(notes) -> bool:
     return any("images/s" in n for n in notes)
 
 
-def test_every_file_has_two_views_of_log_probs(computed):
+def test_every_training_file_has_two_views_of_log_probs(computed):
     ds, t, notes = computed
     assert extracted(notes) and t.head == "fitted" and t.teacher == "small"
-    paths = [p for p, _ in every_file(ds)]
+    paths = [p for p, _ in every_file(ds, TRAINING_SPLITS)]
     lp = t.log_probs(paths)
     assert lp.shape == (len(paths), 2, len(ds.classes) + 1) and lp.dtype == np.float32
     np.testing.assert_allclose(np.log(np.exp(lp.astype(np.float64)).sum(-1)), 0, atol=1e-4)
     assert np.abs(lp[:, 0] - lp[:, 1]).max() > 1e-3  # the flipped view is scored on its own
-    with pytest.raises(TeacherError, match="no teacher targets"):
-        t.log_probs([ds.root / "n00000000" / "nope.JPEG"])
+    # The test split is left out of the training cache: no photo of it went through the teacher.
+    assert len(t.index) == len(paths) < len(every_file(ds))
+    extraction = [n for n in notes if "images/s" in n and "left" not in n]
+    assert extraction and extraction[-1].split(": ")[1].startswith(f"{len(paths)} photos")
+    for path in (ds.items("test")[0][0], ds.others_items("test")[0][0], ds.root / "n00000000" / "nope.JPEG"):
+        with pytest.raises(TeacherError, match="no teacher targets"):
+            t.log_probs([path])
+
+
+def test_a_cache_of_every_split_serves_training_without_a_second_pass(data, small_teacher):
+    ds = load_dataset(data)
+    every = soft_targets(ds, small_teacher, progress=lambda _: None, splits=SPLITS)
+    assert len(every.index) == len(every_file(ds))
+    notes = []
+    training = soft_targets(ds, small_teacher, progress=notes.append)
+    assert notes == [] and not cache_path(ds, load_teacher(small_teacher), "fitted").exists()
+    paths = [p for p, _ in every_file(ds, TRAINING_SPLITS)]
+    np.testing.assert_array_equal(training.log_probs(paths), every.log_probs(paths))
+    # Computed on their own, the training splits get the same head (fitted on train, picked on val).
+    shutil.rmtree(data / "teacher")
+    alone = soft_targets(ds, small_teacher, progress=notes.append)
+    assert extracted(notes) and alone.meta["head_details"]["l2"] == every.meta["head_details"]["l2"]
+    np.testing.assert_allclose(alone.log_probs(paths), every.log_probs(paths), atol=1e-4)
+
+
+def test_splits_must_fit_and_pick_the_head(data, small_teacher):
+    with pytest.raises(ValueError, match="must include train .* and val"):
+        soft_targets(load_dataset(data), small_teacher, splits=("train", "test"))
 
 
 def test_views_are_the_photo_and_its_mirror_through_the_teacher(computed, small_teacher):
     ds, t, _ = computed
     teacher = load_teacher(small_teacher)
     feats = np.load(cache_path(ds, teacher, "features"))["features"]
-    order = [f.path for f in ds.files]
+    order = DatasetFiles.of(ds).paths
     for rel in order[:3]:
         views = photo_views(ds.root / rel, 32)
         np.testing.assert_array_equal(views[1], views[0][:, ::-1])
@@ -163,7 +189,8 @@ def test_killed_run_leaves_no_torn_file_and_resumes(data, small_teacher, monkeyp
     teacher = load_teacher(small_teacher)
     folder = cache_path(ds, teacher, "features").parent
     parts = sorted(p.name for p in cache_path(ds, teacher, "features").with_suffix(".parts").iterdir())
-    assert parts == [f"{i:05d}.npz" for i in range(5)]
+    pieces = -(-len(DatasetFiles.of(ds).paths) // 500)
+    assert pieces > 1 and parts == [f"{i:05d}.npz" for i in range(pieces)]
     assert [p.name for p in folder.iterdir()] == [cache_path(ds, teacher, "features").with_suffix(".parts").name]
 
     def killed_while_fitting(line):
