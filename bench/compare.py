@@ -3,8 +3,10 @@
     python -m bench.compare --bundle scratch=artifacts/bundle-scratch --bundle teacher=artifacts/bundle
 
 For every ``NAME=BUNDLE`` (its run is the one its export_config.json names), one row each of:
-- float test top-1/top-3 (the run's metrics.json) and int8 test top-1/top-3 as shipped (the
-  bundle's model.tflite in desktop LiteRT, reference preprocessing), int8/float agreement;
+- float train and test top-1/top-3 (the run's metrics.json) and int8 test top-1/top-3 as shipped
+  (the bundle's model.tflite in desktop LiteRT, reference preprocessing), int8/float agreement
+  (and within uint8 ties, with the gate the bundle passed) and the int8 model's median top-1
+  probability (a flat model ties more often at the uint8 output's 1/256 steps);
 - the same int8 model with test-time flip averaging (mean of the photo's and its mirror's
   probabilities): what building it into the graph would gain, at twice the inference time;
 - per-class int8 test top-1;
@@ -17,12 +19,16 @@ For every ``NAME=BUNDLE`` (its run is the one its export_config.json names), one
 - the run's teacher and training time (its epochs' seconds in history.csv, every session of a
   resumed run included; the machine's load is not recorded, so compare times only from one
   quiet machine).
+A NAME given to several bundles is one recipe trained with several seeds: their runs' configs must
+match in every group but ``runtime`` (seed, output folder, ...), and each seed may appear once;
+the recipe also gets a row of means over its seeds (min-max beside each).
 Writes bench/results/compare.md and .json (with the CPU's flags). Goals (issue 15): int8 test
 top-1 >= 75 %, AUROC >= 0.92 with <= 20 % non-office labelled at 90 % coverage, agreement >= 98 %.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -41,6 +47,7 @@ from bundle.manifest import BundleError, load_bundle
 from bundle.preprocess import preprocess
 from export.inputs import ExportError, split_arrays
 from export.report import pct
+from training.config import TrainConfig
 from training.data.dataset import DatasetError
 from training.run import RunError, load_run, read_history
 
@@ -94,6 +101,12 @@ def sample_figures(model: LiteRTModel, bundle, learned_as_other: set[str]) -> di
     }
 
 
+def recipe_digest(cfg: TrainConfig) -> str:
+    """sha256 of a run's config but its ``runtime`` group (seed, output folder, resume, ...)."""
+    recipe = {k: v for k, v in cfg.to_dict().items() if k != "runtime"}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+
+
 def measure(name: str, bundle_dir: Path) -> dict:
     b = load_bundle(bundle_dir)
     run = load_run(Path(json.loads((bundle_dir / "export_config.json").read_text())["run"]))
@@ -118,6 +131,8 @@ def measure(name: str, bundle_dir: Path) -> dict:
         "name": name,
         "bundle": str(bundle_dir),
         "run": str(run.path),
+        "seed": run.seed,
+        "recipe_sha256": recipe_digest(run.config),
         "teacher": run.config.teacher.name,
         "teacher_head": run.config.teacher.head if run.config.teacher.name != "none" else None,
         "epochs": run.metrics["epochs"],
@@ -125,13 +140,17 @@ def measure(name: str, bundle_dir: Path) -> dict:
         # Its epochs' own seconds (history.csv), every session included: runs saved before
         # wall_time_s counted resumed sessions hold only their last one there.
         "train_epochs_s": round(sum(row["seconds"] for row in read_history(run.path)), 1),
+        "float_train": {"top1": run.metrics["train"]["top1"], "top3": run.metrics["train"]["top3"]},
         "float": {"top1": run.metrics["test"]["top1"], "top3": run.metrics["test"]["top3"]},
         "int8": {"top1": round(float(top1.mean()), 4), "top3": round(float(topk_hits(probs, y, 3).mean()), 4)},
         "int8_flip_avg": {
             "top1": round(float(topk_hits(flip_avg, y, 1).mean()), 4),
             "top3": round(float(topk_hits(flip_avg, y, 3).mean()), 4),
         },
+        "int8_median_top_prob": round(float(np.median(probs.max(1))), 4),
         "agreement": b.manifest["parity"]["agreement"],
+        "agreement_within_ties": b.manifest["parity"]["agreement_within_ties"],
+        "gate_min_agreement": b.manifest["parity"]["gate"]["min_agreement"],
         "abstain": None
         if ab is None
         else {
@@ -142,6 +161,37 @@ def measure(name: str, bundle_dir: Path) -> dict:
         "per_class": per_class,
         "samples": sample_figures(model, b, {w for _, w in ds.others_items("train")}),
     }
+
+
+MEANS = {  # figure -> how to read it from a row
+    "float top-1": lambda r: r["float"]["top1"],
+    "int8 top-1": lambda r: r["int8"]["top1"],
+    "int8 top-3": lambda r: r["int8"]["top3"],
+    "agreement": lambda r: r["agreement"],
+    "AUROC": lambda r: (r["abstain"] or {}).get("auroc"),
+    "labelled @90 %": lambda r: (r["abstain"] or {}).get("labelled_at_90"),
+}
+
+
+def recipes(rows: list[dict]) -> list[dict]:
+    """Rows grouped by NAME (one recipe, several seeds), each with the mean and range of MEANS.
+
+    ValueError when a NAME's runs differ in recipe or repeat a seed: their mean would mean nothing."""
+    out = []
+    for name in dict.fromkeys(r["name"] for r in rows):
+        group = [r for r in rows if r["name"] == name]
+        if len({r["recipe_sha256"] for r in group}) > 1:
+            raise ValueError(f"recipe {name!r}: its runs were trained with different configs (beyond runtime)")
+        seeds = [r["seed"] for r in group]
+        if len(set(seeds)) < len(seeds):
+            raise ValueError(f"recipe {name!r}: seed {max(seeds, key=seeds.count)} given twice")
+        figures = {}
+        for figure, read in MEANS.items():
+            values = [read(r) for r in group]
+            if None not in values:
+                figures[figure] = {"mean": round(float(np.mean(values)), 4), "min": min(values), "max": max(values)}
+        out.append({"name": name, "seeds": seeds, "figures": figures})
+    return out
 
 
 def render(result: dict) -> str:
@@ -157,19 +207,23 @@ def render(result: dict) -> str:
         "office objects of other ImageNet classes (coffee mug, laptop, mouse, printer, ...): look-alikes, "
         "a harder test than unseen non-office classes.",
         "",
-        "| recipe | teacher | epochs | epochs' time | float top-1 / top-3 | int8 top-1 / top-3 (shipped) | "
-        "int8 + flip averaging (not shipped) | int8/float agreement | AUROC | non-office labelled @90 % | "
+        "| recipe | seed | teacher | epochs | epochs' time | float train top-1 | float top-1 / top-3 | "
+        "int8 top-1 / top-3 (shipped) | int8 + flip averaging (not shipped) | int8/float agreement "
+        "(within uint8 ties; gate) | int8 median top-1 probability | AUROC | non-office labelled @90 % | "
         "full-size office top-1 / top-3 | full-size office objects of other classes labelled |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ab, s = r["abstain"] or {}, r["samples"]
         out.append(
-            f"| {r['name']} | {r['teacher']}{' (' + r['teacher_head'] + ')' if r['teacher_head'] else ''} | "
-            f"{r['epochs']} | {r['train_epochs_s'] / 60:.0f} min | {pct(r['float']['top1'])} / "
+            f"| {r['name']} | {r['seed']} | "
+            f"{r['teacher']}{' (' + r['teacher_head'] + ')' if r['teacher_head'] else ''} | "
+            f"{r['epochs']} | {r['train_epochs_s'] / 60:.0f} min | {pct(r['float_train']['top1'])} | "
+            f"{pct(r['float']['top1'])} / "
             f"{pct(r['float']['top3'])} | **{pct(r['int8']['top1'])}** / {pct(r['int8']['top3'])} | "
             f"{pct(r['int8_flip_avg']['top1'])} / {pct(r['int8_flip_avg']['top3'])} | "
-            f"{pct(r['agreement'])} | {ab.get('auroc', 'n/a')} | {pct(ab.get('labelled_at_90'))} | "
+            f"{pct(r['agreement'])} ({pct(r['agreement_within_ties'])}; >= {pct(r['gate_min_agreement'])}) | "
+            f"{r['int8_median_top_prob']:.3f} | {ab.get('auroc', 'n/a')} | {pct(ab.get('labelled_at_90'))} | "
             f"{pct(s.get('office_top1'))} / {pct(s.get('office_top3'))} (of {s.get('office_photos')}) | "
             f"{pct(s.get('others_labelled'))} (of {s.get('other_photos')}; "
             f'{s.get("other_classes_learned_as_other")} of their classes trained as "other") |'
@@ -178,6 +232,20 @@ def render(result: dict) -> str:
         "",
         "Goals (issue 15): int8 test top-1 >= 75 %, AUROC >= 0.92 with <= 20 % of non-office photos "
         "labelled at 90 % office coverage, int8/float agreement >= 98 %.",
+        "",
+        "## Means over seeds (min-max)",
+        "",
+        "| recipe | seeds | " + " | ".join(MEANS) + " |",
+        "|---|---|" + "---|" * len(MEANS),
+    ]
+    for g in result["means"]:
+        cells = []
+        for figure in MEANS:
+            f = g["figures"].get(figure)
+            show = (lambda v: f"{v:.3f}") if figure == "AUROC" else pct
+            cells.append("n/a" if f is None else f"{show(f['mean'])} ({show(f['min'])}-{show(f['max'])})")
+        out.append(f"| {g['name']} | {', '.join(map(str, g['seeds']))} | " + " | ".join(cells) + " |")
+    out += [
         "",
         "## Per class (int8 test top-1)",
         "",
@@ -205,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         if any(len(pair) != 2 for pair in pairs):
             raise ValueError("--bundle takes NAME=DIR, e.g. --bundle teacher=artifacts/bundle")
         rows = [measure(name, Path(path)) for name, path in pairs]
-        return {"cpu": cpu_info(), "recipes": rows}
+        return {"cpu": cpu_info(), "recipes": rows, "means": recipes(rows)}
 
     return record(
         a.results,

@@ -10,22 +10,36 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_compare_scores_the_shipped_bundle_and_its_run(tiny_bundle, tiny_run, sample_photos, tmp_path, capsys):
-    from bench.compare import main, sample_figures
+@pytest.fixture(scope="module")
+def compared(tiny_bundle, tmp_path_factory) -> tuple[dict, str]:
+    from bench.compare import main
+
+    results = tmp_path_factory.mktemp("compare")
+    assert main(["--bundle", f"a={tiny_bundle}", "--bundle", f"b={tiny_bundle}", "--results", str(results)]) == 0
+    return json.loads((results / "compare.json").read_text()), (results / "compare.md").read_text()
+
+
+def test_compare_scores_the_shipped_bundle_and_its_run(compared, tiny_bundle, tiny_run, sample_photos):
+    from bench.compare import sample_figures
     from bundle.litert import LiteRTModel
     from bundle.manifest import load_bundle
     from training.run import read_history
 
-    assert main(["--bundle", f"a={tiny_bundle}", "--bundle", f"b={tiny_bundle}", "--results", str(tmp_path)]) == 0
-    result = json.loads((tmp_path / "compare.json").read_text())
+    result, md = compared
     a, b = result["recipes"]
     shipped = load_bundle(tiny_bundle)
     manifest = shipped.manifest
     metrics = json.loads((tiny_run / "metrics.json").read_text())
+    config = json.loads((tiny_run / "config.json").read_text())
     # int8 as shipped is what the export's parity gate measured on the same test split.
     assert a["int8"]["top1"] == pytest.approx(manifest["metrics"]["int8_accuracy"], abs=1e-4)
     assert a["float"] == {"top1": metrics["test"]["top1"], "top3": metrics["test"]["top3"]}
-    assert a["teacher"] == "none" and a["run"] == str(tiny_run)
+    assert a["float_train"] == {"top1": metrics["train"]["top1"], "top3": metrics["train"]["top3"]}
+    assert a["seed"] == config["runtime"]["seed"] and a["teacher"] == "none" and a["run"] == str(tiny_run)
+    parity = manifest["parity"]
+    assert (a["agreement"], a["agreement_within_ties"]) == (parity["agreement"], parity["agreement_within_ties"])
+    assert a["gate_min_agreement"] == parity["gate"]["min_agreement"]
+    assert 1 / len(manifest["classes"]) <= a["int8_median_top_prob"] <= 1
     epochs_s = sum(row["seconds"] for row in read_history(tiny_run))
     assert a["train_epochs_s"] == pytest.approx(epochs_s, abs=0.1) and a["train_epochs_s"] <= a["train_wall_s"]
     assert 0 < a["int8_flip_avg"]["top1"] <= a["int8_flip_avg"]["top3"] <= 1
@@ -37,8 +51,51 @@ def test_compare_scores_the_shipped_bundle_and_its_run(tiny_bundle, tiny_run, sa
     learned = {"n03063599", "n04004767", "n02769748"}
     assert sample_figures(model, shipped, learned)["other_classes_learned_as_other"] == 2
     assert {k: v for k, v in a.items() if k != "name"} == {k: v for k, v in b.items() if k != "name"}
-    md = (tmp_path / "compare.md").read_text()
-    assert "| a | none |" in md and "| b | none |" in md and "avx512_vnni" in md
+    assert f"| a | {a['seed']} | none |" in md and f"| b | {b['seed']} | none |" in md and "avx512_vnni" in md
+    # One seed per recipe here: its mean is its own figure, min and max alike.
+    means = {g["name"]: g for g in result["means"]}
+    assert means["a"]["seeds"] == [a["seed"]]
+    top1 = a["int8"]["top1"]
+    assert means["a"]["figures"]["int8 top-1"] == {"mean": top1, "min": top1, "max": top1}
+
+
+def test_seeds_of_one_recipe_are_averaged(compared):
+    from bench.compare import recipes
+
+    row = compared[0]["recipes"][0]
+    other = {**row, "seed": row["seed"] + 1, "int8": {**row["int8"], "top1": row["int8"]["top1"] + 0.1}}
+    (group,) = recipes([row, other])
+    assert group["seeds"] == [row["seed"], row["seed"] + 1]
+    top1 = group["figures"]["int8 top-1"]
+    assert top1["mean"] == pytest.approx(row["int8"]["top1"] + 0.05, abs=1e-4)
+    assert (top1["min"], top1["max"]) == (row["int8"]["top1"], row["int8"]["top1"] + 0.1)
+    assert group["figures"]["float top-1"]["min"] == group["figures"]["float top-1"]["max"]
+
+
+def test_a_recipe_repeating_a_seed_is_refused(tiny_bundle, tmp_path, capsys):
+    from bench.compare import main
+
+    assert main(["--bundle", f"a={tiny_bundle}", "--bundle", f"a={tiny_bundle}", "--results", str(tmp_path)]) == 2
+    assert "recipe 'a': seed" in capsys.readouterr().err
+    assert not (tmp_path / "compare.json").exists()
+
+
+def test_a_recipe_is_its_config_but_the_runtime(compared, tiny_run):
+    """Two seeds under one name must be one recipe: a run with another dropout is not averaged in."""
+    import dataclasses
+
+    from bench.compare import recipe_digest, recipes
+    from training.run import load_run
+
+    cfg = load_run(tiny_run).config
+    row = compared[0]["recipes"][0]
+    assert recipe_digest(cfg) == row["recipe_sha256"]
+    reseeded = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, seed=cfg.runtime.seed + 1, out="x"))
+    assert recipe_digest(reseeded) == recipe_digest(cfg)
+    other = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dropout=cfg.model.dropout / 2))
+    assert recipe_digest(other) != recipe_digest(cfg)
+    with pytest.raises(ValueError, match="recipe 'a': its runs were trained with different configs"):
+        recipes([row, {**row, "seed": row["seed"] + 1, "recipe_sha256": recipe_digest(other)}])
 
 
 def test_flip_averaging_averages_with_the_left_right_mirror(tiny_bundle):
