@@ -102,8 +102,12 @@ def sample_figures(model: LiteRTModel, bundle, learned_as_other: set[str]) -> di
 
 
 def recipe_digest(cfg: TrainConfig) -> str:
-    """sha256 of a run's config but its ``runtime`` group (seed, output folder, resume, ...)."""
+    """sha256 of a run's config but its ``runtime`` group (seed, output folder, resume, ...) and
+    the settings its recipe never reads: a run without a teacher ignores the teacher's settings
+    (and a run saved before ``--distill-drop-other`` reads it as off, one saved after as on)."""
     recipe = {k: v for k, v in cfg.to_dict().items() if k != "runtime"}
+    if recipe["teacher"]["name"] == "none":
+        recipe["teacher"] = {"name": "none"}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
 

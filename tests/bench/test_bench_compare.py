@@ -92,6 +92,9 @@ def test_a_recipe_is_its_config_but_the_runtime(compared, tiny_run):
     assert recipe_digest(cfg) == row["recipe_sha256"]
     reseeded = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, seed=cfg.runtime.seed + 1, out="x"))
     assert recipe_digest(reseeded) == recipe_digest(cfg)
+    assert cfg.teacher.name == "none"  # so the teacher's settings are not part of its recipe
+    unread = dataclasses.replace(cfg, teacher=dataclasses.replace(cfg.teacher, drop_other=not cfg.teacher.drop_other))
+    assert recipe_digest(unread) == recipe_digest(cfg)
     other = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dropout=cfg.model.dropout / 2))
     assert recipe_digest(other) != recipe_digest(cfg)
     with pytest.raises(ValueError, match="recipe 'a': its runs were trained with different configs"):
