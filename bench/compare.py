@@ -253,7 +253,7 @@ def render(result: dict) -> str:
         "",
         "## Per class (int8 test top-1)",
         "",
-        "| class | " + " | ".join(r["name"] for r in rows) + " |",
+        "| class | " + " | ".join(f"{r['name']} (seed {r['seed']})" for r in rows) + " |",
         "|---|" + "---|" * len(rows),
     ]
     for i, c in enumerate(rows[0]["per_class"]):

@@ -52,6 +52,7 @@ def test_compare_scores_the_shipped_bundle_and_its_run(compared, tiny_bundle, ti
     assert sample_figures(model, shipped, learned)["other_classes_learned_as_other"] == 2
     assert {k: v for k, v in a.items() if k != "name"} == {k: v for k, v in b.items() if k != "name"}
     assert f"| a | {a['seed']} | none |" in md and f"| b | {b['seed']} | none |" in md and "avx512_vnni" in md
+    assert f"| class | a (seed {a['seed']}) | b (seed {b['seed']}) |" in md
     # One seed per recipe here: its mean is its own figure, min and max alike.
     means = {g["name"]: g for g in result["means"]}
     assert means["a"]["seeds"] == [a["seed"]]
