@@ -103,11 +103,12 @@ class ScheduleConfig:
 
 @dataclass
 class TeacherConfig:
-    # "none" by default, for time: distilling with --distill-drop-other gained 2.4 points (seed 0:
-    # 54.1 vs 51.7 % int8 office test top-1, bench/results/compare.md), but the teacher's soft
-    # targets took 52 minutes on 2 shared cores (bench/results/teacher.md) before the first
-    # epoch, past the ~60 minutes the default `make train` may take. `--teacher auto` is the
-    # longer, documented recipe.
+    # "none" by default: distilling with --distill-drop-other gained 1.9 points (two seeds each:
+    # 53.8 vs 51.9 % int8 office test top-1, bench/results/compare.md), but its flatter student
+    # sits at the int8 agreement gate (seed 1: 97.3 % < 98 %, refused by export), and the
+    # teacher's soft targets take extra time before the first epoch (bench/results/teacher.md),
+    # past the ~60 minutes the default `make train` may take. `--teacher auto` is the longer,
+    # documented recipe.
     name: str = setting(
         "none",
         "teacher to distil from: a registered ImageNet classifier "
