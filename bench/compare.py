@@ -177,7 +177,7 @@ MEANS = {  # figure -> how to read it from a row
 }
 
 
-def recipes(rows: list[dict]) -> list[dict]:
+def seed_means(rows: list[dict]) -> list[dict]:
     """Rows grouped by NAME (one recipe, several seeds), each with the mean and range of MEANS.
 
     ValueError when a NAME's runs differ in recipe or repeat a seed: their mean would mean nothing."""
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         if any(len(pair) != 2 for pair in pairs):
             raise ValueError("--bundle takes NAME=DIR, e.g. --bundle teacher=artifacts/bundle")
         rows = [measure(name, Path(path)) for name, path in pairs]
-        return {"cpu": cpu_info(), "recipes": rows, "means": recipes(rows)}
+        return {"cpu": cpu_info(), "recipes": rows, "means": seed_means(rows)}
 
     return record(
         a.results,

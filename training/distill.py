@@ -6,17 +6,17 @@
     soft.probs(paths, labels)                       # float32 [n, 2 views, outputs], tempered
     soft.mix(onehot, view)                          # (1 - w) * hard label + w * teacher view (in tf.data)
 
-The teacher (training.teacher) gives log-probabilities over the dataset's classes plus "other"
-for every train and val photo, as it is and mirrored; they are computed once and cached beside the dataset, so
-every run, and export's pruning fine-tune, reads the same targets. A run with the hidden "other"
-output learns all of them for non-office photos, and for office photos (``--distill-drop-other``,
-the default) only the office columns, renormalized: their label already says they are office
-objects, and a teacher head fitted where non-office photos outnumber office ones puts "other"
-first on many of them (about a quarter of the office20 train photos for Lite0's fitted head). An
-office-only run learns the office columns, renormalized. The
-temperature T flattens the teacher (p^(1/T), renormalized) so that its second and third guesses,
-which say what a photo resembles, weigh in; the student is trained at T = 1 with one
-cross-entropy against the mixed target, so accuracy and loss in the logs keep their meaning.
+The teacher (training.teacher) gives log-probabilities over the dataset's classes plus "other" for
+every train and val photo, as it is and mirrored; they are computed once and cached beside the
+dataset, so every run, and export's pruning fine-tune, reads the same targets. A run with the hidden
+"other" output learns all of them for non-office photos, and for office photos
+(``--distill-drop-other``, the default) only the office columns, renormalized: their label already
+says they are office objects, and a teacher head fitted where non-office photos outnumber office
+ones puts "other" first on many of them (about a quarter of the office20 train photos for Lite0's
+fitted head). An office-only run learns the office columns, renormalized. The temperature T flattens
+the teacher (p^(1/T), renormalized) so that its second and third guesses, which say what a photo
+resembles, weigh in; the student is trained at T = 1 with one cross-entropy against the mixed
+target, so accuracy and loss in the logs keep their meaning.
 """
 
 from __future__ import annotations

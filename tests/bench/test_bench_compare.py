@@ -61,11 +61,11 @@ def test_compare_scores_the_shipped_bundle_and_its_run(compared, tiny_bundle, ti
 
 
 def test_seeds_of_one_recipe_are_averaged(compared):
-    from bench.compare import recipes
+    from bench.compare import seed_means
 
     row = compared[0]["recipes"][0]
     other = {**row, "seed": row["seed"] + 1, "int8": {**row["int8"], "top1": row["int8"]["top1"] + 0.1}}
-    (group,) = recipes([row, other])
+    (group,) = seed_means([row, other])
     assert group["seeds"] == [row["seed"], row["seed"] + 1]
     top1 = group["figures"]["int8 top-1"]
     assert top1["mean"] == pytest.approx(row["int8"]["top1"] + 0.05, abs=1e-4)
@@ -85,7 +85,7 @@ def test_a_recipe_is_its_config_but_the_runtime(compared, tiny_run):
     """Two seeds under one name must be one recipe: a run with another dropout is not averaged in."""
     import dataclasses
 
-    from bench.compare import recipe_digest, recipes
+    from bench.compare import recipe_digest, seed_means
     from training.run import load_run
 
     cfg = load_run(tiny_run).config
@@ -99,7 +99,7 @@ def test_a_recipe_is_its_config_but_the_runtime(compared, tiny_run):
     other = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dropout=cfg.model.dropout / 2))
     assert recipe_digest(other) != recipe_digest(cfg)
     with pytest.raises(ValueError, match="recipe 'a': its runs were trained with different configs"):
-        recipes([row, {**row, "seed": row["seed"] + 1, "recipe_sha256": recipe_digest(other)}])
+        seed_means([row, {**row, "seed": row["seed"] + 1, "recipe_sha256": recipe_digest(other)}])
 
 
 def test_flip_averaging_averages_with_the_left_right_mirror(tiny_bundle):

@@ -126,6 +126,7 @@ def soft_targets(
     splits: tuple[str, ...] = TRAINING_SPLITS,
 ) -> SoftTargets:
     """The cached targets of the ``splits`` of ``ds`` (computed and cached when missing or invalid)."""
+    splits = tuple(splits)
     if not {"train", "val"} <= set(splits) <= set(SPLITS):
         raise ValueError(f"splits {splits} must include train (to fit the head) and val (to pick it)")
     t = teacher if isinstance(teacher, Teacher) else load_teacher(teacher, input_size)
@@ -139,14 +140,13 @@ def soft_targets(
     wanted = candidates if head == "auto" else [head]
     files = DatasetFiles.of(ds, splits)
     found = _cached(ds, t, files, wanted, splits, crop_fraction, progress)
-    if any(v is None for v in found.values()) and tuple(splits) != SPLITS:
+    if any(v is None for v in found.values()) and splits != SPLITS:
         every = DatasetFiles.of(ds, SPLITS)
         in_every = _cached(ds, t, every, wanted, SPLITS, crop_fraction, lambda _: None)
         if all(v is not None for v in in_every.values()):
             found, files = in_every, every  # a superset of the rows asked for: nothing to compute
     if any(v is None for v in found.values()):
-        expect = _expected(ds, t, files, crop_fraction)
-        found = _compute(ds, t, files, wanted, splits, expect, crop_fraction, progress)
+        found = _compute(ds, t, files, wanted, splits, crop_fraction, progress)
     chosen = min(wanted, key=lambda h: found[h][1]["val"]["log_loss"])
     array, meta = found[chosen]
     if head == "auto" and len(wanted) > 1:
@@ -317,15 +317,9 @@ def _features(
 
 
 def _compute(
-    ds: Dataset,
-    t: Teacher,
-    files: DatasetFiles,
-    heads: list[str],
-    splits,
-    expect: dict,
-    crop_fraction: float,
-    progress,
+    ds: Dataset, t: Teacher, files: DatasetFiles, heads: list[str], splits, crop_fraction: float, progress
 ) -> dict[str, tuple[np.ndarray, dict]]:
+    expect = _expected(ds, t, files, crop_fraction)
     feats = _features(ds, t, files, splits, expect, crop_fraction, progress)
     n, views, d = feats.shape
     flat = feats.reshape(n * views, d).astype(np.float32)
