@@ -13,10 +13,11 @@ dataset, so every run, and export's pruning fine-tune, reads the same targets. A
 (``--distill-drop-other``, the default) only the office columns, renormalized: their label already
 says they are office objects, and a teacher head fitted where non-office photos outnumber office
 ones puts "other" first on many of them (about a quarter of the office20 train photos for Lite0's
-fitted head). An office-only run learns the office columns, renormalized. The temperature T flattens
-the teacher (p^(1/T), renormalized) so that its second and third guesses, which say what a photo
-resembles, weigh in; the student is trained at T = 1 with one cross-entropy against the mixed
-target, so accuracy and loss in the logs keep their meaning.
+fitted head). An office-only run learns the office columns, renormalized. The student is trained
+with one cross-entropy against the mixed target, so accuracy and loss in the logs keep their
+meaning, and it learns that target as it is: a temperature T > 1 (p^(1/T), renormalized) gives the
+teacher's second guesses more weight but also makes the student itself flat, which int8 pays for
+at the parity gate (bench/results/compare.md), hence the default T = 1.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ def test_a_distilled_run_records_its_teacher_reuses_its_cache_and_exports(
     first = capsys.readouterr().out
     teacher = json.loads((tmp_path / "run" / "config.json").read_text())["teacher"]
     assert teacher["name"] == str(small_teacher) and teacher["head"] == "fitted" and len(teacher["hash"]) == 64
-    assert (teacher["weight"], teacher["temperature"]) == (0.5, 2.0) and "teacher: " in first
+    assert (teacher["weight"], teacher["temperature"]) == (0.5, 1.0) and "teacher: " in first
     cache = sorted((data / "teacher").glob("*.npz"))
     assert cache, "no teacher cache beside the dataset"
     stamps = {p: p.stat().st_mtime_ns for p in cache}
