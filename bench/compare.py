@@ -138,7 +138,10 @@ def measure(name: str, bundle_dir: Path) -> dict:
         "seed": run.seed,
         "recipe_sha256": recipe_digest(run.config),
         "teacher": run.config.teacher.name,
-        "teacher_head": run.config.teacher.head if run.config.teacher.name != "none" else None,
+        # The settings a distilled run's recipe reads, so that the table says which recipe a row is.
+        "distill": None
+        if run.config.teacher.name == "none"
+        else {k: getattr(run.config.teacher, k) for k in ("head", "weight", "temperature", "drop_other")},
         "epochs": run.metrics["epochs"],
         "train_wall_s": run.metrics["wall_time_s"],
         # Its epochs' own seconds (history.csv), every session included: runs saved before
@@ -198,6 +201,14 @@ def seed_means(rows: list[dict]) -> list[dict]:
     return out
 
 
+def distill_settings(distill: dict | None) -> str:
+    """`` (fitted, w 0.7, T 1, no "other" for office photos)``; empty for a run without a teacher."""
+    if distill is None:
+        return ""
+    drop = ', no "other" for office photos' if distill["drop_other"] else ""
+    return f" ({distill['head']}, w {distill['weight']:g}, T {distill['temperature']:g}{drop})"
+
+
 def render(result: dict) -> str:
     rows, cpu = result["recipes"], result["cpu"]
     out = [
@@ -221,7 +232,7 @@ def render(result: dict) -> str:
         ab, s = r["abstain"] or {}, r["samples"]
         out.append(
             f"| {r['name']} | {r['seed']} | "
-            f"{r['teacher']}{' (' + r['teacher_head'] + ')' if r['teacher_head'] else ''} | "
+            f"{r['teacher']}{distill_settings(r['distill'])} | "
             f"{r['epochs']} | {r['train_epochs_s'] / 60:.0f} min | {pct(r['float_train']['top1'])} | "
             f"{pct(r['float']['top1'])} / "
             f"{pct(r['float']['top3'])} | **{pct(r['int8']['top1'])}** / {pct(r['int8']['top3'])} | "

@@ -36,6 +36,7 @@ def test_compare_scores_the_shipped_bundle_and_its_run(compared, tiny_bundle, ti
     assert a["float"] == {"top1": metrics["test"]["top1"], "top3": metrics["test"]["top3"]}
     assert a["float_train"] == {"top1": metrics["train"]["top1"], "top3": metrics["train"]["top3"]}
     assert a["seed"] == config["runtime"]["seed"] and a["teacher"] == "none" and a["run"] == str(tiny_run)
+    assert a["distill"] is None and f"| a | {a['seed']} | none | {a['epochs']} |" in md
     parity = manifest["parity"]
     assert (a["agreement"], a["agreement_within_ties"]) == (parity["agreement"], parity["agreement_within_ties"])
     assert a["gate_min_agreement"] == parity["gate"]["min_agreement"]
@@ -129,3 +130,15 @@ def test_compare_says_how_to_name_a_bundle(tmp_path, capsys):
 
     assert main(["--bundle", str(tmp_path), "--results", str(tmp_path)]) == 2
     assert "--bundle takes NAME=DIR" in capsys.readouterr().err
+
+
+def test_a_distilled_rows_teacher_column_names_the_recipe_it_read():
+    from dataclasses import asdict
+
+    from bench.compare import distill_settings
+    from training.config import TeacherConfig
+
+    settings = asdict(TeacherConfig(name="efficientnet-lite0", head="fitted"))
+    assert distill_settings(settings) == ' (fitted, w 0.7, T 1, no "other" for office photos)'
+    settings.update(temperature=2.0, drop_other=False, weight=0.5)
+    assert distill_settings(settings) == " (fitted, w 0.5, T 2)"
