@@ -22,6 +22,11 @@ For every ``NAME=BUNDLE`` (its run is the one its export_config.json names), one
 A NAME given to several bundles is one recipe trained with several seeds: their runs' configs must
 match in every group but ``runtime`` (seed, output folder, ...), and each seed may appear once;
 the recipe also gets a row of means over its seeds (min-max beside each).
+``--keep FILE`` shows again the rows of an earlier compare.json (bundles no longer on this machine,
+measured on the same dataset id) before the new ones, a new row replacing a kept one of its name and seed:
+
+    python -m bench.compare --keep bench/results/compare.json --bundle teacher=artifacts/bundle-teacher-s1
+
 Writes bench/results/compare.md and .json (with the CPU's flags). Goals (issue 15): int8 test
 top-1 >= 75 %, AUROC >= 0.92 with <= 20 % non-office labelled at 90 % coverage, agreement >= 98 %.
 """
@@ -135,6 +140,7 @@ def measure(name: str, bundle_dir: Path) -> dict:
         "name": name,
         "bundle": str(bundle_dir),
         "run": str(run.path),
+        "dataset": ds.id,
         "seed": run.seed,
         "recipe_sha256": recipe_digest(run.config),
         "teacher": run.config.teacher.name,
@@ -201,6 +207,24 @@ def seed_means(rows: list[dict]) -> list[dict]:
     return out
 
 
+def with_kept(path: Path, fresh: list[dict]) -> list[dict]:
+    """The rows of the earlier compare.json ``path`` (each marked ``kept_from``, unless it already
+    was), then ``fresh``. A fresh row replaces a kept row of the same name and seed. ValueError when
+    a kept row was measured on another dataset id than the fresh rows (or does not say which)."""
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("recipes"), list):
+        raise ValueError(f"--keep {path}: no recipes rows (not a compare.json)")
+    dataset, replaced = fresh[0]["dataset"], {(r["name"], r["seed"]) for r in fresh}
+    kept = [r for r in data["recipes"] if (r["name"], r["seed"]) not in replaced]
+    for r in kept:
+        if r.get("dataset") != dataset:
+            raise ValueError(
+                f"--keep {path}: row {r['name']!r} seed {r['seed']} was measured on dataset "
+                f"{r.get('dataset', '(not recorded)')}, the new rows on {dataset}"
+            )
+    return [{**r, "kept_from": r.get("kept_from", str(path))} for r in kept] + fresh
+
+
 def distill_settings(distill: dict | None) -> str:
     """`` (fitted, w 0.7, T 1, no "other" for office photos)``; empty for a run without a teacher."""
     if distill is None:
@@ -231,7 +255,7 @@ def render(result: dict) -> str:
     for r in rows:
         ab, s = r["abstain"] or {}, r["samples"]
         out.append(
-            f"| {r['name']} | {r['seed']} | "
+            f"| {r['name']} | {r['seed']}{' (kept)' if 'kept_from' in r else ''} | "
             f"{r['teacher']}{distill_settings(r['distill'])} | "
             f"{r['epochs']} | {r['train_epochs_s'] / 60:.0f} min | {pct(r['float_train']['top1'])} | "
             f"{pct(r['float']['top1'])} / "
@@ -243,6 +267,12 @@ def render(result: dict) -> str:
             f"{pct(s.get('others_labelled'))} (of {s.get('other_photos')}; "
             f'{s.get("other_classes_learned_as_other")} of their classes trained as "other") |'
         )
+    if any("kept_from" in r for r in rows):
+        out += [
+            "",
+            "(kept): measured by an earlier run of this benchmark (same code of the measurements, same "
+            "dataset id), whose bundle is no longer on this machine.",
+        ]
     out += [
         "",
         "Goals (issue 15): int8 test top-1 >= 75 %, AUROC >= 0.92 with <= 20 % of non-office photos "
@@ -278,6 +308,13 @@ class CompareConfig:
         REQUIRED, "a recipe's published bundle (repeat: one row each)", metavar="NAME=DIR", repeat=True
     )
     results: Path = setting(RESULTS, "folder for compare.md / compare.json", metavar="DIR")
+    keep: Path | None = setting(
+        None,
+        "rows of an earlier compare.json to show again beside the new ones, for bundles measured before "
+        "that are no longer on this machine (refused unless measured on the new rows' dataset id); "
+        "a new row replaces a kept row of the same NAME and seed",
+        metavar="FILE",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         if any(len(pair) != 2 for pair in pairs):
             raise ValueError("--bundle takes NAME=DIR, e.g. --bundle teacher=artifacts/bundle")
         rows = [measure(name, Path(path)) for name, path in pairs]
+        if a.keep is not None:
+            rows = with_kept(a.keep, rows)
         return {"cpu": cpu_info(), "recipes": rows, "means": seed_means(rows)}
 
     return record(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,12 +12,45 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def compared(tiny_bundle, tmp_path_factory) -> tuple[dict, str]:
+def compared_results(tiny_bundle, tmp_path_factory) -> Path:
+    """The folder of one measure of the tiny bundle under two names, ``a`` and ``b``."""
     from bench.compare import main
 
     results = tmp_path_factory.mktemp("compare")
     assert main(["--bundle", f"a={tiny_bundle}", "--bundle", f"b={tiny_bundle}", "--results", str(results)]) == 0
-    return json.loads((results / "compare.json").read_text()), (results / "compare.md").read_text()
+    return results
+
+
+@pytest.fixture(scope="module")
+def compared(compared_results) -> tuple[dict, str]:
+    return json.loads((compared_results / "compare.json").read_text()), (compared_results / "compare.md").read_text()
+
+
+def earlier_results(compared_results: Path, folder: Path, edit) -> Path:
+    """A copy of the measured compare.json whose rows ``edit`` changed, as an earlier run's file."""
+    result = json.loads((compared_results / "compare.json").read_text())
+    result["recipes"] = edit(result["recipes"])
+    (folder / "compare.json").write_text(json.dumps(result))
+    return folder / "compare.json"
+
+
+@pytest.fixture(scope="module")
+def kept(compared_results, tiny_bundle, tmp_path_factory) -> tuple[dict, str, Path, dict]:
+    """``--keep`` of an earlier file holding a(seed s) at a made-up int8 top-1, a(seed s + 1) and
+    b(seed s), with the tiny bundle measured again as a: the new a(seed s) replaces the kept one."""
+    from bench.compare import main
+
+    def edit(rows):
+        a, b = rows
+        stale = {**a, "int8": {**a["int8"], "top1": 0.0}}
+        seed1 = {**a, "seed": a["seed"] + 1, "int8": {**a["int8"], "top1": round(a["int8"]["top1"] + 0.1, 4)}}
+        return [stale, seed1, b]
+
+    earlier = earlier_results(compared_results, tmp_path_factory.mktemp("earlier"), edit)
+    before = json.loads(earlier.read_text())
+    results = tmp_path_factory.mktemp("kept")
+    assert main(["--keep", str(earlier), "--bundle", f"a={tiny_bundle}", "--results", str(results)]) == 0
+    return json.loads((results / "compare.json").read_text()), (results / "compare.md").read_text(), earlier, before
 
 
 def test_compare_scores_the_shipped_bundle_and_its_run(compared, tiny_bundle, tiny_run, sample_photos):
@@ -142,3 +176,77 @@ def test_a_distilled_rows_teacher_column_names_the_recipe_it_read():
     assert distill_settings(settings) == ' (fitted, w 0.7, T 1, no "other" for office photos)'
     settings.update(temperature=2.0, drop_other=False, weight=0.5)
     assert distill_settings(settings) == " (fitted, w 0.5, T 2)"
+
+
+def test_kept_rows_show_beside_the_new_ones_and_enter_the_means(kept, compared, tiny_dataset):
+    result, md, earlier, before = kept
+    measured = compared[0]["recipes"][0]
+    seed = measured["seed"]
+    dataset = json.loads((tiny_dataset / "dataset.json").read_text())["id"]
+    assert measured["dataset"] == dataset
+    # The kept rows in their order (a at seed + 1, then b), then the new row.
+    assert [(r["name"], r["seed"]) for r in result["recipes"]] == [("a", seed + 1), ("b", seed), ("a", seed)]
+    seed1, b, fresh = result["recipes"]
+    assert seed1 == {**before["recipes"][1], "kept_from": str(earlier)}
+    assert b == {**before["recipes"][2], "kept_from": str(earlier)}
+    assert "kept_from" not in fresh and fresh["dataset"] == dataset
+    assert f"| a | {seed + 1} (kept) | none |" in md and f"| b | {seed} (kept) | none |" in md
+    assert f"| a | {seed} | none |" in md
+    assert "(kept): measured by an earlier run of this benchmark (same code of the measurements" in md
+    assert "(kept)" not in compared[1]  # a compare without --keep says nothing of it
+    means = {g["name"]: g for g in result["means"]}
+    assert means["a"]["seeds"] == [seed + 1, seed] and means["b"]["seeds"] == [seed]
+    top1 = measured["int8"]["top1"]
+    assert means["a"]["figures"]["int8 top-1"] == {
+        "mean": pytest.approx(top1 + 0.05, abs=1e-4),
+        "min": top1,
+        "max": round(top1 + 0.1, 4),
+    }
+
+
+def test_a_new_row_replaces_a_kept_row_of_its_name_and_seed(kept, compared):
+    result, _, _, before = kept
+    assert before["recipes"][0]["int8"]["top1"] == 0.0  # the kept a at this seed, replaced
+    fresh = result["recipes"][-1]
+    measured = compared[0]["recipes"][0]
+    assert fresh["int8"] == measured["int8"] and fresh["int8"]["top1"] > 0
+    assert [r["int8"]["top1"] for r in result["recipes"] if r["name"] == "a"] == [
+        before["recipes"][1]["int8"]["top1"],
+        measured["int8"]["top1"],
+    ]
+
+
+def test_a_row_kept_again_still_names_the_run_that_measured_it(kept, tmp_path):
+    from bench.compare import with_kept
+
+    result, _, earlier, _ = kept
+    (tmp_path / "again.json").write_text(json.dumps(result))
+    fresh = {**result["recipes"][-1], "name": "c"}
+    rows = with_kept(tmp_path / "again.json", [fresh])
+    assert [r.get("kept_from") for r in rows] == [str(earlier), str(earlier), str(tmp_path / "again.json"), None]
+
+
+def test_a_kept_row_of_another_dataset_is_refused(compared_results, compared, tiny_bundle, tmp_path, capsys):
+    from bench.compare import main
+
+    def edit(rows):
+        return [rows[0], {**rows[1], "dataset": "office20-000000000000"}]
+
+    earlier = earlier_results(compared_results, tmp_path, edit)
+    results = tmp_path / "results"
+    assert main(["--keep", str(earlier), "--bundle", f"c={tiny_bundle}", "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    dataset = compared[0]["recipes"][0]["dataset"]
+    assert f"error: --keep {earlier}: row 'b' seed" in err
+    assert f"dataset office20-000000000000, the new rows on {dataset}" in err
+    assert not results.exists()
+
+
+def test_a_kept_row_without_its_dataset_id_is_refused(compared, tmp_path):
+    from bench.compare import with_kept
+
+    a, b = compared[0]["recipes"]
+    old = {k: v for k, v in b.items() if k != "dataset"}
+    (tmp_path / "old.json").write_text(json.dumps({"recipes": [old]}))
+    with pytest.raises(ValueError, match=rf"row 'b' seed {b['seed']} was measured on dataset \(not recorded\)"):
+        with_kept(tmp_path / "old.json", [{**a, "name": "c"}])
