@@ -7,7 +7,8 @@
     t.log_probs(paths)                              # float32 [N, 2, len(ds.classes) + 1]
 
 Modules: ``registry`` (names, packages, hashes), ``torchfile`` (PyTorch weights without PyTorch),
-``efficientnet_lite`` (the architecture in tf_keras + weight port), ``runner`` (fast CPU
+``lite_plan`` (EfficientNet-Lite's block plan, framework-free), ``efficientnet_lite`` (the
+architecture in tf_keras + weight port), ``runner`` (fast CPU
 inference through float TFLite), ``views`` (the photo as the trainer sees it, and flipped),
 ``heads`` (ImageNet head, fitted linear head), ``targets`` (soft targets and their cache).
 """
