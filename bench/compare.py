@@ -153,6 +153,7 @@ def measure(name: str, bundle_dir: Path) -> dict:
         # Its epochs' own seconds (history.csv), every session included: runs saved before
         # wall_time_s counted resumed sessions hold only their last one there.
         "train_epochs_s": round(sum(row["seconds"] for row in read_history(run.path)), 1),
+        "teacher_targets": teacher_targets(run.config.teacher.name, ds),
         "float_train": {"top1": run.metrics["train"]["top1"], "top3": run.metrics["train"]["top3"]},
         "float": {"top1": run.metrics["test"]["top1"], "top3": run.metrics["test"]["top3"]},
         "int8": {"top1": round(float(top1.mean()), 4), "top3": round(float(topk_hits(probs, y, 3).mean()), 4)},
@@ -174,6 +175,22 @@ def measure(name: str, bundle_dir: Path) -> dict:
         "per_class": per_class,
         "samples": sample_figures(model, b, {w for _, w in ds.others_items("train")}),
     }
+
+
+def teacher_targets(teacher: str, ds) -> dict | None:
+    """The teacher's pass over the training photos' views before the first epoch: seconds and
+    images/s, as its features cache records them (once per dataset and teacher: every run that
+    reads the cache shares the figure). None without a teacher, or without that cache."""
+    if teacher == "none":
+        return None
+    from training.teacher import TeacherError, load_teacher
+    from training.teacher.targets import cache_path
+
+    try:
+        meta = json.loads(cache_path(ds, load_teacher(teacher), "features").with_suffix(".json").read_text())
+    except (TeacherError, OSError, ValueError):
+        return None
+    return meta.get("extraction")
 
 
 MEANS = {  # figure -> how to read it from a row
@@ -222,7 +239,8 @@ def with_kept(path: Path, fresh: list[dict]) -> list[dict]:
                 f"--keep {path}: row {r['name']!r} seed {r['seed']} was measured on dataset "
                 f"{r.get('dataset', '(not recorded)')}, the new rows on {dataset}"
             )
-    return [{**r, "kept_from": r.get("kept_from", str(path))} for r in kept] + fresh
+    # Training times and int8 speed depend on the machine: a kept row keeps the CPU it was measured on.
+    return [{**r, "kept_from": r.get("kept_from", str(path)), "cpu": r.get("cpu", data["cpu"])} for r in kept] + fresh
 
 
 def distill_settings(distill: dict | None) -> str:
@@ -231,6 +249,10 @@ def distill_settings(distill: dict | None) -> str:
         return ""
     drop = ', no "other" for office photos' if distill["drop_other"] else ""
     return f" ({distill['head']}, w {distill['weight']:g}, T {distill['temperature']:g}{drop})"
+
+
+def targets_time(t: dict | None) -> str:
+    return "" if not t else f" + {t['seconds'] / 60:.0f} min teacher's targets ({t['images_per_s']:.0f} images/s)"
 
 
 def render(result: dict) -> str:
@@ -246,7 +268,8 @@ def render(result: dict) -> str:
         "office objects of other ImageNet classes (coffee mug, laptop, mouse, printer, ...): look-alikes, "
         "a harder test than unseen non-office classes.",
         "",
-        "| recipe | seed | teacher | epochs | epochs' time | float train top-1 | float top-1 / top-3 | "
+        "| recipe | seed | teacher | epochs | epochs' time (+ the teacher's targets, once per dataset) | "
+        "float train top-1 | float top-1 / top-3 | "
         "int8 top-1 / top-3 (shipped) | int8 + flip averaging (not shipped) | int8/float agreement "
         "(within uint8 ties; gate) | int8 median top-1 probability | AUROC | non-office labelled @90 % | "
         "full-size office top-1 / top-3 | full-size office objects of other classes labelled |",
@@ -257,7 +280,8 @@ def render(result: dict) -> str:
         out.append(
             f"| {r['name']} | {r['seed']}{' (kept)' if 'kept_from' in r else ''} | "
             f"{r['teacher']}{distill_settings(r['distill'])} | "
-            f"{r['epochs']} | {r['train_epochs_s'] / 60:.0f} min | {pct(r['float_train']['top1'])} | "
+            f"{r['epochs']} | {r['train_epochs_s'] / 60:.0f} min{targets_time(r.get('teacher_targets'))} | "
+            f"{pct(r['float_train']['top1'])} | "
             f"{pct(r['float']['top1'])} / "
             f"{pct(r['float']['top3'])} | **{pct(r['int8']['top1'])}** / {pct(r['int8']['top3'])} | "
             f"{pct(r['int8_flip_avg']['top1'])} / {pct(r['int8_flip_avg']['top3'])} | "
@@ -267,11 +291,14 @@ def render(result: dict) -> str:
             f"{pct(s.get('others_labelled'))} (of {s.get('other_photos')}; "
             f'{s.get("other_classes_learned_as_other")} of their classes trained as "other") |'
         )
-    if any("kept_from" in r for r in rows):
+    kept_cpus = dict.fromkeys(cpu_line(r["cpu"]) for r in rows if "kept_from" in r)
+    if kept_cpus:
         out += [
             "",
             "(kept): measured by an earlier run of this benchmark (same code of the measurements, same "
-            "dataset id), whose bundle is no longer on this machine.",
+            "dataset id), whose bundle is no longer on this machine; trained and measured on "
+            + "; ".join(kept_cpus)
+            + " (epochs' times compare only within one machine).",
         ]
     out += [
         "",

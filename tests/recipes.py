@@ -5,8 +5,10 @@
 
 A model that clearly beats chance after 8 epochs of 32 px photos on 2 CPU cores (~40 s); the
 kill -9 resume test repeats this exact run, so it lives in one place. From scratch: the
-distillation tests bring their own small teacher.
+distillation tests bring their own small teacher (``make_teacher``).
 """
+
+from pathlib import Path
 
 TINY_TRAIN_FLAGS = [
     "--image-size",
@@ -42,3 +44,17 @@ TINY_TRAIN_FLAGS = [
 # cluster), not the model's quality.
 SMOKE_EXPORT_FLAGS = ["--prune-epochs", "1", "--batch-size", "32", "--calibration-images", "40",
                       "--min-agreement", "0", "--max-accuracy-drop", "100"]  # fmt: skip
+
+
+def make_teacher(path: Path, seed: int) -> Path:
+    """A small real teacher saved at ``path``: a fixed random conv net, RGB 0..255 at 32 px ->
+    32 pooled features (the fitted head turns them into class probabilities)."""
+    from training.tfenv import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 127.5, -1)(inputs)
+    x = keras.layers.Conv2D(16, 3, 2, activation="relu")(x)
+    x = keras.layers.Conv2D(32, 3, 2, activation="relu")(x)
+    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x)).save(path)
+    return path

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.record import cpu_line
+
 pytestmark = pytest.mark.slow
 
 
@@ -70,7 +72,8 @@ def test_compare_scores_the_shipped_bundle_and_its_run(compared, tiny_bundle, ti
     assert a["float"] == {"top1": metrics["test"]["top1"], "top3": metrics["test"]["top3"]}
     assert a["float_train"] == {"top1": metrics["train"]["top1"], "top3": metrics["train"]["top3"]}
     assert a["seed"] == config["runtime"]["seed"] and a["teacher"] == "none" and a["run"] == str(tiny_run)
-    assert a["distill"] is None and f"| a | {a['seed']} | none | {a['epochs']} |" in md
+    assert a["distill"] is None and a["teacher_targets"] is None
+    assert f"| a | {a['seed']} | none | {a['epochs']} |" in md
     parity = manifest["parity"]
     assert (a["agreement"], a["agreement_within_ties"]) == (parity["agreement"], parity["agreement_within_ties"])
     assert a["gate_min_agreement"] == parity["gate"]["min_agreement"]
@@ -187,12 +190,14 @@ def test_kept_rows_show_beside_the_new_ones_and_enter_the_means(kept, compared, 
     # The kept rows in their order (a at seed + 1, then b), then the new row.
     assert [(r["name"], r["seed"]) for r in result["recipes"]] == [("a", seed + 1), ("b", seed), ("a", seed)]
     seed1, b, fresh = result["recipes"]
-    assert seed1 == {**before["recipes"][1], "kept_from": str(earlier)}
-    assert b == {**before["recipes"][2], "kept_from": str(earlier)}
-    assert "kept_from" not in fresh and fresh["dataset"] == dataset
+    # Each kept row keeps the CPU it was measured on: the new file's top-level CPU is this machine's.
+    assert seed1 == {**before["recipes"][1], "kept_from": str(earlier), "cpu": before["cpu"]}
+    assert b == {**before["recipes"][2], "kept_from": str(earlier), "cpu": before["cpu"]}
+    assert "kept_from" not in fresh and "cpu" not in fresh and fresh["dataset"] == dataset
     assert f"| a | {seed + 1} (kept) | none |" in md and f"| b | {seed} (kept) | none |" in md
     assert f"| a | {seed} | none |" in md
     assert "(kept): measured by an earlier run of this benchmark (same code of the measurements" in md
+    assert f"trained and measured on {cpu_line(before['cpu'])} (epochs' times" in md
     assert "(kept)" not in compared[1]  # a compare without --keep says nothing of it
     means = {g["name"]: g for g in result["means"]}
     assert means["a"]["seeds"] == [seed + 1, seed] and means["b"]["seeds"] == [seed]
@@ -250,3 +255,29 @@ def test_a_kept_row_without_its_dataset_id_is_refused(compared, tmp_path):
     (tmp_path / "old.json").write_text(json.dumps({"recipes": [old]}))
     with pytest.raises(ValueError, match=rf"row 'b' seed {b['seed']} was measured on dataset \(not recorded\)"):
         with_kept(tmp_path / "old.json", [{**a, "name": "c"}])
+
+
+def test_a_distilled_row_carries_the_time_its_teachers_targets_took(tiny_dataset, tmp_path):
+    """Before its first epoch a distilled run waits for its teacher's pass over the training photos:
+    the row reads it from the teacher's cache, which records it, and the table adds it."""
+    import shutil
+
+    from recipes import SMOKE_EXPORT_FLAGS, TINY_TRAIN_FLAGS, make_teacher
+
+    from bench.compare import measure, render, seed_means
+    from bench.record import cpu_info
+    from export.cli import main as export_main
+    from training.train import main as train_main
+
+    data = tmp_path / "office20"
+    shutil.copytree(tiny_dataset, data)  # the teacher's cache goes beside the dataset
+    teacher = make_teacher(tmp_path / "small.keras", seed=0)
+    flags = [*TINY_TRAIN_FLAGS, "--epochs", "1", "--teacher", str(teacher)]
+    assert train_main(["--data", str(data), "--out", str(tmp_path / "run"), *flags]) == 0
+    assert export_main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "bundle"), *SMOKE_EXPORT_FLAGS]) == 0
+    row = measure("distilled", tmp_path / "bundle")
+    [features] = (data / "teacher").glob("small-features-*.json")
+    took = json.loads(features.read_text())["extraction"]
+    assert row["teacher_targets"] == took and took["images_per_s"] > 0
+    md = render({"cpu": cpu_info(), "recipes": [row], "means": seed_means([row])})
+    assert f"min + {took['seconds'] / 60:.0f} min teacher's targets ({took['images_per_s']:.0f} images/s) |" in md

@@ -9,24 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from recipes import make_teacher
 
 from training.data.dataset import SPLITS, load_dataset
 from training.teacher import TeacherError, load_teacher, soft_targets, targets
 from training.teacher.heads import log_loss
 from training.teacher.targets import TRAINING_SPLITS, DatasetFiles, cache_path
 from training.teacher.views import photo_views
-
-
-def make_teacher(path: Path, seed: int) -> Path:
-    from training.tfenv import keras
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Rescaling(1 / 127.5, -1)(inputs)
-    x = keras.layers.Conv2D(16, 3, 2, activation="relu")(x)
-    x = keras.layers.Conv2D(32, 3, 2, activation="relu")(x)
-    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x)).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")
