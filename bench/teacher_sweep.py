@@ -241,13 +241,19 @@ def measure(pack_dir: Path, backend: str, teachers: list[str], sizes: list[int],
 
 def render(parts: list[dict]) -> str:
     p0 = parts[0]
+
+    def split_counts(kind: str) -> str:
+        return " / ".join(str(p0["photos"][split][kind]) for split in ("train", "val", "test"))
+
     lines = [
         "# Teacher candidates: EfficientNet-Lite0/1/2 x input size x head (issue 15)",
         "",
-        f"Dataset `{p0['dataset']}`, one fixed subset for every row: office photos {p0['photos']} (all of them), "
-        f"non-office photos the first {p0['per_class']} of each class (train-side classes for train/val, "
-        "unseen classes for test). 64 px photos upsampled to the input size; view 0 scored, the fitted "
-        "head fitted on both views of train with L2 by val log-loss (as the trainer's cache does).",
+        f"Dataset `{p0['dataset']}`, one fixed subset for every row: every office photo ({split_counts('office')} "
+        f"train / val / test) and the first {' / '.join(str(n) for n in p0['per_class'].values())} non-office "
+        f"photos of each class ({split_counts('others')}; train-side classes for train and val, unseen "
+        "classes for test). The 64 px photos are upsampled to the input size; view 0 is scored, and the "
+        "fitted head is fitted on both views of train, L2 by val log-loss, as the trainer's cache does. "
+        "images/s: both views' features on the row's device during the run (other jobs on it slow it down).",
         "",
     ]
     for part in parts:
