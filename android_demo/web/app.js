@@ -149,7 +149,9 @@ async function cameraLoop(video) {
     if (state.paused || state.source !== 'camera' || video.readyState < 2 || !video.videoWidth) continue;
     try {
       const frame = drawToCanvas(video, video.videoWidth, video.videoHeight);
-      show({...await classify(frame, canvasBlob), source: 'camera', frame});
+      const result = await classify(frame, canvasBlob);
+      // A photo picked (or a pause) while this frame was being classified owns the screen now.
+      if (state.source === 'camera' && !state.paused) show({...result, source: 'camera', frame});
     } catch (e) {
       setStatus(`error: ${e.message}`);
       await new Promise((r) => setTimeout(r, 1000));
