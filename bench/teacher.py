@@ -125,7 +125,7 @@ def render(r: dict) -> str:
         "",
         f"{s['photos']} photos of `imagenet-samples` at {s['input_size']} px, centre crop {s['crop_fraction']}: "
         f"top-1 **{s['top1']:.1%}**, top-5 {s['top5']:.1%} (published ImageNet val top-1 of the model: "
-        f"{r['published_top1']}; these photos are one clear photo per class).",
+        f"{r['published_top1']:.1%}; these photos are one clear photo per class).",
         "",
         "## Input size (64 px office val photos upsampled, ImageNet head, view 0)",
         "",
@@ -199,11 +199,7 @@ def measure(a: BenchTeacherConfig) -> dict:
         "cache": str(cache_path(ds, teacher, chosen.head, SPLITS)),
         "chosen_head": chosen.head,
         "chosen_by": chosen.meta.get("chosen_by"),
-        "published_top1": {
-            "efficientnet-lite0": "75.1 %",
-            "efficientnet-lite1": "76.7 %",
-            "efficientnet-lite2": "77.6 %",
-        }[a.teacher],
+        "published_top1": TEACHERS[a.teacher].published_top1,
         "samples": samples,
         "sizes": sizes,
         "extraction": extraction,

