@@ -35,12 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.record import cpu_info, cpu_line, write_results
-from bench.teacher import SAMPLES, topk
+from bench.teacher import SAMPLES, imagenet_topk, sample_logits, topk, unseen_figures
 from bundle.atomic import write_json_atomic
-from export.abstain import auroc
 from training.teacher.heads import fit_linear_head, imagenet_log_probs, log_loss
 from training.teacher.lite_plan import BN_EPS, MEAN_RGB, STD_RGB, block_plan
-from training.teacher.registry import IMAGENET_WNIDS, TEACHERS, load_teacher, weights_path
+from training.teacher.registry import TEACHERS, load_teacher, weights_path
 from training.teacher.views import photo_views
 
 FILES = "files.json"
@@ -75,8 +74,9 @@ def pack(data: str, teachers: list[str], out: Path, per_class: dict[str, int], s
         state = read_state_dict(weights_path(TEACHERS[name]))
         np.savez(out / "weights" / f"{name}.npz", **{k: v.astype(np.float16) for k, v in state.items()})
         # The trainer's own teacher on the sample photos: what the other backend's port must match.
-        features, imagenet_logits, _ = tflite_features(name, TEACHERS[name].published_size)
-        logits = sample_logits(features, imagenet_logits, name, out / "samples")
+        size = TEACHERS[name].published_size
+        features, imagenet_logits, _ = tflite_features(name, size)
+        logits = sample_logits(features, imagenet_logits, size, out / "samples")
         np.save(out / "weights" / f"{name}.reference.npy", logits)
     meta = {"dataset": ds.id, "classes": [x.wnid for x in ds.classes], "per_class": per_class, "files": files}
     (out / FILES).write_text(json.dumps(meta))
@@ -135,31 +135,20 @@ def tflite_features(name: str, size: int):
     return teacher.features, teacher.imagenet_logits, "CPU (float TFLite: the trainer's own teacher)"
 
 
-def views_of(root: Path, paths: list[str], size: int, crop: float = 1.0) -> np.ndarray:
+def views_of(root: Path, paths: list[str], size: int) -> np.ndarray:
     with ThreadPoolExecutor() as pool:
-        return np.stack(list(pool.map(lambda p: photo_views(root / p, size, crop), paths)))
-
-
-def sample_logits(features, imagenet_logits, name: str, samples: Path) -> np.ndarray:
-    """1000-way logits of the sample photos (sorted by name) at the teacher's published size,
-    centre crop size/(size + 32), as EfficientNet evaluates."""
-    size = TEACHERS[name].published_size
-    x = views_of(samples, [p.name for p in sorted(samples.glob("*.JPEG"))], size, size / (size + 32))
-    return imagenet_logits(features(np.ascontiguousarray(x[:, 0])))
+        return np.stack(list(pool.map(lambda p: photo_views(root / p, size), paths)))
 
 
 def port_proof(logits: np.ndarray, reference: np.ndarray, name: str, samples: Path) -> dict:
-    """1000-way top-1/top-5 of the sample photos (true wnid in each name), and how far the logits
-    are from the trainer's teacher's (``reference``, computed by ``pack``)."""
-    truth = np.array([IMAGENET_WNIDS.index(p.name.split("_")[0]) for p in sorted(samples.glob("*.JPEG"))])
-    top = np.argsort(-logits, axis=1)[:, :5]
+    """1000-way top-1/top-5 of the sample photos, and how far the logits are from the trainer's
+    teacher's (``reference``, computed by ``pack``)."""
     return {
-        "photos": len(truth),
+        "photos": len(logits),
         "input_size": TEACHERS[name].published_size,
-        "top1": round(float((top[:, 0] == truth).mean()), 4),
-        "top5": round(float((top == truth[:, None]).any(axis=1).mean()), 4),
+        **imagenet_topk(logits, samples),
         "max_abs_logit_diff_vs_trainer": round(float(np.abs(logits - reference).max()), 4),
-        "top1_agreement_vs_trainer": round(float((top[:, 0] == reference.argmax(1)).mean()), 4),
+        "top1_agreement_vs_trainer": round(float((logits.argmax(1) == reference.argmax(1)).mean()), 4),
     }
 
 
@@ -172,8 +161,7 @@ def score(lp: np.ndarray, labels: np.ndarray, splits: np.ndarray, c: int) -> dic
         out[f"office_{split}"] = {"top1": topk(lp[m, :c], labels[m], 1), "top3": topk(lp[m, :c], labels[m], 3)}
     known = 1 - np.exp(lp[office & (splits == "test"), c])
     unseen = 1 - np.exp(lp[~office & (splits == "test"), c])
-    out["auroc_unseen"] = round(auroc(known, unseen), 4)
-    out["labelled_at_90"] = round(float((unseen >= np.quantile(known, 0.10)).mean()), 4)
+    out["auroc_unseen"], out["labelled_at_90"] = unseen_figures(known, unseen)
     return out
 
 
@@ -200,7 +188,7 @@ def measure(pack_dir: Path, backend: str, teachers: list[str], sizes: list[int],
             if name not in proofs:  # the tflite teacher is built for one size: the proof needs its own
                 published = TEACHERS[name].published_size
                 proof_features = features if backend == "torch" else tflite_features(name, published)[0]
-                logits = sample_logits(proof_features, imagenet_logits, name, pack_dir / "samples")
+                logits = sample_logits(proof_features, imagenet_logits, published, pack_dir / "samples")
                 reference = np.load(pack_dir / "weights" / f"{name}.reference.npy")
                 proofs[name] = port_proof(logits, reference, name, pack_dir / "samples")
                 print(f"{name} port proof: {proofs[name]}", flush=True)
