@@ -86,23 +86,28 @@ def pack(data: str, teachers: list[str], out: Path, per_class: dict[str, int], s
 # ---- measure (there) ----
 
 
-def torch_features(name: str, weights: Path, size: int):
-    """(features, ImageNet logits of features, device); features: uint8 [N, S, S, 3] -> float32
-    [N, 1280] at any S (the size is the photos'), EfficientNet-Lite in PyTorch, TensorFlow's "same"
-    padding and eps, float32 without TF32 (the port is judged against the float CPU teacher)."""
+def same_pad(x, kernel: int, stride: int, value: float = 0.0):
+    """A PyTorch NCHW tensor padded as TensorFlow's "same" padding pads it (the extra pixel, if
+    any, on the bottom and right), for a ``kernel`` x ``kernel`` window moved by ``stride``."""
+    import torch.nn.functional as F
+
+    pads = [max((math.ceil(n / stride) - 1) * stride + kernel - n, 0) for n in x.shape[-2:]]
+    return F.pad(x, (pads[1] // 2, pads[1] - pads[1] // 2, pads[0] // 2, pads[0] - pads[0] // 2), value=value)
+
+
+def torch_lite(name: str, weights: Path, device: str):
+    """(features, fc weights [1280, 1000], fc bias) of EfficientNet-Lite in PyTorch: features takes
+    a float NCHW tensor of 0..255 pixels on ``device``, any side, and returns pooled [B, 1280]
+    features; TensorFlow's "same" padding and eps, gradients off."""
     import torch
     import torch.nn.functional as F
 
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     with np.load(weights) as npz:
         w = {k: torch.from_numpy(npz[k].astype(np.float32)).to(device) for k in npz.files}
     spec = TEACHERS[name]
 
     def conv_bn(x, prefix, conv, bn, kernel, stride, groups=1, act=True):
-        pads = [max((math.ceil(n / stride) - 1) * stride + kernel - n, 0) for n in x.shape[-2:]]
-        x = F.pad(x, (pads[1] // 2, pads[1] - pads[1] // 2, pads[0] // 2, pads[0] - pads[0] // 2))
-        x = F.conv2d(x, w[prefix + conv + ".weight"], stride=stride, groups=groups)
+        x = F.conv2d(same_pad(x, kernel, stride), w[prefix + conv + ".weight"], stride=stride, groups=groups)
         b = prefix + bn
         x = F.batch_norm(
             x, w[b + ".running_mean"], w[b + ".running_var"], w[b + ".weight"], w[b + ".bias"], False, 0.0, BN_EPS
@@ -110,22 +115,38 @@ def torch_features(name: str, weights: Path, size: int):
         return x.clamp(0, 6) if act else x
 
     @torch.no_grad()
+    def features(x):
+        x = conv_bn((x - MEAN_RGB) / STD_RGB, "", "_conv_stem", "_bn0", 3, 2)
+        for j, (kernel, stride, expand, cin, cout) in enumerate(block_plan(spec.width, spec.depth)):
+            p, y = f"_blocks.{j}.", x
+            if expand != 1:
+                y = conv_bn(y, p, "_expand_conv", "_bn0", 1, 1)
+            y = conv_bn(y, p, "_depthwise_conv", "_bn1", kernel, stride, groups=y.shape[1])
+            y = conv_bn(y, p, "_project_conv", "_bn2", 1, 1, act=False)
+            x = x + y if stride == 1 and cin == cout else y
+        return conv_bn(x, "", "_conv_head", "_bn1", 1, 1).mean((2, 3))
+
+    return features, w["_fc.weight"].T, w["_fc.bias"]
+
+
+def torch_features(name: str, weights: Path, size: int):
+    """(features, ImageNet logits of features, device); features: uint8 [N, S, S, 3] -> float32
+    [N, 1280] at any S (the size is the photos'), ``torch_lite`` on the GPU if there is one,
+    float32 without TF32 (the port is judged against the float CPU teacher)."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    lite, fc_w, fc_b = torch_lite(name, weights, device)
+
     def forward(images: np.ndarray) -> np.ndarray:
         out = []
         for i in range(0, len(images), 256):
             x = torch.from_numpy(np.ascontiguousarray(images[i : i + 256])).to(device).permute(0, 3, 1, 2).float()
-            x = conv_bn((x - MEAN_RGB) / STD_RGB, "", "_conv_stem", "_bn0", 3, 2)
-            for j, (kernel, stride, expand, cin, cout) in enumerate(block_plan(spec.width, spec.depth)):
-                p, y = f"_blocks.{j}.", x
-                if expand != 1:
-                    y = conv_bn(y, p, "_expand_conv", "_bn0", 1, 1)
-                y = conv_bn(y, p, "_depthwise_conv", "_bn1", kernel, stride, groups=y.shape[1])
-                y = conv_bn(y, p, "_project_conv", "_bn2", 1, 1, act=False)
-                x = x + y if stride == 1 and cin == cout else y
-            out.append(conv_bn(x, "", "_conv_head", "_bn1", 1, 1).mean((2, 3)).cpu().numpy())
+            out.append(lite(x).cpu().numpy())
         return np.concatenate(out)
 
-    fc_w, fc_b = w["_fc.weight"].T.cpu().numpy(), w["_fc.bias"].cpu().numpy()
+    fc_w, fc_b = fc_w.cpu().numpy(), fc_b.cpu().numpy()
     where = torch.cuda.get_device_name() if device == "cuda" else "CPU"
     return forward, lambda f: f @ fc_w + fc_b, f"{where} (PyTorch {torch.__version__}, float32, weights float16)"
 

@@ -84,7 +84,7 @@ def resolve_for_dataset(cfg: TrainConfig, ds: Dataset) -> None:
     ValueError for data that can't train (no val photos, too small) or a setting that can't work
     (--other-class on without non-office photos, a teacher that can't be had)."""
     from training.distill import resolve_teacher
-    from training.model import first_conv_geometry
+    from training.model_shape import first_conv_geometry
     from training.pipeline import resolve_other_class
 
     cfg.data.image_size = resolve_image_size(cfg, ds)

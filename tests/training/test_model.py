@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from training.config import ModelConfig
-from training.model import ImageSizeError, build_model, conv_channels, first_conv_geometry
+from training.model import build_model
+from training.model_shape import ImageSizeError, conv_channels, first_conv_geometry
 from training.tfenv import keras
 
 MEAN, STD = [125.0, 114.0, 104.0], [74.0, 73.5, 75.5]
