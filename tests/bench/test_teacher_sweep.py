@@ -15,7 +15,7 @@ import pytest
 from bench.teacher import SAMPLES
 from bench.teacher_sweep import main
 from training.data.dataset import load_dataset
-from training.teacher import TEACHERS, TeacherError, load_teacher
+from training.teacher import TEACHERS
 from training.teacher.registry import weights_path
 from training.teacher.torchfile import read_state_dict
 
@@ -23,22 +23,6 @@ pytestmark = pytest.mark.slow
 
 TEACHER = "efficientnet-lite0"
 GOLDEN = json.loads((Path(__file__).parents[1] / "data" / "teacher_golden.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def packed(others_dataset, tmp_path_factory) -> Path:
-    try:
-        load_teacher(TEACHER)
-    except TeacherError as e:
-        pytest.skip(f"{TEACHER} not installed: {e}")
-    out = tmp_path_factory.mktemp("sweep") / "pack"
-    assert (
-        main(
-            ["pack", "--data", str(others_dataset), "--teachers", TEACHER, "--out", str(out), "--others", "2", "1", "3"]
-        )
-        == 0
-    )
-    return out
 
 
 def test_the_pack_holds_every_office_photo_a_fixed_sample_of_others_and_half_precision_weights(packed, others_dataset):
