@@ -10,6 +10,8 @@ recipes that differ in their targets:
 - ``none``: hard labels only (``--teacher none``);
 - ``fixed``: the trainer's distillation: the teacher's probabilities of each photo and its mirror,
   computed once (``training.teacher.views``), mixed 0.3 label + 0.7 teacher;
+- ``views``: ``--views`` augmented views of each photo drawn once, and the teacher's targets of
+  each: what a per-view cache could hold; each step takes one of them;
 - ``live``: "function matching" (Beyer et al. 2022, "Knowledge distillation: a good teacher is
   patient and consistent"): the teacher scores every augmented (and mixed) view the student sees.
 
@@ -49,12 +51,13 @@ from training.teacher.views import photo_views
 
 PREPARED = "prepared.npz"
 SPLITS = ("train", "val", "test")
-TARGETS = ("none", "fixed", "live")
+TARGETS = ("none", "fixed", "views", "live")
 
 
 @dataclasses.dataclass
 class Recipe:
     targets: str = "fixed"
+    views: int = 8
     epochs: int = ScheduleConfig().epochs
     mixup: float = 0.0
     seed: int = 0
@@ -227,6 +230,27 @@ def live_teacher(work: Path, prepared, dev: str):
     return log_probs
 
 
+def cached_views(images, teacher, recipe: Recipe, train):
+    """``recipe.views`` augmented views of every train photo, drawn once, and the teacher's
+    log-probabilities of each: what a cache of per-view targets holds. Views [V, N, 3, S, S] float16
+    (other splits' rows left zero), log-probs [V, N, c + 1]."""
+    import torch
+
+    rows = torch.nonzero(train).flatten()
+    out = torch.zeros((recipe.views, *images.shape), dtype=torch.float16, device=images.device)
+    logp = None
+    with torch.no_grad():
+        for v in range(recipe.views):
+            for chunk in rows.split(1024):
+                x, _ = augment(images[chunk].float(), recipe.data)
+                out[v, chunk] = x.half()
+                lp = teacher(x)
+                if logp is None:
+                    logp = torch.zeros((recipe.views, len(images), lp.shape[-1]), device=images.device)
+                logp[v, chunk] = lp
+    return out, logp
+
+
 def augment(x, cfg: DataConfig):
     """The trainer's augmentation (``training.pipeline.augment``) on a float NCHW batch of 0..255
     pixels: reflect-padded translation, flip, brightness, contrast, clipped. Returns (x, mirrored)."""
@@ -279,8 +303,10 @@ def train(work: Path, recipe: Recipe, out: Path, evals: int = 40) -> None:
         return torch.softmax(z, -1)
 
     fixed = torch.from_numpy(p["logp"]).to(dev)
-    if recipe.targets == "live":
+    if recipe.targets in ("views", "live"):
         teacher = live_teacher(work, p, dev)
+    if recipe.targets == "views":
+        view_images, view_logp = cached_views(images, teacher, recipe, torch.from_numpy(splits == 0).to(dev))
     model = build_student(k, recipe.model, images.shape[-1]).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=recipe.optim.lr, betas=(recipe.optim.momentum, 0.999), eps=1e-7)
     idx = {s: torch.nonzero(torch.from_numpy(splits == i)).flatten().to(dev) for i, s in enumerate(SPLITS)}
@@ -332,8 +358,13 @@ def train(work: Path, recipe: Recipe, out: Path, evals: int = 40) -> None:
         order = order[torch.randperm(len(order), device=dev)]
         correct = seen = 0
         for b in order.split(batch):
-            x, mirrored = augment(images[b].float(), recipe.data)
             y = F.one_hot(labels[b], k).float()
+            if recipe.targets == "views":  # one of the photo's cached views, and the teacher's target of it
+                v = torch.randint(0, recipe.views, (len(b),), device=dev)
+                x = view_images[v, b].float()
+                y = (1 - t.weight) * y + t.weight * tempered(view_logp[v, b], office[b])
+            else:
+                x, mirrored = augment(images[b].float(), recipe.data)
             if recipe.targets == "fixed":
                 y = (1 - t.weight) * y + t.weight * tempered(fixed[b, mirrored.long()], office[b])
             if recipe.mixup > 0:
@@ -382,7 +413,7 @@ def train(work: Path, recipe: Recipe, out: Path, evals: int = 40) -> None:
 def _recipe_dict(r: Recipe) -> dict:
     d = dataclasses.asdict(r)
     return {
-        "targets": d["targets"],
+        "targets": d["targets"] + (f" x{d['views']}" if d["targets"] == "views" else ""),
         "epochs": d["epochs"],
         "mixup": d["mixup"],
         "seed": d["seed"],
@@ -412,13 +443,19 @@ def render(prepared: dict, runs: list[dict]) -> str:
         "",
         "Targets: `none` hard labels; `fixed` the trainer's (the teacher on each photo and its mirror, once); "
         "`live` the teacher on every augmented (and mixed) view. Test figures at the last epoch, and at the "
-        "epoch of best office val top-1 (what the trainer keeps).",
+        "epoch of best office val top-1 (what the trainer keeps). minutes: wall time on the GPU, which the "
+        "recipes of one call share (run side by side).",
         "",
         "| targets | epochs | mixup | seed | test top-1 (last) | top-3 | AUROC | labelled @90 % | "
         "test top-1 (best val, epoch) | train agreement | minutes |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for run in sorted(runs, key=lambda r: (r["recipe"]["targets"], r["recipe"]["mixup"], r["recipe"]["epochs"])):
+
+    def order(run):
+        kind, *views = run["recipe"]["targets"].split()
+        return TARGETS.index(kind), int(views[0][1:]) if views else 0, run["recipe"]["epochs"], run["recipe"]["mixup"]
+
+    for run in sorted(runs, key=order):
         r, last, best = run["recipe"], run["last"], run["best_val"]
         done = "" if last["epoch"] == r["epochs"] else f" (cut at {last['epoch']})"
         lines.append(
@@ -449,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--work", type=Path, required=True, metavar="DIR")
     t.add_argument("--targets", choices=TARGETS, default=Recipe.targets)
     t.add_argument("--epochs", type=int, default=Recipe.epochs)
+    t.add_argument("--views", type=int, default=Recipe.views, help="views per photo of --targets views")
     t.add_argument("--mixup", type=float, default=Recipe.mixup, help="mixup alpha; 0 disables")
     t.add_argument("--seed", type=int, default=Recipe.seed)
     t.add_argument("--distill-weight", type=float, default=TeacherConfig().weight)
@@ -462,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.step == "prepare":
         prepare(a.pack, a.work, a.teacher_size, a.image_size, a.out)
     elif a.step == "train":
-        recipe = Recipe(targets=a.targets, epochs=a.epochs, mixup=a.mixup, seed=a.seed)
+        recipe = Recipe(targets=a.targets, views=a.views, epochs=a.epochs, mixup=a.mixup, seed=a.seed)
         recipe.teacher.weight = a.distill_weight
         train(a.work, recipe, a.out, a.evals)
     else:
