@@ -145,6 +145,17 @@ class TeacherConfig:
         "the office classes): its label says it is an office object",
         flag="--distill-drop-other",
     )
+    # 2: the photo and its mirror, ~3 min of teacher on 2 cores. bench/results/student-probe.md
+    # (the student's PyTorch replica, 150 epochs): 16 views 62.3 % office test top-1 against 59.5 %,
+    # for 14 more views of every train photo (~20 min once per dataset here); at 30 epochs the
+    # student is still far from fitting the targets it has.
+    views: int = setting(
+        2,
+        "views of each train photo the teacher labels: 2 = the photo and its mirror; more adds that many "
+        "minus 2 augmentations of it (--translate, --flip, --brightness, --contrast), drawn once and cached, "
+        "and each epoch shows one of the views",
+        flag="--teacher-views",
+    )
     hash: str = setting("", "the teacher's content hash, set when resolved (config.json records it)", cli=False)
 
 

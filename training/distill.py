@@ -3,12 +3,14 @@
     from training.distill import resolve_teacher, soft_targets_for
     resolve_teacher(cfg, ds)                        # cfg.teacher.name: "auto" -> a teacher or "none"
     soft = soft_targets_for(cfg, ds, outputs=21)    # None without a teacher
-    soft.probs(paths, labels)                       # float32 [n, 2 views, outputs], tempered
+    soft.probs(paths, labels)                       # float32 [n, views, outputs], tempered
     soft.mix(onehot, view)                          # (1 - w) * hard label + w * teacher view (in tf.data)
 
 The teacher (training.teacher) gives log-probabilities over the dataset's classes plus "other" for
-every train and val photo, as it is and mirrored; they are computed once and cached beside the
-dataset, so every run, and export's pruning fine-tune, reads the same targets. A run with the hidden
+every train and val photo, as it is and mirrored (and, with ``--teacher-views`` N > 2, for N - 2
+augmented views of each train photo drawn once: ``training.pipeline.teacher_view``); they are
+computed once and cached beside the dataset, so every run, and export's pruning fine-tune, reads
+the same targets. A run with the hidden
 "other" output learns all of them for non-office photos, and for office photos
 (``--distill-drop-other``, the default) only the office columns, renormalized: their label already
 says they are office objects, and a teacher head fitted where non-office photos outnumber office
@@ -50,8 +52,16 @@ class DistillTargets:
         self.teacher, self.num_classes, self.outputs = teacher_targets, num_classes, outputs
         self.weight, self.temperature, self.drop_other = weight, temperature, drop_other
 
+    @property
+    def views(self) -> int:
+        return self.teacher.views
+
+    def seeds(self, paths) -> np.ndarray:
+        """int64 [n]: each photo's seed of its augmented views (``training.teacher.views.photo_seed``)."""
+        return self.teacher.seeds(paths)
+
     def probs(self, paths, labels) -> np.ndarray:
-        """[n, 2 views, outputs]: the teacher's tempered probabilities for these photos (labels: their
+        """[n, views, outputs]: the teacher's tempered probabilities for these photos (labels: their
         class indices, ``num_classes`` for a non-office photo)."""
         logp = np.asarray(self.teacher.log_probs(paths), np.float64)[..., : self.outputs]
         z = logp / self.temperature
@@ -107,9 +117,31 @@ def _targets(cfg: TrainConfig, ds: Dataset):
     from training.teacher import TeacherError, soft_targets
 
     try:
-        return soft_targets(ds, cfg.teacher.name, head=cfg.teacher.head, crop_fraction=cfg.data.crop_fraction)
+        return soft_targets(
+            ds, cfg.teacher.name, head=cfg.teacher.head, crop_fraction=cfg.data.crop_fraction, views=_views(cfg)
+        )
     except TeacherError as e:
         raise ValueError(str(e)) from None
+
+
+def _views(cfg: TrainConfig):
+    """The augmented views ``--teacher-views`` asks for, drawn as the run's pipeline draws them."""
+    from training.pipeline import teacher_view_renderer
+    from training.teacher.targets import AugmentedViews
+    from training.teacher.views import VIEWS
+
+    if cfg.teacher.views < len(VIEWS):
+        raise ValueError(f"--teacher-views counts the photo and its mirror too: at least 2, got {cfg.teacher.views}")
+    if cfg.teacher.views == len(VIEWS):
+        return None
+    d, size = cfg.data, cfg.data.image_size
+    # What the views look like depends on these settings: a change makes a new cache.
+    key = {
+        "augmentation": {
+            k: getattr(d, k) for k in ("augment", "translate", "flip", "brightness", "contrast", "crop_scale")
+        }
+    }
+    return AugmentedViews(cfg.teacher.views, size, teacher_view_renderer(d, size), key)
 
 
 def soft_targets_for(cfg: TrainConfig, ds: Dataset, outputs: int) -> DistillTargets | None:

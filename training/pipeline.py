@@ -12,8 +12,12 @@ Decoded images are cached in memory (uint8) when they fit, so only the first epo
 Augmentation runs here, per image, on the CPU, with stateless random ops seeded by
 ``(seed, epoch, position)``: an epoch's batches are the same whether or not the run was resumed.
 With ``--mixup`` / ``--cutmix`` each augmented batch is then mixed with itself reversed
-(``mix_batch``). It never runs for evaluation. Kept out of the model because XLA can't compile
-``ImageProjectiveTransformV3`` and because the exported model must not carry it.
+(``mix_batch``). With a teacher of more than two views a photo (``--teacher-views``), each epoch
+shows a photo as one of them, drawn at random: view 0 or 1 is a fresh augmentation of the photo
+(the teacher's target: the photo as it is, or mirrored), view v >= 2 the augmentation drawn with
+the photo's own seed (``teacher_view``), the picture the teacher labelled. Augmentation never
+runs for evaluation. Kept out of the model because XLA can't compile ``ImageProjectiveTransformV3``
+and because the exported model must not carry it.
 
     from training.pipeline import Pipeline
     pipe = Pipeline(ds, cfg.data, image_size=64, num_classes=20, batch_size=128, seed=0)
@@ -126,6 +130,33 @@ def augment(image: tf.Tensor, seed: tf.Tensor, cfg: DataConfig, size: int) -> tu
     if cfg.contrast > 0:
         image = tf.image.stateless_random_contrast(image, 1 - cfg.contrast, 1 + cfg.contrast, seed=seeds[3])
     return tf.clip_by_value(image, 0.0, 255.0), mirrored
+
+
+def teacher_view(image: tf.Tensor, photo_seed: tf.Tensor, view: tf.Tensor, cfg: DataConfig, size: int) -> tf.Tensor:
+    """Augmented view ``view`` (>= 2) of a photo (float32 0..255): the training augmentation drawn
+    with the seed (photo, view), so the trainer shows the picture the teacher's cache labelled."""
+    seed = tf.stack([tf.cast(photo_seed, tf.int64), tf.cast(view, tf.int64)])
+    return augment(image, seed, cfg, size)[0]
+
+
+def teacher_view_renderer(cfg: DataConfig, size: int):
+    """``render(photos, seeds, view, teacher_size)``: uint8 [n, teacher_size, teacher_size, 3], view
+    ``view`` of each photo (uint8 [n, size, size, 3]) as ``teacher_view`` draws it, resized for the
+    teacher (``training.teacher.targets``). One traced function for every chunk and view."""
+
+    @tf.function(reduce_retracing=True)
+    def render(x, seeds, view, teacher_size):
+        views = tf.map_fn(
+            lambda a: teacher_view(a[0], a[1], view, cfg, size), (x, seeds), fn_output_signature=tf.float32
+        )
+        resized = tf.image.resize(views, tf.stack([teacher_size, teacher_size]), method="bilinear", antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+    def run(photos: np.ndarray, seeds: np.ndarray, view: int, teacher_size: int) -> np.ndarray:
+        args = (tf.constant(photos, tf.float32), tf.constant(seeds, tf.int64), tf.constant(view, tf.int64))
+        return render(*args, tf.constant(teacher_size, tf.int32)).numpy()
+
+    return run
 
 
 def mix_batch(images: tf.Tensor, targets: tf.Tensor, seed: tf.Tensor, mixup: float, cutmix: float):
@@ -242,7 +273,10 @@ class Pipeline:
             tf.constant([label for _, label in items], tf.int32),
         )
         if self.soft is not None and split in TRAIN_SPLITS:
-            columns += (tf.constant(self.soft.probs([p for p, _ in items], [y for _, y in items]), tf.float32),)
+            paths = [p for p, _ in items]
+            columns += (tf.constant(self.soft.probs(paths, [y for _, y in items]), tf.float32),)
+            if self.soft.views > 2:
+                columns += (tf.constant(self.soft.seeds(paths), tf.int64),)
         return tf.data.Dataset.from_tensor_slices(columns)
 
     def _load(self, path, label, *soft):
@@ -285,9 +319,22 @@ class Pipeline:
         cfg, size = self.cfg, self.size
         epoch_key = tf.constant(self.seed * 1_000_003 + epoch, tf.int64)  # the augmentation seeds' first half
 
+        views = self.soft.views if self.soft is not None else 2
+
         def variant(i, image, onehot, *soft):
             if not do_augment:
                 return self._target(image, onehot, tf.constant(False), *soft)
+            if views > 2 and soft:
+                probs, photo_seed = soft
+                # Its own key (negative, unlike every other seed here): which view this epoch shows.
+                v = tf.random.stateless_uniform([], tf.stack([-1 - epoch_key, i]), 0, views, tf.int32)
+
+                def fresh():
+                    x, mirrored = augment(image, tf.stack([epoch_key, i]), cfg, size)
+                    return x, probs[tf.cast(mirrored, tf.int32)]
+
+                x, view = tf.cond(v >= 2, lambda: (teacher_view(image, photo_seed, v, cfg, size), probs[v]), fresh)
+                return x, self.soft.mix(onehot, view)
             image, mirrored = augment(image, tf.stack([epoch_key, i]), cfg, size)
             return self._target(image, onehot, mirrored, *soft)
 

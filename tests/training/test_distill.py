@@ -4,18 +4,23 @@ targets are fixed arrays so that each photo's expected target is known exactly."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from training.config import DataConfig
 from training.data.dataset import load_dataset
 from training.distill import DistillTargets
-from training.pipeline import Pipeline
+from training.pipeline import Pipeline, teacher_view_renderer
+from training.teacher.views import photo_seed
 
 
 class FixedTargets:
     """Teacher log-probabilities that make each view recognisable: view 0 puts its mass on the
     photo's own class, view 1 (mirrored) on the next one; column C is "other"."""
+
+    views = 2
 
     def __init__(self, ds, classes: int):
         self.label = {p: y for p, y in ds.items("train")}
@@ -75,6 +80,51 @@ def test_each_training_photo_gets_the_teacher_view_it_is_shown(dataset):
         assert target.sum() == pytest.approx(1, abs=1e-5) and target.argmax() == peak
         assert target[label] == pytest.approx(0.4 + (0 if mirrored else 0.6) * 0.98, abs=0.01)
         seen[mirrored] += 1
+    assert min(seen.values()) > 50, seen
+
+
+class ViewTargets(FixedTargets):
+    """Four views a photo: view v puts its mass on class (label + v) mod C, so a target names its view."""
+
+    views = 4
+
+    def __init__(self, ds, classes: int):
+        super().__init__(ds, classes)
+        self.root = ds.root
+
+    def log_probs(self, paths) -> np.ndarray:
+        out = np.full((len(paths), self.views, self.classes + 1), np.log(1e-3), np.float32)
+        for i, p in enumerate(paths):
+            for v in range(self.views):
+                out[i, v, (self.label[p] + v) % self.classes] = 0.0
+        return out
+
+    def seeds(self, paths) -> np.ndarray:
+        return np.array([photo_seed(Path(p).relative_to(self.root).as_posix()) for p in paths], np.int64)
+
+
+def test_with_more_views_each_photo_is_shown_as_one_of_them_and_learns_that_views_target(dataset):
+    cfg = DataConfig(translate=0.125, brightness=0, contrast=0, flip=True)
+    teacher = ViewTargets(dataset, 20)
+    soft = DistillTargets(teacher, num_classes=20, outputs=20, weight=0.6, temperature=1.0)
+    pipe = Pipeline(dataset, cfg, image_size=64, num_classes=20, batch_size=400, seed=3, soft_targets=soft)
+    render = teacher_view_renderer(cfg, 64)
+    items = dataset.items("train")
+    photos = np.stack([x.numpy()[0] for x, _ in pipe.evaluation("train", 1)]).astype(np.uint8)
+    seeds = teacher.seeds([p for p, _ in items])
+    drawn = {}  # the pictures the teacher labelled as views 2 and 3 -> (class, view)
+    for v in (2, 3):
+        for (_, y), picture in zip(items, render(photos, seeds, v, 64)):
+            drawn[picture.tobytes()] = (y, v)
+    seen = {v: 0 for v in range(4)}
+    x, targets = next(iter(pipe.train(0)))
+    for image, target in zip(x.numpy(), targets.numpy()):
+        first, second = np.argsort(-target)[:2]
+        view = 0 if target[first] > 0.9 else int((first - second) % 20)  # 0.4 label + 0.6 x view's peak
+        label = first if view == 0 else second
+        if view >= 2:
+            assert drawn.get(image.astype(np.uint8).tobytes()) == (label, view)
+        seen[view] += 1
     assert min(seen.values()) > 50, seen
 
 
@@ -154,6 +204,30 @@ def test_a_distilled_run_records_its_teacher_reuses_its_cache_and_exports(
         == 0
     )
     assert (tmp_path / "bundle" / "manifest.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_run_with_augmented_teacher_views_records_them_and_exports(tiny_dataset, small_teacher, tmp_path):
+    import json
+    import shutil
+
+    from recipes import TINY_TRAIN_FLAGS
+
+    from export.cli import main as export_main
+    from training.train import main as train_main
+
+    data = tmp_path / "office20"
+    shutil.copytree(tiny_dataset, data)
+    flags = [*TINY_TRAIN_FLAGS, "--epochs", "1", "--teacher", str(small_teacher), "--teacher-views", "3"]
+    assert train_main(["--data", str(data), "--out", str(tmp_path / "run"), *flags]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["teacher"]["views"] == 3
+    (cache,) = (data / "teacher").glob("small-fitted-views3-*.npz")
+    stamp = cache.stat().st_mtime_ns
+    bundle_flags = ["--prune-epochs", "1", "--calibration-images", "50", "--min-agreement", "0.5"]
+    bundle_flags += ["--max-accuracy-drop", "50", "--golden-images", "2"]
+    assert export_main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "bundle"), *bundle_flags]) == 0
+    assert cache.stat().st_mtime_ns == stamp  # the fine-tune read the run's views from the cache
+    assert train_main(["--data", str(data), "--out", str(tmp_path / "bad"), *flags[:-1], "1"]) == 2
 
 
 def test_an_unknown_teacher_is_one_clear_error(tiny_dataset, tmp_path, capsys):

@@ -33,6 +33,7 @@ import io
 import json
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ from bundle.atomic import write_bytes_atomic, write_json_atomic
 from training.data.dataset import SPLITS, Dataset
 from training.teacher.heads import fit_linear_head, imagenet_log_probs, log_loss, top1
 from training.teacher.registry import IMAGENET_WNIDS, Teacher, TeacherError, load_teacher
-from training.teacher.views import VIEWS, photo_views
+from training.teacher.views import VIEWS, photo_seed, photo_views
 
 HEADS = ("imagenet", "fitted")
 CACHE_FORMAT = "officenet-teacher-cache"
@@ -72,14 +73,41 @@ class DatasetFiles:
         return hashlib.sha256("\n".join(self.paths).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class AugmentedViews:
+    """More views of each train photo than ``VIEWS``: views 2 .. count-1 are the trainer's own
+    augmentation drawn once per (photo, view) (``render``), labelled by the teacher like the first
+    two, and cached with them; the trainer shows one view a photo per epoch and learns the
+    teacher's target of that very picture (bench/results/student-probe.md: 16 views at 150 epochs
+    came within a point of a teacher run on every training view)."""
+
+    count: int
+    image_size: int  # the trainer's input side: the views are drawn at it, then resized for the teacher
+    # (uint8 [n, s, s, 3] photos at image_size, int64 seeds [n], view, teacher side) -> uint8 [n, S, S, 3]
+    render: Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]
+    key: dict  # the settings ``render`` depends on: part of the cache's identity
+
+    @property
+    def tag(self) -> str:
+        return f"views{self.count}"
+
+
 @dataclass
 class SoftTargets:
     teacher: str
     head: str
     root: Path
-    array: np.ndarray  # [N, 2, K] log-probabilities, rows in DatasetFiles order
+    array: np.ndarray  # [N, V, K] log-probabilities, rows in DatasetFiles order (V = 2 or AugmentedViews.count)
     index: dict[str, int]
     meta: dict
+
+    @property
+    def views(self) -> int:
+        return self.array.shape[1]
+
+    def seeds(self, paths) -> np.ndarray:
+        """int64 [len(paths)]: the seed each photo's augmented views are drawn with."""
+        return np.array([photo_seed(_relative(self.root, p)) for p in paths], np.int64)
 
     def log_probs(self, paths) -> np.ndarray:
         """float32 [len(paths), 2, K] for the absolute paths ``ds.items``/``ds.others_items`` give."""
@@ -103,10 +131,19 @@ def _relative(root: Path, path) -> str:
             return str(path)
 
 
-def cache_path(ds: Dataset, teacher: Teacher, kind: str, splits: tuple[str, ...] = TRAINING_SPLITS) -> Path:
-    """``<root>/teacher/<teacher>-<kind>[-<splits>]-<ds.id>-<hash[:12]>.npz``; kind is a head or
-    "features"; a cache of every split carries no splits tag (the name caches had before the tag)."""
+def cache_path(
+    ds: Dataset,
+    teacher: Teacher,
+    kind: str,
+    splits: tuple[str, ...] = TRAINING_SPLITS,
+    views: AugmentedViews | None = None,
+) -> Path:
+    """``<root>/teacher/<teacher>-<kind>[-views<V>][-<splits>]-<ds.id>-<hash[:12]>.npz``; kind is a
+    head or "features"; a cache of every split carries no splits tag (the name caches had before
+    the tag), one of the two plain views no views tag."""
     tag = "" if tuple(splits) == SPLITS else "-" + "+".join(splits)
+    if views:
+        kind = f"{kind}-{views.tag}"
     return ds.root / "teacher" / f"{teacher.name}-{kind}{tag}-{ds.id}-{teacher.hash[:12]}.npz"
 
 
@@ -124,9 +161,13 @@ def soft_targets(
     crop_fraction: float = 1.0,
     progress=print,
     splits: tuple[str, ...] = TRAINING_SPLITS,
+    views: AugmentedViews | None = None,
 ) -> SoftTargets:
-    """The cached targets of the ``splits`` of ``ds`` (computed and cached when missing or invalid)."""
+    """The cached targets of the ``splits`` of ``ds`` (computed and cached when missing or invalid);
+    with ``views``, train photos get its augmented views too."""
     splits = tuple(splits)
+    if views is not None and views.count <= len(VIEWS):
+        views = None  # the plain views: the cache they always had
     if not {"train", "val"} <= set(splits) <= set(SPLITS):
         raise ValueError(f"splits {splits} must include train (to fit the head) and val (to pick it)")
     t = teacher if isinstance(teacher, Teacher) else load_teacher(teacher, input_size)
@@ -139,14 +180,14 @@ def soft_targets(
         )
     wanted = candidates if head == "auto" else [head]
     files = DatasetFiles.of(ds, splits)
-    found = _cached(ds, t, files, wanted, splits, crop_fraction, progress)
+    found = _cached(ds, t, files, wanted, splits, crop_fraction, views, progress)
     if any(v is None for v in found.values()) and splits != SPLITS:
         every = DatasetFiles.of(ds, SPLITS)
-        in_every = _cached(ds, t, every, wanted, SPLITS, crop_fraction, lambda _: None)
+        in_every = _cached(ds, t, every, wanted, SPLITS, crop_fraction, views, lambda _: None)
         if all(v is not None for v in in_every.values()):
             found, files = in_every, every  # a superset of the rows asked for: nothing to compute
     if any(v is None for v in found.values()):
-        found = _compute(ds, t, files, wanted, splits, crop_fraction, progress)
+        found = _compute(ds, t, files, wanted, splits, crop_fraction, views, progress)
     chosen = min(wanted, key=lambda h: found[h][1]["val"]["log_loss"])
     array, meta = found[chosen]
     if head == "auto" and len(wanted) > 1:
@@ -154,22 +195,34 @@ def soft_targets(
     return SoftTargets(t.name, chosen, ds.root, array, {p: i for i, p in enumerate(files.paths)}, meta)
 
 
-def _expected(ds: Dataset, t: Teacher, files: DatasetFiles, crop_fraction: float) -> dict:
+def _expected(
+    ds: Dataset, t: Teacher, files: DatasetFiles, crop_fraction: float, views: AugmentedViews | None = None
+) -> dict:
     """What a cache's meta must record to serve these files of this dataset and teacher."""
-    return {
+    expect = {
         "dataset": {"id": ds.id, "sha256": ds.sha256},
         "teacher": {"name": t.name, "hash": t.hash},
         "crop_fraction": crop_fraction,
         "files": {"count": len(files.paths), "sha256": files.digest},
     }
+    if views:
+        expect["views"] = {"count": views.count, "image_size": views.image_size, **views.key}
+    return expect
 
 
 def _cached(
-    ds: Dataset, t: Teacher, files: DatasetFiles, heads: list[str], splits, crop_fraction: float, progress
+    ds: Dataset,
+    t: Teacher,
+    files: DatasetFiles,
+    heads: list[str],
+    splits,
+    crop_fraction: float,
+    views: AugmentedViews | None,
+    progress,
 ) -> dict[str, tuple[np.ndarray, dict] | None]:
-    expect = _expected(ds, t, files, crop_fraction)
-    shape = (len(files.paths), 2, len(ds.classes) + 1)
-    return {h: _read(cache_path(ds, t, h, splits), {**expect, "head": h}, shape, progress) for h in heads}
+    expect = _expected(ds, t, files, crop_fraction, views)
+    shape = (len(files.paths), views.count if views else len(VIEWS), len(ds.classes) + 1)
+    return {h: _read(cache_path(ds, t, h, splits, views), {**expect, "head": h}, shape, progress) for h in heads}
 
 
 def _read(path: Path, expect: dict, shape: tuple, progress) -> tuple[np.ndarray, dict] | None:
@@ -203,7 +256,7 @@ def _read(path: Path, expect: dict, shape: tuple, progress) -> tuple[np.ndarray,
             array, paths = npz[meta["array"]], list(npz["paths"])
     except (ValueError, KeyError, OSError) as e:
         return stale(f"unreadable arrays ({e})")
-    if array.shape[0] != shape[0] or array.shape[1] != 2 or (meta["array"] == "log_probs" and array.shape != shape):
+    if array.shape[:2] != shape[:2] or (meta["array"] == "log_probs" and array.shape != shape):
         return stale(f"array shape {array.shape}, expected {shape}")
     if hashlib.sha256("\n".join(paths).encode()).hexdigest() != expect["files"]["sha256"]:
         return stale("file list differs")
@@ -236,8 +289,11 @@ def extract_features(
     progress=print,
     parts: Path | None = None,
     key: str = "",
+    load: Callable[[list[str]], np.ndarray] | None = None,
+    per_photo: int = len(VIEWS),
 ) -> np.ndarray:
-    """float16 [N, 2, D] pooled features of both views of every photo, with progress lines.
+    """float16 [N, V, D] pooled features of the V views of every photo (``load``: a chunk of paths ->
+    uint8 [len * V, S, S, 3], photo-major; default: both ``VIEWS``), with progress lines.
 
     With ``parts``, every PART photos are also saved there (``00000.npz``, ..., atomically, tagged
     with ``key``), and pieces already there with the same key and paths are reused: an hour-long
@@ -250,19 +306,20 @@ def extract_features(
         if feats is None:
             chunks = [piece[i : i + CHUNK] for i in range(0, len(piece), CHUNK)]
             got = []
+            load = load or (lambda chunk: _load_views(teacher, root, chunk, crop_fraction))
             with ThreadPoolExecutor(1) as pool:  # decode the next chunk while the teacher runs
-                pending = pool.submit(_load_views, teacher, root, chunks[0], crop_fraction)
+                pending = pool.submit(load, chunks[0])
                 for i, chunk in enumerate(chunks):
                     views = pending.result()
                     if i + 1 < len(chunks):
-                        pending = pool.submit(_load_views, teacher, root, chunks[i + 1], crop_fraction)
-                    got.append(teacher.features(views).reshape(len(chunk), len(VIEWS), -1).astype(np.float16))
+                        pending = pool.submit(load, chunks[i + 1])
+                    got.append(teacher.features(views).reshape(len(chunk), per_photo, -1).astype(np.float16))
                     computed += len(chunk)
                     elapsed = time.monotonic() - start
                     if elapsed - last > 30:
                         last = elapsed
-                        rate = computed * len(VIEWS) / elapsed
-                        left = (len(paths) - done - (i + 1) * CHUNK) * len(VIEWS) / rate / 60
+                        rate = computed * per_photo / elapsed
+                        left = (len(paths) - done - (i + 1) * CHUNK) * per_photo / rate / 60
                         progress(
                             f"teacher {teacher.name} @ {teacher.input_size}px: {done + (i + 1) * CHUNK}/"
                             f"{len(paths)} photos, {rate:.0f} images/s, {max(left, 0):.1f} min left"
@@ -278,9 +335,9 @@ def extract_features(
     if computed:
         progress(
             f"teacher {teacher.name} @ {teacher.input_size}px: {len(paths)} photos, "
-            f"{computed * len(VIEWS) / (time.monotonic() - start):.0f} images/s"
+            f"{computed * per_photo / (time.monotonic() - start):.0f} images/s"
         )
-    return np.concatenate(out) if out else np.zeros((0, len(VIEWS), 1), np.float16)
+    return np.concatenate(out) if out else np.zeros((0, per_photo, 1), np.float16)
 
 
 def _load_views(teacher: Teacher, root: Path, chunk: list[str], crop_fraction: float) -> np.ndarray:
@@ -316,32 +373,80 @@ def _features(
     return feats
 
 
+def _augmented_features(
+    ds: Dataset, t: Teacher, paths: list[str], expect: dict, crop_fraction: float, views: AugmentedViews, progress
+) -> np.ndarray:
+    """float16 [len(paths), count - 2, D]: features of the augmented views of these (train) photos.
+    Not cached once the heads have scored them (14 views of 30,000 photos are a gigabyte), but
+    extracted in resumable pieces like the plain views."""
+
+    def load(chunk: list[str]) -> np.ndarray:
+        photos = np.stack([photo_views(ds.root / p, views.image_size, crop_fraction)[0] for p in chunk])
+        seeds = np.array([photo_seed(p) for p in chunk], np.int64)
+        rendered = [views.render(photos, seeds, v, t.input_size) for v in range(len(VIEWS), views.count)]
+        return np.stack(rendered, axis=1).reshape(-1, *rendered[0].shape[1:])  # photo-major
+
+    parts = cache_path(ds, t, "features", expect.get("splits", TRAINING_SPLITS), views).with_suffix(".parts")
+    start = time.monotonic()
+    feats = extract_features(
+        t,
+        ds.root,
+        paths,
+        crop_fraction,
+        progress,
+        parts,
+        json.dumps(expect, sort_keys=True),
+        load,
+        views.count - len(VIEWS),
+    )
+    progress(
+        f"teacher {t.name}: {views.count - len(VIEWS)} augmented views of {len(paths)} train photos in "
+        f"{time.monotonic() - start:.0f} s"
+    )
+    shutil.rmtree(parts, ignore_errors=True)
+    return feats
+
+
 def _compute(
-    ds: Dataset, t: Teacher, files: DatasetFiles, heads: list[str], splits, crop_fraction: float, progress
+    ds: Dataset,
+    t: Teacher,
+    files: DatasetFiles,
+    heads: list[str],
+    splits,
+    crop_fraction: float,
+    views: AugmentedViews | None,
+    progress,
 ) -> dict[str, tuple[np.ndarray, dict]]:
-    expect = _expected(ds, t, files, crop_fraction)
-    feats = _features(ds, t, files, splits, expect, crop_fraction, progress)
-    n, views, d = feats.shape
-    flat = feats.reshape(n * views, d).astype(np.float32)
-    val = files.splits == "val"
-    out = {}
+    plain = _expected(ds, t, files, crop_fraction)
+    expect = _expected(ds, t, files, crop_fraction, views)
+    feats = _features(ds, t, files, splits, plain, crop_fraction, progress)
+    n, nv, d = feats.shape
+    flat = feats.reshape(n * nv, d).astype(np.float32)
+    val, train = files.splits == "val", files.splits == "train"
+    scorers = {}
     for head in heads:
-        details = {}
         if head == "imagenet":
-            lp = imagenet_log_probs(t.imagenet_logits(flat), [c.wnid for c in ds.classes])
+            wnids = [c.wnid for c in ds.classes]
+            scorers[head] = (lambda f, wnids=wnids: imagenet_log_probs(t.imagenet_logits(f), wnids), {})
         else:
-            train = np.repeat(files.splits == "train", views)
-            model, details = fit_linear_head(
-                flat[train],
-                np.repeat(files.labels, views)[train],
+            model, by_l2 = fit_linear_head(
+                flat[np.repeat(train, nv)],
+                np.repeat(files.labels, nv)[np.repeat(train, nv)],
                 feats[val, 0].astype(np.float32),
                 files.labels[val],
                 k=len(ds.classes) + 1,
                 progress=progress,
             )
-            details = {"l2": model.l2, "val_log_loss_by_l2": details}
-            lp = model.log_probs(flat)
-        lp = lp.reshape(n, views, -1)
+            scorers[head] = (model.log_probs, {"l2": model.l2, "val_log_loss_by_l2": by_l2})
+    augmented = None
+    if views:
+        train_paths = [p for p, keep in zip(files.paths, train) if keep]
+        augmented = _augmented_features(
+            ds, t, train_paths, {**expect, "splits": list(splits)}, crop_fraction, views, progress
+        )
+    out = {}
+    for head, (score, details) in scorers.items():
+        lp = score(flat).reshape(n, nv, -1)
         figures = {
             "log_loss": round(log_loss(lp[val, 0], files.labels[val]), 4),
             "top1": round(top1(lp[val, 0], files.labels[val]), 4),
@@ -351,7 +456,16 @@ def _compute(
             f"teacher {t.name} head {head}: val log-loss {figures['log_loss']}, top-1 {figures['top1']} "
             f"({figures['photos']} photos, office + other)"
         )
+        if augmented is not None:
+            # Only train photos are shown augmented; the others' extra views repeat view 0, never read.
+            extra = np.repeat(lp[:, :1], views.count - nv, axis=1)
+            m, v, _ = augmented.shape
+            rows = augmented.reshape(m * v, d)
+            scored = [score(rows[i : i + 16384].astype(np.float32)) for i in range(0, len(rows), 16384)]
+            extra[train] = np.concatenate(scored).reshape(m, v, -1)
+            lp = np.concatenate([lp, extra], axis=1)
         meta = {**expect, "head": head, "head_details": details, "val": figures, "splits": list(splits)}
-        _write(cache_path(ds, t, head, splits), "log_probs", lp, files.paths, meta)
-        out[head] = (lp, json.loads(cache_path(ds, t, head, splits).with_suffix(".json").read_text()))
+        path = cache_path(ds, t, head, splits, views)
+        _write(path, "log_probs", lp, files.paths, meta)
+        out[head] = (lp, json.loads(path.with_suffix(".json").read_text()))
     return out

@@ -199,3 +199,64 @@ def test_killed_run_leaves_no_torn_file_and_resumes(data, small_teacher, monkeyp
 def test_imagenet_head_needs_an_imagenet_teacher(data, small_teacher):
     with pytest.raises(TeacherError, match="head 'imagenet' does not apply.*fitted or auto"):
         soft_targets(load_dataset(data), small_teacher, head="imagenet")
+
+
+def augmented_views(count: int, translate: float = 0.125) -> targets.AugmentedViews:
+    from training.config import DataConfig
+    from training.pipeline import teacher_view_renderer
+
+    return targets.AugmentedViews(
+        count, 64, teacher_view_renderer(DataConfig(translate=translate), 64), {"t": translate}
+    )
+
+
+def test_augmented_views_of_train_photos_are_labelled_cached_and_keyed_by_how_they_are_drawn(data, small_teacher):
+    ds = load_dataset(data)
+    plain = soft_targets(ds, small_teacher, progress=lambda _: None)
+    notes = []
+    t = soft_targets(ds, small_teacher, progress=notes.append, views=augmented_views(4))
+    files = DatasetFiles.of(ds)
+    assert not any(f": {len(files.paths)} photos" in n for n in notes)  # the plain views: read from their cache
+    assert any("2 augmented views of" in n for n in notes)
+    lp = t.log_probs([ds.root / p for p in files.paths])
+    assert t.views == 4 and lp.shape == (len(files.paths), 4, len(ds.classes) + 1)
+    np.testing.assert_array_equal(lp[:, :2], plain.log_probs([ds.root / p for p in files.paths]))
+    train, val = files.splits == "train", files.splits == "val"
+    assert np.abs(lp[train, 2] - lp[train, 0]).max() > 1e-3 and np.abs(lp[train, 3] - lp[train, 2]).max() > 1e-3
+    np.testing.assert_array_equal(lp[val, 2], lp[val, 0])  # never shown augmented: view 0 repeated
+    teacher = load_teacher(small_teacher)
+    assert cache_path(ds, teacher, "fitted", views=augmented_views(4)).name.startswith("small-fitted-views4-")
+    assert not cache_path(ds, teacher, "features", views=augmented_views(4)).with_suffix(".parts").exists()
+    again = []
+    assert np.array_equal(
+        soft_targets(ds, small_teacher, progress=again.append, views=augmented_views(4)).array, t.array
+    )
+    assert again == []  # served from the cache
+    other = []
+    soft_targets(ds, small_teacher, progress=other.append, views=augmented_views(4, translate=0.25))
+    assert any("views differs" in n for n in other)  # drawn differently: recomputed, never reused
+
+
+def test_the_teacher_labels_the_very_picture_the_trainer_draws_as_a_view(data, small_teacher):
+    """View 2 of a train photo as the pipeline draws it (``teacher_view``), resized for the teacher:
+    the features the cache's extraction computed for that view."""
+    from training.config import DataConfig
+    from training.pipeline import teacher_view
+    from training.teacher.views import photo_seed
+    from training.tfenv import tf
+
+    ds = load_dataset(data)
+    teacher = load_teacher(small_teacher)
+    files = DatasetFiles.of(ds)
+    rels = [p for p, s in zip(files.paths, files.splits) if s == "train"][:3]
+    cached = targets._augmented_features(ds, teacher, rels, {"test": 1}, 1.0, augmented_views(4), lambda _: None)
+    assert cached.shape[:2] == (3, 2)
+    for i, rel in enumerate(rels):
+        photo = tf.constant(photo_views(ds.root / rel, 64)[0], tf.float32)
+        for v in (2, 3):
+            drawn = teacher_view(photo, photo_seed(rel), v, DataConfig(), 64)
+            resized = tf.image.resize(drawn[None], (teacher.input_size,) * 2, method="bilinear", antialias=True)
+            pixels = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8).numpy()
+            expected = teacher.features(pixels)[0].astype(np.float16)
+            np.testing.assert_allclose(cached[i, v - 2].astype(np.float32), expected.astype(np.float32), atol=2e-3)
+        assert not np.array_equal(cached[i, 0], cached[i, 1])
