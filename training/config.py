@@ -145,6 +145,14 @@ class TeacherConfig:
         "the office classes): its label says it is an office object",
         flag="--distill-drop-other",
     )
+    # The registry's 128 px: Lite0's targets take ~3 min on 2 cores. bench/results/teacher-sweep.md:
+    # at 160 px every teacher's fitted head gains 3-5 points (Lite0 72.2 -> 76.8 %), for ~1.6x the time.
+    input_size: int | None = setting(
+        None,
+        "teacher's input side in px (the photos are resized to it); default: the registered teacher's "
+        "(128 px for EfficientNet-Lite); a .keras teacher takes only its own",
+        flag="--teacher-size",
+    )
     # 2: the photo and its mirror, ~3 min of teacher on 2 cores. bench/results/student-probe.md
     # (the student's PyTorch replica, 150 epochs): 16 views 62.3 % office test top-1 against 59.5 %,
     # for 14 more views of every train photo (~20 min once per dataset here); at 30 epochs the

@@ -99,7 +99,7 @@ def resolve_teacher(cfg: TrainConfig, ds: Dataset) -> None:
     if cfg.teacher.name.endswith(".keras"):  # a teacher file: config.json records where it is
         cfg.teacher.name = str(Path(cfg.teacher.name).resolve())
     try:
-        teacher_hash = load_teacher(cfg.teacher.name).hash
+        teacher_hash = load_teacher(cfg.teacher.name, cfg.teacher.input_size).hash
     except TeacherError as e:  # a named teacher that can't be had: one error line, the fix in it
         raise ValueError(str(e)) from None
     if cfg.teacher.hash and cfg.teacher.hash != teacher_hash:  # --resume after the teacher changed
@@ -118,7 +118,12 @@ def _targets(cfg: TrainConfig, ds: Dataset):
 
     try:
         return soft_targets(
-            ds, cfg.teacher.name, head=cfg.teacher.head, crop_fraction=cfg.data.crop_fraction, views=_views(cfg)
+            ds,
+            cfg.teacher.name,
+            head=cfg.teacher.head,
+            input_size=cfg.teacher.input_size,
+            crop_fraction=cfg.data.crop_fraction,
+            views=_views(cfg),
         )
     except TeacherError as e:
         raise ValueError(str(e)) from None

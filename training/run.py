@@ -58,6 +58,7 @@ ADDED_SINCE = {
     ("teacher", "hash"): "",
     ("teacher", "drop_other"): False,  # office photos learned the teacher's "other" mass too
     ("teacher", "views"): 2,  # the photo and its mirror before --teacher-views
+    ("teacher", "input_size"): None,  # the registered teacher's own before --teacher-size
     ("runtime", "strategy"): "auto",  # MirroredStrategy on GPUs, else one device: what auto does
     ("runtime", "cpu_replicas"): 0,  # the CPU was never split before --cpu-replicas
     ("runtime", "replicas"): 0,  # not recorded before training.hardware

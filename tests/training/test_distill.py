@@ -207,7 +207,7 @@ def test_a_distilled_run_records_its_teacher_reuses_its_cache_and_exports(
 
 
 @pytest.mark.slow
-def test_a_run_with_augmented_teacher_views_records_them_and_exports(tiny_dataset, small_teacher, tmp_path):
+def test_a_run_with_augmented_teacher_views_records_them_and_exports(tiny_dataset, small_teacher, tmp_path, capsys):
     import json
     import shutil
 
@@ -218,9 +218,11 @@ def test_a_run_with_augmented_teacher_views_records_them_and_exports(tiny_datase
 
     data = tmp_path / "office20"
     shutil.copytree(tiny_dataset, data)
-    flags = [*TINY_TRAIN_FLAGS, "--epochs", "1", "--teacher", str(small_teacher), "--teacher-views", "3"]
+    flags = [*TINY_TRAIN_FLAGS, "--epochs", "1", "--teacher", str(small_teacher), "--teacher-size", "32"]
+    flags += ["--teacher-views", "3"]
     assert train_main(["--data", str(data), "--out", str(tmp_path / "run"), *flags]) == 0
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["teacher"]["views"] == 3
+    teacher = json.loads((tmp_path / "run" / "config.json").read_text())["teacher"]
+    assert (teacher["views"], teacher["input_size"]) == (3, 32)
     (cache,) = (data / "teacher").glob("small-fitted-views3-*.npz")
     stamp = cache.stat().st_mtime_ns
     bundle_flags = ["--prune-epochs", "1", "--calibration-images", "50", "--min-agreement", "0.5"]
@@ -228,6 +230,10 @@ def test_a_run_with_augmented_teacher_views_records_them_and_exports(tiny_datase
     assert export_main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "bundle"), *bundle_flags]) == 0
     assert cache.stat().st_mtime_ns == stamp  # the fine-tune read the run's views from the cache
     assert train_main(["--data", str(data), "--out", str(tmp_path / "bad"), *flags[:-1], "1"]) == 2
+    assert "--teacher-views counts the photo and its mirror too" in capsys.readouterr().err
+    bad_size = [*TINY_TRAIN_FLAGS, "--epochs", "1", "--teacher", str(small_teacher), "--teacher-size", "48"]
+    assert train_main(["--data", str(data), "--out", str(tmp_path / "bad2"), *bad_size]) == 2
+    assert "takes 32 px input, not 48" in capsys.readouterr().err
 
 
 def test_an_unknown_teacher_is_one_clear_error(tiny_dataset, tmp_path, capsys):

@@ -42,3 +42,12 @@ def test_a_keras_model_that_is_not_a_feature_model_is_refused(tmp_path):
     keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs)).save(path)
     with pytest.raises(TeacherError, match=r"maps RGB \[N, S, S, 3\] to features \[N, D\]"):
         load_teacher(path)
+
+
+def test_a_registered_teachers_input_size_is_part_of_its_identity():
+    try:
+        default = load_teacher("efficientnet-lite0")
+    except TeacherError as e:
+        pytest.skip(f"efficientnet-lite0 not installed: {e}")
+    larger = load_teacher("efficientnet-lite0", 160)
+    assert (default.input_size, larger.input_size) == (128, 160) and larger.hash != default.hash
