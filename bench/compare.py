@@ -147,13 +147,16 @@ def measure(name: str, bundle_dir: Path) -> dict:
         # The settings a distilled run's recipe reads, so that the table says which recipe a row is.
         "distill": None
         if run.config.teacher.name == "none"
-        else {k: getattr(run.config.teacher, k) for k in ("head", "weight", "temperature", "drop_other")},
+        else {
+            k: getattr(run.config.teacher, k)
+            for k in ("head", "weight", "temperature", "drop_other", "views", "input_size")
+        },
         "epochs": run.metrics["epochs"],
         "train_wall_s": run.metrics["wall_time_s"],
         # Its epochs' own seconds (history.csv), every session included: runs saved before
         # wall_time_s counted resumed sessions hold only their last one there.
         "train_epochs_s": round(sum(row["seconds"] for row in read_history(run.path)), 1),
-        "teacher_targets": teacher_targets(run.config.teacher.name, ds),
+        "teacher_targets": teacher_targets(run.config.teacher, ds),
         "float_train": {"top1": run.metrics["train"]["top1"], "top3": run.metrics["train"]["top3"]},
         "float": {"top1": run.metrics["test"]["top1"], "top3": run.metrics["test"]["top3"]},
         "int8": {"top1": round(float(top1.mean()), 4), "top3": round(float(topk_hits(probs, y, 3).mean()), 4)},
@@ -177,20 +180,27 @@ def measure(name: str, bundle_dir: Path) -> dict:
     }
 
 
-def teacher_targets(teacher: str, ds) -> dict | None:
+def teacher_targets(teacher, ds) -> dict | None:
     """The teacher's pass over the training photos' views before the first epoch: seconds and
     images/s, as its features cache records them (once per dataset and teacher: every run that
-    reads the cache shares the figure). None without a teacher, or without that cache."""
-    if teacher == "none":
+    reads the cache shares the figure), plus the pass over their augmented views with
+    ``--teacher-views`` (its head cache records that). None without a teacher, or without that cache."""
+    if teacher.name == "none":
         return None
     from training.teacher import TeacherError, load_teacher
     from training.teacher.targets import cache_path
 
     try:
-        meta = json.loads(cache_path(ds, load_teacher(teacher), "features").with_suffix(".json").read_text())
+        t = load_teacher(teacher.name, teacher.input_size)
+        meta = json.loads(cache_path(ds, t, "features").with_suffix(".json").read_text())
+        out = meta.get("extraction")
+        if out and teacher.views > 2:
+            head = json.loads(cache_path(ds, t, teacher.head, views=teacher.views).with_suffix(".json").read_text())
+            extra = head.get("views_extraction") or {}
+            out = {**out, "views": teacher.views, "views_seconds": extra.get("seconds")}
     except (TeacherError, OSError, ValueError):
         return None
-    return meta.get("extraction")
+    return out
 
 
 MEANS = {  # figure -> how to read it from a row
@@ -248,11 +258,20 @@ def distill_settings(distill: dict | None) -> str:
     if distill is None:
         return ""
     drop = ', no "other" for office photos' if distill["drop_other"] else ""
-    return f" ({distill['head']}, w {distill['weight']:g}, T {distill['temperature']:g}{drop})"
+    # Rows measured before --teacher-views / --teacher-size lack them: the plain views, 128 px.
+    views = f", {distill['views']} views" if distill.get("views", 2) > 2 else ""
+    size = f", {distill['input_size']} px" if distill.get("input_size") else ""
+    return f" ({distill['head']}, w {distill['weight']:g}, T {distill['temperature']:g}{drop}{views}{size})"
 
 
 def targets_time(t: dict | None) -> str:
-    return "" if not t else f" + {t['seconds'] / 60:.0f} min teacher's targets ({t['images_per_s']:.0f} images/s)"
+    if not t:
+        return ""
+    views = ""
+    if t.get("views"):
+        took = f"{t['views_seconds'] / 60:.0f} min" if t.get("views_seconds") is not None else "time not recorded"
+        views = f" + {t['views'] - 2} augmented views ({took})"
+    return f" + {t['seconds'] / 60:.0f} min teacher's targets ({t['images_per_s']:.0f} images/s){views}"
 
 
 def render(result: dict) -> str:

@@ -179,6 +179,10 @@ def test_a_distilled_rows_teacher_column_names_the_recipe_it_read():
     assert distill_settings(settings) == ' (fitted, w 0.7, T 1, no "other" for office photos)'
     settings.update(temperature=2.0, drop_other=False, weight=0.5)
     assert distill_settings(settings) == " (fitted, w 0.5, T 2)"
+    settings.update(views=16, input_size=160)
+    assert distill_settings(settings) == " (fitted, w 0.5, T 2, 16 views, 160 px)"
+    del settings["views"], settings["input_size"]  # a row measured before the flags: plain views, 128 px
+    assert distill_settings(settings) == " (fitted, w 0.5, T 2)"
 
 
 def test_kept_rows_show_beside_the_new_ones_and_enter_the_means(kept, compared, tiny_dataset):
@@ -258,8 +262,9 @@ def test_a_kept_row_without_its_dataset_id_is_refused(compared, tmp_path):
 
 
 def test_a_distilled_row_carries_the_time_its_teachers_targets_took(tiny_dataset, tmp_path):
-    """Before its first epoch a distilled run waits for its teacher's pass over the training photos:
-    the row reads it from the teacher's cache, which records it, and the table adds it."""
+    """Before its first epoch a distilled run waits for its teacher's pass over the training photos
+    (and their augmented views): the row reads it from the teacher's caches, which record it, and
+    the table adds it."""
     import shutil
 
     from recipes import SMOKE_EXPORT_FLAGS, TINY_TRAIN_FLAGS, make_teacher
@@ -272,12 +277,15 @@ def test_a_distilled_row_carries_the_time_its_teachers_targets_took(tiny_dataset
     data = tmp_path / "office20"
     shutil.copytree(tiny_dataset, data)  # the teacher's cache goes beside the dataset
     teacher = make_teacher(tmp_path / "small.keras", seed=0)
-    flags = [*TINY_TRAIN_FLAGS, "--epochs", "1", "--teacher", str(teacher)]
+    flags = [*TINY_TRAIN_FLAGS, "--epochs", "1", "--teacher", str(teacher), "--teacher-views", "3"]
     assert train_main(["--data", str(data), "--out", str(tmp_path / "run"), *flags]) == 0
     assert export_main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "bundle"), *SMOKE_EXPORT_FLAGS]) == 0
     row = measure("distilled", tmp_path / "bundle")
     [features] = (data / "teacher").glob("small-features-*.json")
     took = json.loads(features.read_text())["extraction"]
-    assert row["teacher_targets"] == took and took["images_per_s"] > 0
+    [head] = (data / "teacher").glob("small-fitted-views3-*.json")
+    views_s = json.loads(head.read_text())["views_extraction"]["seconds"]
+    assert row["teacher_targets"] == {**took, "views": 3, "views_seconds": views_s} and took["images_per_s"] > 0
     md = render({"cpu": cpu_info(), "recipes": [row], "means": seed_means([row])})
-    assert f"min + {took['seconds'] / 60:.0f} min teacher's targets ({took['images_per_s']:.0f} images/s) |" in md
+    plain = f"min + {took['seconds'] / 60:.0f} min teacher's targets ({took['images_per_s']:.0f} images/s)"
+    assert f"{plain} + 1 augmented views ({views_s / 60:.0f} min) |" in md

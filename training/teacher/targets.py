@@ -87,10 +87,6 @@ class AugmentedViews:
     render: Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]
     key: dict  # the settings ``render`` depends on: part of the cache's identity
 
-    @property
-    def tag(self) -> str:
-        return f"views{self.count}"
-
 
 @dataclass
 class SoftTargets:
@@ -136,14 +132,14 @@ def cache_path(
     teacher: Teacher,
     kind: str,
     splits: tuple[str, ...] = TRAINING_SPLITS,
-    views: AugmentedViews | None = None,
+    views: int = len(VIEWS),
 ) -> Path:
     """``<root>/teacher/<teacher>-<kind>[-views<V>][-<splits>]-<ds.id>-<hash[:12]>.npz``; kind is a
     head or "features"; a cache of every split carries no splits tag (the name caches had before
     the tag), one of the two plain views no views tag."""
     tag = "" if tuple(splits) == SPLITS else "-" + "+".join(splits)
-    if views:
-        kind = f"{kind}-{views.tag}"
+    if views > len(VIEWS):
+        kind = f"{kind}-views{views}"
     return ds.root / "teacher" / f"{teacher.name}-{kind}{tag}-{ds.id}-{teacher.hash[:12]}.npz"
 
 
@@ -195,6 +191,10 @@ def soft_targets(
     return SoftTargets(t.name, chosen, ds.root, array, {p: i for i, p in enumerate(files.paths)}, meta)
 
 
+def _count(views: AugmentedViews | None) -> int:
+    return views.count if views else len(VIEWS)
+
+
 def _expected(
     ds: Dataset, t: Teacher, files: DatasetFiles, crop_fraction: float, views: AugmentedViews | None = None
 ) -> dict:
@@ -222,7 +222,9 @@ def _cached(
 ) -> dict[str, tuple[np.ndarray, dict] | None]:
     expect = _expected(ds, t, files, crop_fraction, views)
     shape = (len(files.paths), views.count if views else len(VIEWS), len(ds.classes) + 1)
-    return {h: _read(cache_path(ds, t, h, splits, views), {**expect, "head": h}, shape, progress) for h in heads}
+    return {
+        h: _read(cache_path(ds, t, h, splits, _count(views)), {**expect, "head": h}, shape, progress) for h in heads
+    }
 
 
 def _read(path: Path, expect: dict, shape: tuple, progress) -> tuple[np.ndarray, dict] | None:
@@ -386,7 +388,7 @@ def _augmented_features(
         rendered = [views.render(photos, seeds, v, t.input_size) for v in range(len(VIEWS), views.count)]
         return np.stack(rendered, axis=1).reshape(-1, *rendered[0].shape[1:])  # photo-major
 
-    parts = cache_path(ds, t, "features", expect.get("splits", TRAINING_SPLITS), views).with_suffix(".parts")
+    parts = cache_path(ds, t, "features", expect.get("splits", TRAINING_SPLITS), views.count).with_suffix(".parts")
     start = time.monotonic()
     feats = extract_features(
         t,
@@ -399,12 +401,15 @@ def _augmented_features(
         load,
         views.count - len(VIEWS),
     )
+    seconds = time.monotonic() - start  # includes pieces resumed from an earlier run, if any
     progress(
-        f"teacher {t.name}: {views.count - len(VIEWS)} augmented views of {len(paths)} train photos in "
-        f"{time.monotonic() - start:.0f} s"
+        f"teacher {t.name}: {views.count - len(VIEWS)} augmented views of {len(paths)} train photos in {seconds:.0f} s"
     )
     shutil.rmtree(parts, ignore_errors=True)
-    return feats
+    return feats, {
+        "seconds": round(seconds),
+        "images_per_s": round(feats.shape[0] * feats.shape[1] / max(seconds, 1e-9), 1),
+    }
 
 
 def _compute(
@@ -438,10 +443,10 @@ def _compute(
                 progress=progress,
             )
             scorers[head] = (model.log_probs, {"l2": model.l2, "val_log_loss_by_l2": by_l2})
-    augmented = None
+    augmented, extraction = None, {}
     if views:
         train_paths = [p for p, keep in zip(files.paths, train) if keep]
-        augmented = _augmented_features(
+        augmented, extraction["views_extraction"] = _augmented_features(
             ds, t, train_paths, {**expect, "splits": list(splits)}, crop_fraction, views, progress
         )
     out = {}
@@ -464,8 +469,8 @@ def _compute(
             scored = [score(rows[i : i + 16384].astype(np.float32)) for i in range(0, len(rows), 16384)]
             extra[train] = np.concatenate(scored).reshape(m, v, -1)
             lp = np.concatenate([lp, extra], axis=1)
-        meta = {**expect, "head": head, "head_details": details, "val": figures, "splits": list(splits)}
-        path = cache_path(ds, t, head, splits, views)
+        meta = {**expect, "head": head, "head_details": details, "val": figures, "splits": list(splits), **extraction}
+        path = cache_path(ds, t, head, splits, _count(views))
         _write(path, "log_probs", lp, files.paths, meta)
         out[head] = (lp, json.loads(path.with_suffix(".json").read_text()))
     return out

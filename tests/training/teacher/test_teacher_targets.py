@@ -225,8 +225,10 @@ def test_augmented_views_of_train_photos_are_labelled_cached_and_keyed_by_how_th
     assert np.abs(lp[train, 2] - lp[train, 0]).max() > 1e-3 and np.abs(lp[train, 3] - lp[train, 2]).max() > 1e-3
     np.testing.assert_array_equal(lp[val, 2], lp[val, 0])  # never shown augmented: view 0 repeated
     teacher = load_teacher(small_teacher)
-    assert cache_path(ds, teacher, "fitted", views=augmented_views(4)).name.startswith("small-fitted-views4-")
-    assert not cache_path(ds, teacher, "features", views=augmented_views(4)).with_suffix(".parts").exists()
+    assert cache_path(ds, teacher, "fitted", views=4).name.startswith("small-fitted-views4-")
+    meta = json.loads(cache_path(ds, teacher, "fitted", views=4).with_suffix(".json").read_text())
+    assert meta["views"]["count"] == 4 and meta["views_extraction"]["images_per_s"] > 0
+    assert not cache_path(ds, teacher, "features", views=4).with_suffix(".parts").exists()
     again = []
     assert np.array_equal(
         soft_targets(ds, small_teacher, progress=again.append, views=augmented_views(4)).array, t.array
@@ -249,7 +251,10 @@ def test_the_teacher_labels_the_very_picture_the_trainer_draws_as_a_view(data, s
     teacher = load_teacher(small_teacher)
     files = DatasetFiles.of(ds)
     rels = [p for p, s in zip(files.paths, files.splits) if s == "train"][:3]
-    cached = targets._augmented_features(ds, teacher, rels, {"test": 1}, 1.0, augmented_views(4), lambda _: None)
+    cached, extraction = targets._augmented_features(
+        ds, teacher, rels, {"test": 1}, 1.0, augmented_views(4), lambda _: None
+    )
+    assert extraction["seconds"] >= 0 and extraction["images_per_s"] > 0
     assert cached.shape[:2] == (3, 2)
     for i, rel in enumerate(rels):
         photo = tf.constant(photo_views(ds.root / rel, 64)[0], tf.float32)
