@@ -21,6 +21,8 @@ recipe; they are not the shipped model's (no pruning, no int8, a replica, a subs
 photos).
 
     python -m bench.teacher_sweep pack --teachers efficientnet-lite0 --others 100 10 20 --out .probe
+    (cd .probe && python -m zipfile -c photos.zip photos && rm -r photos samples)  # 22,700 files overflow a call
+    python3 -m zipfile -e .probe/photos.zip .probe/                                  # on the GPU, then:
     python -m bench.student_probe prepare --pack .probe --work /tmp/probe --out $OUT/prepare.json  # on the GPU
     python -m bench.student_probe train --work /tmp/probe --targets live --epochs 150 --out $OUT/live.json
     python -m bench.student_probe render prepare.json live.json ...   # bench/results/student-probe.md/.json
