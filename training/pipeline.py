@@ -329,12 +329,14 @@ class Pipeline:
                 # Its own key (negative, unlike every other seed here): which view this epoch shows.
                 v = tf.random.stateless_uniform([], tf.stack([-1 - epoch_key, i]), 0, views, tf.int32)
 
-                def fresh():
+                def fresh():  # views 0 and 1: as without augmented views
                     x, mirrored = augment(image, tf.stack([epoch_key, i]), cfg, size)
-                    return x, probs[tf.cast(mirrored, tf.int32)]
+                    return self._target(x, onehot, mirrored, probs)
 
-                x, view = tf.cond(v >= 2, lambda: (teacher_view(image, photo_seed, v, cfg, size), probs[v]), fresh)
-                return x, self.soft.mix(onehot, view)
+                def drawn():
+                    return teacher_view(image, photo_seed, v, cfg, size), self.soft.mix(onehot, probs[v])
+
+                return tf.cond(v >= 2, drawn, fresh)
             image, mirrored = augment(image, tf.stack([epoch_key, i]), cfg, size)
             return self._target(image, onehot, mirrored, *soft)
 

@@ -106,7 +106,7 @@ class SoftTargets:
         return np.array([photo_seed(_relative(self.root, p)) for p in paths], np.int64)
 
     def log_probs(self, paths) -> np.ndarray:
-        """float32 [len(paths), 2, K] for the absolute paths ``ds.items``/``ds.others_items`` give."""
+        """float32 [len(paths), V, K] for the absolute paths ``ds.items``/``ds.others_items`` give."""
         rows = []
         for p in paths:
             row = self.index.get(_relative(self.root, p))
@@ -221,7 +221,7 @@ def _cached(
     progress,
 ) -> dict[str, tuple[np.ndarray, dict] | None]:
     expect = _expected(ds, t, files, crop_fraction, views)
-    shape = (len(files.paths), views.count if views else len(VIEWS), len(ds.classes) + 1)
+    shape = (len(files.paths), _count(views), len(ds.classes) + 1)
     return {
         h: _read(cache_path(ds, t, h, splits, _count(views)), {**expect, "head": h}, shape, progress) for h in heads
     }
@@ -364,23 +364,47 @@ def _features(
     if found is not None:
         return found[0]
     parts = path.with_suffix(".parts")
-    start = time.monotonic()
-    feats = extract_features(
-        t, ds.root, files.paths, crop_fraction, progress, parts, json.dumps(expect, sort_keys=True)
-    )
-    seconds = time.monotonic() - start  # includes pieces resumed from an earlier run, if any
-    extraction = {"seconds": round(seconds), "images_per_s": round(feats.shape[0] * len(VIEWS) / max(seconds, 1e-9), 1)}
+    feats, extraction = _timed_extraction(t, ds.root, files.paths, crop_fraction, progress, parts, expect)
     _write(path, "features", feats, files.paths, {**expect, "head": None, "extraction": extraction})
-    shutil.rmtree(parts, ignore_errors=True)
+    shutil.rmtree(parts, ignore_errors=True)  # only once the cache holds what they held
     return feats
 
 
+def _timed_extraction(
+    t: Teacher,
+    root: Path,
+    paths: list[str],
+    crop_fraction: float,
+    progress,
+    parts: Path,
+    expect: dict,
+    load: Callable[[list[str]], np.ndarray] | None = None,
+    per_photo: int = len(VIEWS),
+) -> tuple[np.ndarray, dict]:
+    """``extract_features`` in resumable ``parts`` keyed by ``expect``, and what it took: seconds
+    (pieces resumed from an earlier run included) and images/s. The caller removes ``parts`` once
+    it has written what they hold."""
+    start = time.monotonic()
+    key = json.dumps(expect, sort_keys=True)
+    feats = extract_features(t, root, paths, crop_fraction, progress, parts, key, load, per_photo)
+    seconds = time.monotonic() - start
+    images = feats.shape[0] * feats.shape[1]
+    return feats, {"seconds": round(seconds), "images_per_s": round(images / max(seconds, 1e-9), 1)}
+
+
 def _augmented_features(
-    ds: Dataset, t: Teacher, paths: list[str], expect: dict, crop_fraction: float, views: AugmentedViews, progress
-) -> np.ndarray:
-    """float16 [len(paths), count - 2, D]: features of the augmented views of these (train) photos.
-    Not cached once the heads have scored them (14 views of 30,000 photos are a gigabyte), but
-    extracted in resumable pieces like the plain views."""
+    ds: Dataset,
+    t: Teacher,
+    paths: list[str],
+    expect: dict,
+    crop_fraction: float,
+    views: AugmentedViews,
+    parts: Path,
+    progress,
+) -> tuple[np.ndarray, dict]:
+    """float16 [len(paths), count - 2, D]: features of the augmented views of these (train) photos,
+    and what extracting them took. Not cached once the heads have scored them (14 views of 30,000
+    photos are a gigabyte), but extracted in resumable ``parts`` like the plain views."""
 
     def load(chunk: list[str]) -> np.ndarray:
         photos = np.stack([photo_views(ds.root / p, views.image_size, crop_fraction)[0] for p in chunk])
@@ -388,28 +412,10 @@ def _augmented_features(
         rendered = [views.render(photos, seeds, v, t.input_size) for v in range(len(VIEWS), views.count)]
         return np.stack(rendered, axis=1).reshape(-1, *rendered[0].shape[1:])  # photo-major
 
-    parts = cache_path(ds, t, "features", expect.get("splits", TRAINING_SPLITS), views.count).with_suffix(".parts")
-    start = time.monotonic()
-    feats = extract_features(
-        t,
-        ds.root,
-        paths,
-        crop_fraction,
-        progress,
-        parts,
-        json.dumps(expect, sort_keys=True),
-        load,
-        views.count - len(VIEWS),
-    )
-    seconds = time.monotonic() - start  # includes pieces resumed from an earlier run, if any
-    progress(
-        f"teacher {t.name}: {views.count - len(VIEWS)} augmented views of {len(paths)} train photos in {seconds:.0f} s"
-    )
-    shutil.rmtree(parts, ignore_errors=True)
-    return feats, {
-        "seconds": round(seconds),
-        "images_per_s": round(feats.shape[0] * feats.shape[1] / max(seconds, 1e-9), 1),
-    }
+    extra = views.count - len(VIEWS)
+    feats, took = _timed_extraction(t, ds.root, paths, crop_fraction, progress, parts, expect, load, extra)
+    progress(f"teacher {t.name}: {extra} augmented views of {len(paths)} train photos in {took['seconds']} s")
+    return feats, took
 
 
 def _compute(
@@ -443,11 +449,12 @@ def _compute(
                 progress=progress,
             )
             scorers[head] = (model.log_probs, {"l2": model.l2, "val_log_loss_by_l2": by_l2})
-    augmented, extraction = None, {}
+    augmented, extraction, parts = None, {}, None
     if views:
         train_paths = [p for p, keep in zip(files.paths, train) if keep]
+        parts = cache_path(ds, t, "features", splits, views.count).with_suffix(".parts")
         augmented, extraction["views_extraction"] = _augmented_features(
-            ds, t, train_paths, {**expect, "splits": list(splits)}, crop_fraction, views, progress
+            ds, t, train_paths, {**expect, "splits": list(splits)}, crop_fraction, views, parts, progress
         )
     out = {}
     for head, (score, details) in scorers.items():
@@ -473,4 +480,6 @@ def _compute(
         path = cache_path(ds, t, head, splits, _count(views))
         _write(path, "log_probs", lp, files.paths, meta)
         out[head] = (lp, json.loads(path.with_suffix(".json").read_text()))
+    if parts:
+        shutil.rmtree(parts, ignore_errors=True)  # only once the head caches hold what they held
     return out

@@ -239,7 +239,7 @@ def test_augmented_views_of_train_photos_are_labelled_cached_and_keyed_by_how_th
     assert any("views differs" in n for n in other)  # drawn differently: recomputed, never reused
 
 
-def test_the_teacher_labels_the_very_picture_the_trainer_draws_as_a_view(data, small_teacher):
+def test_the_teacher_labels_the_very_picture_the_trainer_draws_as_a_view(data, small_teacher, tmp_path):
     """View 2 of a train photo as the pipeline draws it (``teacher_view``), resized for the teacher:
     the features the cache's extraction computed for that view."""
     from training.config import DataConfig
@@ -252,7 +252,7 @@ def test_the_teacher_labels_the_very_picture_the_trainer_draws_as_a_view(data, s
     files = DatasetFiles.of(ds)
     rels = [p for p, s in zip(files.paths, files.splits) if s == "train"][:3]
     cached, extraction = targets._augmented_features(
-        ds, teacher, rels, {"test": 1}, 1.0, augmented_views(4), lambda _: None
+        ds, teacher, rels, {"test": 1}, 1.0, augmented_views(4), tmp_path / "parts", lambda _: None
     )
     assert extraction["seconds"] >= 0 and extraction["images_per_s"] > 0
     assert cached.shape[:2] == (3, 2)
