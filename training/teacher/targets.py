@@ -35,7 +35,7 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +116,41 @@ class SoftTargets:
         return self.array[np.array(rows, np.int64)]
 
 
+@dataclass(frozen=True)
+class CacheRequest:
+    """What one set of caches holds: these ``files`` (of ``splits``) of ``ds``, seen by ``teacher``
+    at ``crop_fraction``, with ``views`` (None: the plain two). Every lookup and pass reads it."""
+
+    ds: Dataset
+    teacher: Teacher
+    files: DatasetFiles
+    splits: tuple[str, ...]
+    crop_fraction: float
+    views: AugmentedViews | None = None
+
+    @property
+    def count(self) -> int:
+        """Views a photo: the plain two, or the augmented views' count."""
+        return self.views.count if self.views else len(VIEWS)
+
+    def path(self, kind: str, views: int | None = None) -> Path:
+        return cache_path(self.ds, self.teacher, kind, self.splits, self.count if views is None else views)
+
+    def expected(self, with_views: bool = True) -> dict:
+        """What a cache's meta must record to serve this request (the plain views' features cache:
+        ``with_views=False``)."""
+        expect = {
+            "dataset": {"id": self.ds.id, "sha256": self.ds.sha256},
+            "teacher": {"name": self.teacher.name, "hash": self.teacher.hash},
+            "crop_fraction": self.crop_fraction,
+            "files": {"count": len(self.files.paths), "sha256": self.files.digest},
+        }
+        if self.views and with_views:
+            v = self.views
+            expect["views"] = {"count": v.count, "image_size": v.image_size, **v.key}
+        return expect
+
+
 def _relative(root: Path, path) -> str:
     path = Path(path)
     try:
@@ -175,56 +210,27 @@ def soft_targets(
             f"heads that do: {', '.join(candidates)} or auto"
         )
     wanted = candidates if head == "auto" else [head]
-    files = DatasetFiles.of(ds, splits)
-    found = _cached(ds, t, files, wanted, splits, crop_fraction, views, progress)
+    request = CacheRequest(ds, t, DatasetFiles.of(ds, splits), splits, crop_fraction, views)
+    found = _cached(request, wanted, progress)
     if any(v is None for v in found.values()) and splits != SPLITS:
-        every = DatasetFiles.of(ds, SPLITS)
-        in_every = _cached(ds, t, every, wanted, SPLITS, crop_fraction, views, lambda _: None)
+        every = replace(request, files=DatasetFiles.of(ds, SPLITS), splits=SPLITS)
+        in_every = _cached(every, wanted, lambda _: None)
         if all(v is not None for v in in_every.values()):
-            found, files = in_every, every  # a superset of the rows asked for: nothing to compute
+            found, request = in_every, every  # a superset of the rows asked for: nothing to compute
     if any(v is None for v in found.values()):
-        found = _compute(ds, t, files, wanted, splits, crop_fraction, views, progress)
+        found = _compute(request, wanted, progress)
     chosen = min(wanted, key=lambda h: found[h][1]["val"]["log_loss"])
     array, meta = found[chosen]
     if head == "auto" and len(wanted) > 1:
         meta = {**meta, "chosen_by": {"rule": "lower val log-loss", **{h: found[h][1]["val"] for h in wanted}}}
-    return SoftTargets(t.name, chosen, ds.root, array, {p: i for i, p in enumerate(files.paths)}, meta)
+    index = {p: i for i, p in enumerate(request.files.paths)}
+    return SoftTargets(t.name, chosen, ds.root, array, index, meta)
 
 
-def _count(views: AugmentedViews | None) -> int:
-    return views.count if views else len(VIEWS)
-
-
-def _expected(
-    ds: Dataset, t: Teacher, files: DatasetFiles, crop_fraction: float, views: AugmentedViews | None = None
-) -> dict:
-    """What a cache's meta must record to serve these files of this dataset and teacher."""
-    expect = {
-        "dataset": {"id": ds.id, "sha256": ds.sha256},
-        "teacher": {"name": t.name, "hash": t.hash},
-        "crop_fraction": crop_fraction,
-        "files": {"count": len(files.paths), "sha256": files.digest},
-    }
-    if views:
-        expect["views"] = {"count": views.count, "image_size": views.image_size, **views.key}
-    return expect
-
-
-def _cached(
-    ds: Dataset,
-    t: Teacher,
-    files: DatasetFiles,
-    heads: list[str],
-    splits,
-    crop_fraction: float,
-    views: AugmentedViews | None,
-    progress,
-) -> dict[str, tuple[np.ndarray, dict] | None]:
-    expect = _expected(ds, t, files, crop_fraction, views)
-    shape = (len(files.paths), _count(views), len(ds.classes) + 1)
-    return {
-        h: _read(cache_path(ds, t, h, splits, _count(views)), {**expect, "head": h}, shape, progress) for h in heads
-    }
+def _cached(request: CacheRequest, heads: list[str], progress) -> dict[str, tuple[np.ndarray, dict] | None]:
+    expect = request.expected()
+    shape = (len(request.files.paths), request.count, len(request.ds.classes) + 1)
+    return {h: _read(request.path(h), {**expect, "head": h}, shape, progress) for h in heads}
 
 
 def _read(path: Path, expect: dict, shape: tuple, progress) -> tuple[np.ndarray, dict] | None:
@@ -356,16 +362,18 @@ def _read_part(part: Path, key: str, piece: list[str]) -> np.ndarray | None:
     return None
 
 
-def _features(
-    ds: Dataset, t: Teacher, files: DatasetFiles, splits, expect: dict, crop_fraction: float, progress
-) -> np.ndarray:
-    path = cache_path(ds, t, "features", splits)
-    found = _read(path, {**expect, "head": None}, (len(files.paths), 2, 0), progress)
+def _features(request: CacheRequest, progress) -> np.ndarray:
+    """float16 [N, 2, D]: the plain views' features, cached whatever the augmented views."""
+    paths, expect = request.files.paths, request.expected(with_views=False)
+    path = request.path("features", len(VIEWS))
+    found = _read(path, {**expect, "head": None}, (len(paths), 2, 0), progress)
     if found is not None:
         return found[0]
     parts = path.with_suffix(".parts")
-    feats, extraction = _timed_extraction(t, ds.root, files.paths, crop_fraction, progress, parts, expect)
-    _write(path, "features", feats, files.paths, {**expect, "head": None, "extraction": extraction})
+    feats, extraction = _timed_extraction(
+        request.teacher, request.ds.root, paths, request.crop_fraction, progress, parts, expect
+    )
+    _write(path, "features", feats, paths, {**expect, "head": None, "extraction": extraction})
     shutil.rmtree(parts, ignore_errors=True)  # only once the cache holds what they held
     return feats
 
@@ -392,19 +400,12 @@ def _timed_extraction(
     return feats, {"seconds": round(seconds), "images_per_s": round(images / max(seconds, 1e-9), 1)}
 
 
-def _augmented_features(
-    ds: Dataset,
-    t: Teacher,
-    paths: list[str],
-    expect: dict,
-    crop_fraction: float,
-    views: AugmentedViews,
-    parts: Path,
-    progress,
-) -> tuple[np.ndarray, dict]:
+def _augmented_features(request: CacheRequest, paths: list[str], parts: Path, progress) -> tuple[np.ndarray, dict]:
     """float16 [len(paths), count - 2, D]: features of the augmented views of these (train) photos,
     and what extracting them took. Not cached once the heads have scored them (14 views of 30,000
     photos are a gigabyte), but extracted in resumable ``parts`` like the plain views."""
+    ds, t, crop_fraction, views = request.ds, request.teacher, request.crop_fraction, request.views
+    expect = {**request.expected(), "splits": list(request.splits)}
 
     def load(chunk: list[str]) -> np.ndarray:
         photos = np.stack([photo_views(ds.root / p, views.image_size, crop_fraction)[0] for p in chunk])
@@ -418,19 +419,10 @@ def _augmented_features(
     return feats, took
 
 
-def _compute(
-    ds: Dataset,
-    t: Teacher,
-    files: DatasetFiles,
-    heads: list[str],
-    splits,
-    crop_fraction: float,
-    views: AugmentedViews | None,
-    progress,
-) -> dict[str, tuple[np.ndarray, dict]]:
-    plain = _expected(ds, t, files, crop_fraction)
-    expect = _expected(ds, t, files, crop_fraction, views)
-    feats = _features(ds, t, files, splits, plain, crop_fraction, progress)
+def _compute(request: CacheRequest, heads: list[str], progress) -> dict[str, tuple[np.ndarray, dict]]:
+    ds, t, files, views = request.ds, request.teacher, request.files, request.views
+    expect = request.expected()
+    feats = _features(request, progress)
     n, nv, d = feats.shape
     flat = feats.reshape(n * nv, d).astype(np.float32)
     val, train = files.splits == "val", files.splits == "train"
@@ -452,10 +444,8 @@ def _compute(
     augmented, extraction, parts = None, {}, None
     if views:
         train_paths = [p for p, keep in zip(files.paths, train) if keep]
-        parts = cache_path(ds, t, "features", splits, views.count).with_suffix(".parts")
-        augmented, extraction["views_extraction"] = _augmented_features(
-            ds, t, train_paths, {**expect, "splits": list(splits)}, crop_fraction, views, parts, progress
-        )
+        parts = request.path("features").with_suffix(".parts")
+        augmented, extraction["views_extraction"] = _augmented_features(request, train_paths, parts, progress)
     out = {}
     for head, (score, details) in scorers.items():
         lp = score(flat).reshape(n, nv, -1)
@@ -476,8 +466,15 @@ def _compute(
             scored = [score(rows[i : i + 16384].astype(np.float32)) for i in range(0, len(rows), 16384)]
             extra[train] = np.concatenate(scored).reshape(m, v, -1)
             lp = np.concatenate([lp, extra], axis=1)
-        meta = {**expect, "head": head, "head_details": details, "val": figures, "splits": list(splits), **extraction}
-        path = cache_path(ds, t, head, splits, _count(views))
+        meta = {
+            **expect,
+            "head": head,
+            "head_details": details,
+            "val": figures,
+            "splits": list(request.splits),
+            **extraction,
+        }
+        path = request.path(head)
         _write(path, "log_probs", lp, files.paths, meta)
         out[head] = (lp, json.loads(path.with_suffix(".json").read_text()))
     if parts:

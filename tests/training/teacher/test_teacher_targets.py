@@ -251,9 +251,8 @@ def test_the_teacher_labels_the_very_picture_the_trainer_draws_as_a_view(data, s
     teacher = load_teacher(small_teacher)
     files = DatasetFiles.of(ds)
     rels = [p for p, s in zip(files.paths, files.splits) if s == "train"][:3]
-    cached, extraction = targets._augmented_features(
-        ds, teacher, rels, {"test": 1}, 1.0, augmented_views(4), tmp_path / "parts", lambda _: None
-    )
+    request = targets.CacheRequest(ds, teacher, files, TRAINING_SPLITS, 1.0, augmented_views(4))
+    cached, extraction = targets._augmented_features(request, rels, tmp_path / "parts", lambda _: None)
     assert extraction["seconds"] >= 0 and extraction["images_per_s"] > 0
     assert cached.shape[:2] == (3, 2)
     for i, rel in enumerate(rels):
