@@ -18,7 +18,8 @@ For every ``NAME=BUNDLE`` (its run is the one its export_config.json names), one
   mouse, printer, ...): look-alikes, a harder test than unseen non-office classes;
 - the run's teacher and training time (its epochs' seconds in history.csv, every session of a
   resumed run included; the machine's load is not recorded, so compare times only from one
-  quiet machine).
+  quiet machine);
+- the git revisions that exported the bundle and that measured it.
 A NAME given to several bundles is one recipe trained with several seeds: their runs' configs must
 match in every group but ``runtime`` (seed, output folder, ...), and each seed may appear once;
 the recipe also gets a row of means over its seeds (min-max beside each).
@@ -51,20 +52,17 @@ from bundle.litert import LiteRTModel
 from bundle.manifest import BundleError, load_bundle
 from bundle.preprocess import preprocess
 from export.inputs import ExportError, split_arrays
+from export.pipeline import git_revision
 from export.report import pct
 from training.config import TrainConfig
 from training.data.dataset import DatasetError
+from training.report import top_k_hits
 from training.run import RunError, load_run, read_history
 
 RESULTS = Path(__file__).parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = Path(os.environ.get("OFFICENET_SHARED", REPO.parent / "shared")) / "datasets" / "imagenet-samples" / "images"
 GOALS = {"int8_top1": 0.75, "auroc": 0.92, "labelled_at_90": 0.20, "agreement": 0.98}
-
-
-def topk_hits(probs: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    best = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return (best == labels[:, None]).any(1)
 
 
 def flip_averaged(model: LiteRTModel, x: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -77,7 +75,7 @@ def flip_averaged(model: LiteRTModel, x: np.ndarray, probs: np.ndarray) -> np.nd
 
 
 def sample_figures(model: LiteRTModel, bundle, learned_as_other: set[str]) -> dict:
-    """The full-size golden photos through the shipped model, as the server would run them.
+    """The full-size ``imagenet-samples`` photos through the shipped model, as the server would run them.
     ``learned_as_other``: the wnids of the non-office photos the run trained "other" on."""
     index = {c["wnid"]: c["index"] for c in bundle.manifest["classes"]}
     photos = sorted(SAMPLES.glob("*.JPEG"))
@@ -93,8 +91,8 @@ def sample_figures(model: LiteRTModel, bundle, learned_as_other: set[str]) -> di
         "photos": len(photos),
         "office_photos": int(office.sum()),
         "other_photos": int((~office).sum()),
-        "office_top1": round(float(topk_hits(probs[office], labels[office], 1).mean()), 4),
-        "office_top3": round(float(topk_hits(probs[office], labels[office], 3).mean()), 4),
+        "office_top1": round(float(top_k_hits(probs[office], labels[office], 1).mean()), 4),
+        "office_top3": round(float(top_k_hits(probs[office], labels[office], 3).mean()), 4),
         "office_answered": round(float(labelled[office].mean()), 4),
         "others_labelled": round(float(labelled[~office].mean()), 4),
         "other_classes_learned_as_other": len({w for w in wnids if w not in index} & learned_as_other),
@@ -125,7 +123,7 @@ def measure(name: str, bundle_dir: Path) -> dict:
     model = LiteRTModel(b.model_path.read_bytes())
     x, y = split_arrays(ds, "test", b.preprocess)
     probs = model.probabilities(x)
-    top1 = topk_hits(probs, y, 1)
+    top1 = top_k_hits(probs, y, 1)
     flip_avg = flip_averaged(model, x, probs)
     per_class = [
         {
@@ -141,6 +139,10 @@ def measure(name: str, bundle_dir: Path) -> dict:
         "bundle": str(bundle_dir),
         "run": str(run.path),
         "dataset": ds.id,
+        # Which code made the bundle and which measured it: kept rows stay comparable only while
+        # the measurement's code is the same, so each row says.
+        "exported_by": b.manifest["model"]["git_revision"],
+        "measured_by": git_revision(),
         "seed": run.seed,
         "recipe_sha256": recipe_digest(run.config),
         "teacher": run.config.teacher.name,
@@ -159,10 +161,10 @@ def measure(name: str, bundle_dir: Path) -> dict:
         "teacher_targets": teacher_targets(run.config.teacher, ds),
         "float_train": {"top1": run.metrics["train"]["top1"], "top3": run.metrics["train"]["top3"]},
         "float": {"top1": run.metrics["test"]["top1"], "top3": run.metrics["test"]["top3"]},
-        "int8": {"top1": round(float(top1.mean()), 4), "top3": round(float(topk_hits(probs, y, 3).mean()), 4)},
+        "int8": {"top1": round(float(top1.mean()), 4), "top3": round(float(top_k_hits(probs, y, 3).mean()), 4)},
         "int8_flip_avg": {
-            "top1": round(float(topk_hits(flip_avg, y, 1).mean()), 4),
-            "top3": round(float(topk_hits(flip_avg, y, 3).mean()), 4),
+            "top1": round(float(top_k_hits(flip_avg, y, 1).mean()), 4),
+            "top3": round(float(top_k_hits(flip_avg, y, 3).mean()), 4),
         },
         "int8_median_top_prob": round(float(np.median(probs.max(1))), 4),
         "agreement": b.manifest["parity"]["agreement"],
@@ -310,19 +312,23 @@ def render(result: dict) -> str:
             f"{pct(s.get('others_labelled'))} (of {s.get('other_photos')}; "
             f'{s.get("other_classes_learned_as_other")} of their classes trained as "other") |'
         )
-    kept_cpus = dict.fromkeys(cpu_line(r["cpu"]) for r in rows if "kept_from" in r)
-    if kept_cpus:
+    kept = [r for r in rows if "kept_from" in r]
+    if kept:
+        measured = dict.fromkeys(r.get("measured_by", "not recorded")[:12] for r in kept)
         out += [
             "",
-            "(kept): measured by an earlier run of this benchmark (same code of the measurements, same "
-            "dataset id), whose bundle is no longer on this machine; trained and measured on "
-            + "; ".join(kept_cpus)
-            + " (epochs' times compare only within one machine).",
+            "(kept): measured by an earlier run of this benchmark (same dataset id), whose bundle is no "
+            "longer on this machine; trained and measured on "
+            + "; ".join(dict.fromkeys(cpu_line(r["cpu"]) for r in kept))
+            + " (epochs' times compare only within one machine); benchmark code: git "
+            + ", ".join(measured)
+            + " (rows measured before revisions were recorded say 'not recorded').",
         ]
     out += [
         "",
-        "Goals (issue 15): int8 test top-1 >= 75 %, AUROC >= 0.92 with <= 20 % of non-office photos "
-        "labelled at 90 % office coverage, int8/float agreement >= 98 %.",
+        f"Goals (issue 15): int8 test top-1 >= {GOALS['int8_top1']:.0%}, AUROC >= {GOALS['auroc']:.2f} with "
+        f"<= {GOALS['labelled_at_90']:.0%} of non-office photos labelled at 90 % office coverage, int8/float "
+        f"agreement >= {GOALS['agreement']:.0%}.",
         "",
         "## Means over seeds (min-max)",
         "",

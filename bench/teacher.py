@@ -31,6 +31,7 @@ from bench.record import cpu_info, cpu_line, parse_flags, record
 from bundle.flags import setting
 from export.abstain import auroc
 from training.data.dataset import SPLITS, DatasetError, load_dataset
+from training.report import top_k_accuracy
 from training.teacher import TEACHERS, TeacherError, load_teacher, soft_targets
 from training.teacher.heads import imagenet_log_probs
 from training.teacher.registry import IMAGENET_WNIDS
@@ -57,11 +58,7 @@ def sample_logits(features, imagenet_logits, size: int, folder: Path) -> np.ndar
 def imagenet_topk(logits: np.ndarray, folder: Path) -> dict:
     """Top-1/top-5 of ``sample_logits`` against the true class of photos named ``<wnid>_<label>.JPEG``."""
     truth = np.array([IMAGENET_WNIDS.index(p.name.split("_")[0]) for p in sorted(folder.glob("*.JPEG"))])
-    top = np.argsort(-logits, axis=1)[:, :5]
-    return {
-        "top1": round(float((top[:, 0] == truth).mean()), 4),
-        "top5": round(float((top == truth[:, None]).any(axis=1).mean()), 4),
-    }
+    return {"top1": topk(logits, truth, 1), "top5": topk(logits, truth, 5)}
 
 
 def samples_accuracy(name: str, folder: Path) -> dict:
@@ -102,7 +99,7 @@ def size_sweep(ds, name: str, sizes: list[int], photos: int) -> list[dict]:
 
 
 def topk(lp: np.ndarray, labels: np.ndarray, k: int) -> float:
-    return round(float((np.argsort(-lp, axis=1)[:, :k] == labels[:, None]).any(axis=1).mean()), 4)
+    return round(top_k_accuracy(lp, labels, k), 4)
 
 
 def head_figures(ds, targets) -> dict:

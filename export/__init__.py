@@ -4,7 +4,8 @@
 
 Modules, in the order the steps run (``export.pipeline`` strings them together):
 ``config`` (flags and dataclasses), ``inputs`` (run, dataset, reference pixels), ``prune``,
-``quantize`` (conversion + graph check), ``litert`` (LiteRT runner), ``parity`` (the gate),
-``debug`` (per-layer error when the gate refuses), ``golden`` (golden vectors), ``report``
-(REPORT.md), ``cli``.
+``outputs`` (cuts the hidden "other" output off the graph), ``quantize`` (conversion + graph
+check), ``parity`` (the gate, run in ``bundle.litert``'s LiteRT runner), ``debug`` (per-layer
+error when the gate refuses), ``abstain`` (the "not an office object" threshold), ``golden``
+(golden vectors), ``report`` (REPORT.md), ``cli``.
 """

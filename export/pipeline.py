@@ -100,7 +100,7 @@ def build_manifest(
     in_scale, in_zp = int8_model.input_quant
     out_scale, out_zp = int8_model.output_quant
     # Pruned weights are stored densely, so the float file has the unpruned size (gzip differs);
-    # export() adds it, and the int8 size once model.tflite is written.
+    # make_candidate() adds it, and the int8 size once model.tflite is written.
     sizes = {}
     return {
         "schema_version": SCHEMA_VERSION,

@@ -8,8 +8,10 @@
     layers   # [{"layer": "conv1", "kind": "Conv2D", "weights": 3600, "zeros": 2880, "sparsity": 0.8}, ...]
 
 Fine-tuning reads the trainer's own tf.data pipeline (``batches(epoch)``: that epoch's shuffled,
-augmented (float32 pixels, one-hot label) batches), so the pruned network sees the same input
-distribution it was trained on.
+augmented (float32 pixels, target) batches: the one-hot label, or for a distilled run the same
+mixed teacher target it trained on), so the pruned network sees the same inputs and targets it was
+trained on. It minimizes plain cross-entropy against them (the trainer adds its label smoothing;
+the fine-tune starts from a converged model at a low LR and only heals pruning's damage).
 
 Only Conv2D and Dense kernels are wrapped (a clone_function, because wrapping the whole model
 fails on layers tfmot can't prune, e.g. Normalization). Sparsity ramps with PolynomialDecay from 0
@@ -33,9 +35,10 @@ def prune_model(model, batches, train_images: int, cfg: PruneConfig, log: Callab
     """Return (stripped pruned model, per-layer sparsity list); ``model`` itself is left intact.
     ``log`` gets one progress line per fine-tuning epoch (an export of the default run fine-tunes
     for a quarter of an hour on 2 cores: it must not look hung)."""
-    import tensorflow_model_optimization as tfmot
+    # tfenv first: it selects Keras 2 (tf_keras), which must happen before TensorFlow's first import.
+    from training.tfenv import keras  # isort: skip
 
-    from training.tfenv import keras
+    import tensorflow_model_optimization as tfmot
 
     if cfg.target_sparsity == 0:
         return model, kernel_sparsity(model)

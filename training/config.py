@@ -146,7 +146,8 @@ class TeacherConfig:
         flag="--distill-drop-other",
     )
     # The registry's 128 px: Lite0's targets take ~3 min on 2 cores. bench/results/teacher-sweep.md:
-    # at 160 px every teacher's fitted head gains 3-5 points (Lite0 72.2 -> 76.8 %), for ~1.6x the time.
+    # at 160 px every teacher's fitted head gains 3-5 points (Lite0 72.2 -> 76.8 %), for 1.3x the
+    # time (teacher.md: 170 vs 225 images/s).
     input_size: int | None = setting(
         None,
         "teacher's input side in px (the photos are resized to it); default: the registered teacher's "
@@ -156,7 +157,7 @@ class TeacherConfig:
     # 2: the photo and its mirror, ~3 min of teacher on 2 cores. bench/results/student-probe.md
     # (the student's PyTorch replica, 150 epochs): 16 views 62.3 % office test top-1 against 59.5 %;
     # in the trainer at 60 epochs they tied (57.3 vs 57.6 % int8, compare.md), for a 14-view pass
-    # over every train photo that took 32 min here beside other jobs, once per dataset.
+    # over every train photo, once per dataset.
     views: int = setting(
         2,
         "views of each train photo the teacher labels: 2 = the photo and its mirror; more adds that many "

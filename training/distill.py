@@ -32,8 +32,8 @@ from training.config import TrainConfig
 from training.data.dataset import Dataset
 
 NO_TEACHER = "none"
-# What --teacher auto uses: EfficientNet-Lite0 (bench/results/teacher.md: the cheapest of the
-# registered teachers to run over every photo).
+# What --teacher auto uses: EfficientNet-Lite0 (bench/results/teacher-sweep.md: the fastest of the
+# registered teachers to run over every photo; the Lite1 teacher's student was no better, compare.md).
 DEFAULT_TEACHER = "efficientnet-lite0"
 
 
@@ -140,6 +140,8 @@ def _views(cfg: TrainConfig):
     if cfg.teacher.views == len(VIEWS):
         return None
     d, size = cfg.data, cfg.data.image_size
+    if not d.augment:  # the pipeline shows only the plain views then: the teacher's pass would be wasted
+        raise ValueError(f"--teacher-views {cfg.teacher.views} needs augmentation, which --no-augment turns off")
     # What the views look like depends on these settings: a change makes a new cache.
     key = {
         "augmentation": {

@@ -236,7 +236,8 @@ class Pipeline:
         self.cfg, self.size, self.num_classes = cfg, image_size, num_classes
         self.batch_size, self.seed = batch_size, seed
         # training.distill.DistillTargets: each training photo's target becomes a mix of its hard
-        # label and the teacher's probabilities for the view it is shown (mirrored or not).
+        # label and the teacher's probabilities for the view it is shown (mirrored or not, or with
+        # --teacher-views one of the augmented views the teacher saw).
         self.soft = soft_targets
         self.items = {split: dataset.items(split) for split in ("train", "val", "test")}
         self.other_class = resolve_other_class(cfg, dataset) == "on"
@@ -266,7 +267,8 @@ class Pipeline:
         return self.count("train") + self.others_per_epoch()
 
     def _file_list(self, split: str) -> tf.data.Dataset:
-        """(path, label[, teacher probabilities of both views]) per photo, in file order."""
+        """(path, label[, teacher probabilities of every view (and, with augmented views, the
+        photo's view seed)]) per photo, in file order."""
         items = self.items[split]
         columns = (
             tf.constant([str(p) for p, _ in items], tf.string),

@@ -24,11 +24,17 @@ import numpy as np  # noqa: E402
 from bundle.atomic import write_bytes_atomic  # noqa: E402
 
 
-def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
+def top_k_hits(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """bool [n]: the label is among the k best scores (probabilities or log-probabilities). A stable
+    sort, so that ties (frequent in int8 outputs' 1/256 steps) go to the lower index every time."""
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return (best == labels[:, None]).any(axis=1)
+
+
+def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
     if len(labels) == 0:
         return float("nan")
-    top = np.argsort(-probs, axis=1)[:, :k]
-    return float(np.mean(np.any(top == labels[:, None], axis=1)))
+    return float(top_k_hits(scores, labels, k).mean())
 
 
 def confusion_matrix(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:

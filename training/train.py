@@ -5,8 +5,11 @@
     python -m training.train --help                                              # every flag, grouped
 
 The story of a run:
-1. Resolve the config (defaults <- saved config on --resume <- flags) and the input size from
-   the data (64 px for Tiny ImageNet-sized photos, else 128), and save it as config.json.
+1. Resolve the config (defaults <- saved config on --resume <- flags), the input size from the
+   data (64 px for Tiny ImageNet-sized photos, else 128) and the teacher (``--teacher auto``:
+   EfficientNet-Lite0 when installed; the first run on a dataset computes its soft targets, a
+   few minutes on 2 cores, then every run reads them from the cache: training.distill), and save
+   it as config.json.
 2. Pick the hardware (training/hardware.py, before anything touches a device): on GPUs,
    MirroredStrategy over all of them (the global batch is ``--batch-size`` times the number of
    replicas), mixed_float16 and XLA; on the CPU, float32 without XLA (float16 is emulated there
@@ -213,7 +216,7 @@ def _progress_bar(keras, epochs: int, steps: int):
 
 
 def train(cfg: TrainConfig, ds: Dataset, hw: Hardware | None = None) -> RunMetrics | None:
-    """The whole run (steps 1-4 of the module docstring); returns what it wrote to metrics.json
+    """The run (steps 2-4 of the module docstring; ``main`` resolved step 1); returns what it wrote to metrics.json
     (None when --stop-after ended it early, and on a worker that is not the chief).
     ``hw``: training.hardware.setup's choice, made here when not given."""
     from training.tfenv import keras, tf
@@ -311,7 +314,9 @@ def _build(cfg: TrainConfig, ds: Dataset, hw: Hardware) -> _Setup:
         print(
             f"teacher: {cfg.teacher.name} ({cfg.teacher.head} head, {cfg.teacher.hash[:12]}): targets = "
             f"{1 - cfg.teacher.weight:.2g} x label + {cfg.teacher.weight:.2g} x its probabilities at T = "
-            f"{cfg.teacher.temperature:g}, per view (mirrored or not)"
+            f"{cfg.teacher.temperature:g}, per view ("
+            + (f"{cfg.teacher.views} views of each train photo" if cfg.teacher.views > 2 else "mirrored or not")
+            + ")"
             + (", without 'other' for office photos" if cfg.teacher.drop_other and pipe.other_class else "")
         )
     print(f"hardware: {hw.describe()}, global batch {global_batch}")

@@ -59,6 +59,7 @@ def test_compare_scores_the_shipped_bundle_and_its_run(compared, tiny_bundle, ti
     from bench.compare import sample_figures
     from bundle.litert import LiteRTModel
     from bundle.manifest import load_bundle
+    from export.pipeline import git_revision
     from training.run import read_history
 
     result, md = compared
@@ -72,6 +73,7 @@ def test_compare_scores_the_shipped_bundle_and_its_run(compared, tiny_bundle, ti
     assert a["float"] == {"top1": metrics["test"]["top1"], "top3": metrics["test"]["top3"]}
     assert a["float_train"] == {"top1": metrics["train"]["top1"], "top3": metrics["train"]["top3"]}
     assert a["seed"] == config["runtime"]["seed"] and a["teacher"] == "none" and a["run"] == str(tiny_run)
+    assert a["exported_by"] == manifest["model"]["git_revision"] and a["measured_by"] == git_revision()
     assert a["distill"] is None and a["teacher_targets"] is None
     assert f"| a | {a['seed']} | none | {a['epochs']} |" in md
     parity = manifest["parity"]
@@ -200,7 +202,8 @@ def test_kept_rows_show_beside_the_new_ones_and_enter_the_means(kept, compared, 
     assert "kept_from" not in fresh and "cpu" not in fresh and fresh["dataset"] == dataset
     assert f"| a | {seed + 1} (kept) | none |" in md and f"| b | {seed} (kept) | none |" in md
     assert f"| a | {seed} | none |" in md
-    assert "(kept): measured by an earlier run of this benchmark (same code of the measurements" in md
+    assert "(kept): measured by an earlier run of this benchmark (same dataset id)" in md
+    assert f"benchmark code: git {before['recipes'][1]['measured_by'][:12]} (rows" in md
     assert f"trained and measured on {cpu_line(before['cpu'])} (epochs' times" in md
     assert "(kept)" not in compared[1]  # a compare without --keep says nothing of it
     means = {g["name"]: g for g in result["means"]}

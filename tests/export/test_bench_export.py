@@ -25,7 +25,24 @@ def test_bench_writes_sizes_and_latencies(tiny_run, tiny_bundle, tmp_path):
     parity = json.loads((tiny_bundle / "parity.json").read_text())
     assert result["parity"]["figures"]["agreement"] == parity["agreement"]
     assert result["parity"]["exported_by"] == load_bundle(tiny_bundle).manifest["model"]["git_revision"]
-    assert result["parity"]["stale"] in (True, False, None) and "## Parity gate" in md
+    assert result["parity"]["stale"] is not None and "## Parity gate" in md  # git can tell here
+
+
+@pytest.mark.slow
+def test_parity_figures_from_older_export_code_are_marked_stale(tiny_bundle):
+    import subprocess
+
+    from bench.export import REPO, parity_figures
+
+    manifest = load_bundle(tiny_bundle).manifest
+    root = subprocess.run(
+        ["git", "rev-list", "--max-parents=0", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    old = parity_figures(tiny_bundle, {**manifest, "model": {**manifest["model"], "git_revision": root}})
+    assert old["stale"] is True and "export/pipeline.py" in old["export_code_changed_since"]
+    assert old["exported_by"] == root
+    unknown = parity_figures(tiny_bundle, {**manifest, "model": {**manifest["model"], "git_revision": "unknown"}})
+    assert unknown["stale"] is None and unknown["export_code_changed_since"] is None
 
 
 def test_bench_without_a_run_says_what_to_do(tmp_path, capsys):

@@ -231,6 +231,9 @@ def test_a_run_with_augmented_teacher_views_records_them_and_exports(tiny_datase
     assert cache.stat().st_mtime_ns == stamp  # the fine-tune read the run's views from the cache
     assert train_main(["--data", str(data), "--out", str(tmp_path / "bad"), *flags[:-1], "1"]) == 2
     assert "--teacher-views counts the photo and its mirror too" in capsys.readouterr().err
+    assert train_main(["--data", str(data), "--out", str(tmp_path / "bad3"), *flags, "--no-augment"]) == 2
+    assert "--teacher-views 3 needs augmentation, which --no-augment turns off" in capsys.readouterr().err
+    assert not (tmp_path / "bad3" / "config.json").exists()
     bad_size = [*TINY_TRAIN_FLAGS, "--epochs", "1", "--teacher", str(small_teacher), "--teacher-size", "48"]
     assert train_main(["--data", str(data), "--out", str(tmp_path / "bad2"), *bad_size]) == 2
     assert "takes 32 px input, not 48" in capsys.readouterr().err

@@ -113,8 +113,13 @@ def assign_split(key: str, seed: int, fractions: dict[str, float] = DEFAULT_FRAC
     return SPLITS[-1]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in blocks (teacher weights run to tens of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _pixel_sums(path: Path) -> tuple[np.ndarray, np.ndarray, int, tuple[int, int]]:
@@ -146,7 +151,7 @@ def build_dataset(
             key = f"{cls.wnid}/{p.name}"
             files.append(FileEntry(key, index, assign_split(key, seed, fractions), ""))
     with ThreadPoolExecutor(workers) as pool:
-        hashes = list(pool.map(lambda f: _sha256(root / f.path), files))
+        hashes = list(pool.map(lambda f: file_sha256(root / f.path), files))
         files = [FileEntry(f.path, f.label, f.split, h) for f, h in zip(files, hashes)]
         train = [root / f.path for f in files if f.split == "train"]
         try:

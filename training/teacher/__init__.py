@@ -4,7 +4,7 @@
     teacher = load_teacher("efficientnet-lite0")   # or a path to a .keras feature model
     teacher.name, teacher.hash
     t = soft_targets(ds, "efficientnet-lite0")      # ds: training.data.dataset.Dataset
-    t.log_probs(paths)                              # float32 [N, 2, len(ds.classes) + 1]
+    t.log_probs(paths)                              # float32 [N, views, len(ds.classes) + 1]
 
 Modules: ``registry`` (names, packages, hashes), ``torchfile`` (PyTorch weights without PyTorch),
 ``lite_plan`` (EfficientNet-Lite's block plan, framework-free), ``efficientnet_lite`` (the

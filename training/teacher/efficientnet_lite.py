@@ -8,8 +8,8 @@ repeats. Details that decide whether ported weights compute the same function:
   which is what the reference PyTorch code re-implements with its static "same" padding;
 - batch norm eps 1e-3 (TF's default; PyTorch's is 1e-5);
 - the input is (RGB - 127) / 128 (``efficientnet_lite_builder`` MEAN_RGB / STDDEV_RGB; the
-  weights came from those TF checkpoints, their ``num_batches_tracked`` are all 0); measured
-  against ImageNet mean/std in bench/results/teacher.md.
+  weights came from those TF checkpoints, their ``num_batches_tracked`` are all 0); the port's
+  top-1 on full-size ImageNet photos (bench/results/teacher.md) is the check.
 
 The model built here takes float RGB in 0..255 (normalization is its first layer) and returns
 the 1280 pooled features; the 1000-way classifier stays outside as numpy (``fc``) so the same

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.report import top_k_accuracy
 from training.teacher.registry import IMAGENET_WNIDS
 
 MIN_PROB = 1e-6  # floor of p(other) when the named classes take (nearly) all the mass
@@ -44,10 +45,6 @@ def imagenet_log_probs(logits: np.ndarray, wnids: list[str]) -> np.ndarray:
 def log_loss(log_probs: np.ndarray, labels: np.ndarray) -> float:
     """Mean negative log-likelihood of the true outputs."""
     return float(-log_probs[np.arange(len(labels)), labels].mean())
-
-
-def top1(log_probs: np.ndarray, labels: np.ndarray) -> float:
-    return float((log_probs.argmax(axis=1) == labels).mean())
 
 
 @dataclass
@@ -101,9 +98,8 @@ def fit_linear_head(
     for l2 in l2_grid:
         head = LinearHead(mean, scale, *_fit(xs, train_y, k, l2, steps, lr), l2)
         tried[l2] = round(log_loss(head.log_probs(val_x), val_y), 4)
-        progress(
-            f"fitted head: L2 {l2:g}: val log-loss {tried[l2]:.4f}, top-1 {top1(head.log_probs(val_x), val_y):.3f}"
-        )
+        val_top1 = top_k_accuracy(head.log_probs(val_x), val_y, 1)
+        progress(f"fitted head: L2 {l2:g}: val log-loss {tried[l2]:.4f}, top-1 {val_top1:.3f}")
         if best is None or tried[l2] < tried[best.l2]:
             best = head
     return best, {str(k_): v for k_, v in tried.items()}

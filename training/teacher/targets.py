@@ -2,7 +2,9 @@
 
     from training.teacher import soft_targets
     t = soft_targets(ds, "efficientnet-lite0")        # head="auto": the head that measures better
-    t.log_probs(paths)     # float32 [N, 2, K]: view 0 as the trainer sees the photo, view 1 flipped
+    t.log_probs(paths)     # float32 [N, V, K]: view 0 as the trainer sees the photo, view 1 flipped
+    # with views=AugmentedViews(...) (--teacher-views V > 2), views 2 .. V-1 of each train photo are
+    # the trainer's own augmentations drawn once (other photos repeat view 0 there, never read)
     t.head, t.meta         # which head, and its val figures (and the other head's, if compared)
 
 K = len(ds.classes) + 1: the dataset's classes in ``ds.classes`` order, then "other". Every file
@@ -16,8 +18,9 @@ all are ImageNet-1k classes) and ``fitted`` (a linear head fitted on the frozen 
 train split). ``head="auto"`` computes every head that applies and keeps the lower val log-loss
 (office val + non-office val as "other", view 0); both are recorded in the meta.
 
-Cache, beside the dataset (``<root>/teacher/``), one per (dataset id, teacher hash, head, splits):
-``<teacher>-<head>[-train+val]-<ds.id>-<hash[:12]>.npz`` (``log_probs`` [N, 2, K], ``paths``) and ``.json``
+Cache, beside the dataset (``<root>/teacher/``), one per (dataset id, teacher hash, head, views,
+splits): ``<teacher>-<head>[-views<V>][-train+val]-<ds.id>-<hash[:12]>.npz`` (``log_probs``
+[N, V, K], ``paths``) and ``.json``
 (dataset id and sha256, teacher hash, head, crop, shape, file-list hash, the npz's sha256, val
 figures), plus the pooled features ``<teacher>-features[-train+val]-<ds.id>-<hash[:12]>.npz`` so another
 head costs no second pass. Each file is written to a temporary name and renamed
@@ -42,7 +45,8 @@ import numpy as np
 
 from bundle.atomic import write_bytes_atomic, write_json_atomic
 from training.data.dataset import SPLITS, Dataset
-from training.teacher.heads import fit_linear_head, imagenet_log_probs, log_loss, top1
+from training.report import top_k_accuracy
+from training.teacher.heads import fit_linear_head, imagenet_log_probs, log_loss
 from training.teacher.registry import IMAGENET_WNIDS, Teacher, TeacherError, load_teacher
 from training.teacher.views import VIEWS, photo_seed, photo_views
 
@@ -70,7 +74,12 @@ class DatasetFiles:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256("\n".join(self.paths).encode()).hexdigest()
+        return paths_digest(self.paths)
+
+
+def paths_digest(paths: list[str]) -> str:
+    """What a cache records of its file list (the npz holds the list itself)."""
+    return hashlib.sha256("\n".join(paths).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -266,7 +275,7 @@ def _read(path: Path, expect: dict, shape: tuple, progress) -> tuple[np.ndarray,
         return stale(f"unreadable arrays ({e})")
     if array.shape[:2] != shape[:2] or (meta["array"] == "log_probs" and array.shape != shape):
         return stale(f"array shape {array.shape}, expected {shape}")
-    if hashlib.sha256("\n".join(paths).encode()).hexdigest() != expect["files"]["sha256"]:
+    if paths_digest(paths) != expect["files"]["sha256"]:
         return stale("file list differs")
     return array, meta
 
@@ -451,7 +460,7 @@ def _compute(request: CacheRequest, heads: list[str], progress) -> dict[str, tup
         lp = score(flat).reshape(n, nv, -1)
         figures = {
             "log_loss": round(log_loss(lp[val, 0], files.labels[val]), 4),
-            "top1": round(top1(lp[val, 0], files.labels[val]), 4),
+            "top1": round(top_k_accuracy(lp[val, 0], files.labels[val], 1), 4),
             "photos": int(val.sum()),
         }
         progress(
