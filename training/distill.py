@@ -16,10 +16,11 @@ the same targets. A run with the hidden
 says they are office objects, and a teacher head fitted where non-office photos outnumber office
 ones puts "other" first on many of them (about a quarter of the office20 train photos for Lite0's
 fitted head). An office-only run learns the office columns, renormalized. The student is trained
-with one cross-entropy against the mixed target, so accuracy and loss in the logs keep their
-meaning, and it learns that target as it is: a temperature T > 1 (p^(1/T), renormalized) gives the
-teacher's second guesses more weight but also makes the student itself flat, which int8 pays for
-at the parity gate (bench/results/compare.md), hence the default T = 1.
+with one cross-entropy against the mixed target (with ``--label-smoothing`` applied to it as to a
+hard label), so accuracy and loss in the logs keep their meaning, and it learns that target as it
+is: a temperature T > 1 (p^(1/T), renormalized) gives the teacher's second guesses more weight but
+also makes the student itself flat, which int8 pays for at the parity gate
+(bench/results/compare.md), hence the default T = 1.
 """
 
 from __future__ import annotations

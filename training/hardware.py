@@ -20,7 +20,7 @@
   checkpoints to a scratch folder, as TF's multi-worker guide says (every worker takes part in
   saving, only the chief's copy is kept). ``--out`` must be the same folder on a filesystem every
   worker sees, because ``--resume`` restores all workers from the chief's checkpoints.
-``--mixed-precision auto`` is on with a GPU, off on the CPU (float16 is emulated there, ~3x
+``--mixed-precision auto`` is on with a GPU, off on the CPU (float16 is emulated there, so
 slower). ``--jit-compile auto`` is on with a GPU and ``--no-deterministic``: XLA has no
 deterministic MaxPool gradient, so a deterministic run (the default) trains without XLA.
 

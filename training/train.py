@@ -12,8 +12,8 @@ The story of a run:
    it as config.json.
 2. Pick the hardware (training/hardware.py, before anything touches a device): on GPUs,
    MirroredStrategy over all of them (the global batch is ``--batch-size`` times the number of
-   replicas), mixed_float16 and XLA; on the CPU, float32 without XLA (float16 is emulated there
-   and ~3x slower). Several machines: the same command on each, with TF_CONFIG set, trains with
+   replicas), mixed_float16 and XLA; on the CPU, float32 without XLA (float16 is emulated there,
+   and XLA's CPU kernels were slower). Several machines: the same command on each, with TF_CONFIG set, trains with
    MultiWorkerMirroredStrategy; only the chief writes the run directory.
 3. Train epoch by epoch. After each one: history.csv, the best-val weights when val accuracy
    improves (checkpoints/best), then checkpoints/ckpt-N with model, optimizer state (moments,
