@@ -185,16 +185,19 @@ def measure(name: str, bundle_dir: Path) -> dict:
 def teacher_targets(teacher, ds) -> dict | None:
     """The teacher's pass over the training photos' views before the first epoch: seconds and
     images/s, as its features cache records them (once per dataset and teacher: every run that
-    reads the cache shares the figure), plus the pass over their augmented views with
-    ``--teacher-views`` (its head cache records that). None without a teacher, or without that cache."""
+    reads the cache shares the figure; the train+val cache, else the every-split one that
+    ``bench.teacher`` makes and training then reads), plus the pass over their augmented views with
+    ``--teacher-views`` (its head cache records that). None without a teacher, or without either cache."""
     if teacher.name == "none":
         return None
+    from training.data.dataset import SPLITS
     from training.teacher import TeacherError, load_teacher
-    from training.teacher.targets import cache_path
+    from training.teacher.targets import TRAINING_SPLITS, cache_path
 
     try:
         t = load_teacher(teacher.name, teacher.input_size)
-        meta = json.loads(cache_path(ds, t, "features").with_suffix(".json").read_text())
+        metas = [cache_path(ds, t, "features", splits).with_suffix(".json") for splits in (TRAINING_SPLITS, SPLITS)]
+        meta = json.loads(next((m for m in metas if m.exists()), metas[0]).read_text())
         out = meta.get("extraction")
         if out and teacher.views > 2:
             head = json.loads(cache_path(ds, t, teacher.head, views=teacher.views).with_suffix(".json").read_text())

@@ -292,3 +292,13 @@ def test_a_distilled_row_carries_the_time_its_teachers_targets_took(tiny_dataset
     md = render({"cpu": cpu_info(), "recipes": [row], "means": seed_means([row])})
     plain = f"min + {took['seconds'] / 60:.0f} min teacher's targets ({took['images_per_s']:.0f} images/s)"
     assert f"{plain} + 1 augmented views ({views_s / 60:.0f} min) |" in md
+    # Training served from bench.teacher's every-split cache: the time is read from that one.
+    from bench.compare import teacher_targets
+    from training.data.dataset import SPLITS, load_dataset
+    from training.run import load_run
+    from training.teacher import load_teacher
+    from training.teacher.targets import cache_path
+
+    cfg, ds = load_run(tmp_path / "run").config.teacher, load_dataset(data)
+    features.rename(cache_path(ds, load_teacher(cfg.name, cfg.input_size), "features", SPLITS).with_suffix(".json"))
+    assert teacher_targets(cfg, ds) == row["teacher_targets"]
