@@ -50,7 +50,8 @@ DEBUG_KEYSTORE = HERE / "debug.keystore"
 # The relaxed-SIMD build for current WebViews, and the plain build LiteRT.js picks on older ones.
 LITERT_WASM = ("litert_wasm_internal", "litert_wasm_compat_internal")
 # The threaded build (all cores; the page uses it only when cross-origin isolated) ships only
-# with --threaded-wasm: it was slower than one thread here (bench/results/android.md).
+# with --threaded-wasm: 13 % faster per frame than one thread for a 41 % larger APK, with
+# WebView's cross-origin isolation unverified (bench/results/android.md).
 LITERT_WASM_THREADED = "litert_wasm_threaded_internal"
 # Bundle files the page reads (SEAL: web/seal.js refuses a manifest edited after export, as
 # load_bundle does here); the rest (golden vectors, reports) stay out of the APK.
