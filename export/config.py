@@ -31,6 +31,12 @@ class PruneConfig:
         5e-4, "Adam learning rate for fine-tuning (the weights must re-learn around the zeros)", flag="--prune-lr"
     )
     batch_size: int = setting(64, "fine-tuning batch size")
+    mix: bool = setting(
+        False,
+        "fine-tune on mixup/CutMix batches too when the run trained with them (off: the fine-tune "
+        "heals pruning's damage on unmixed pictures, the kind the model will be shown)",
+        flag="--prune-mix",
+    )
 
 
 @dataclass

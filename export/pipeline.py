@@ -22,7 +22,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -142,16 +142,21 @@ def build_manifest(
     }
 
 
-def train_pipeline(src: Source, batch_size: int):
+def train_pipeline(src: Source, batch_size: int, mix: bool = False):
     """The trainer's tf.data pipeline with the run's own data settings (augmentation, the non-office
-    photos of a run with a hidden "other" output, the teacher's targets), as the run recorded them."""
+    photos of a run with a hidden "other" output, the teacher's targets), as the run recorded them;
+    its mixup/CutMix only with ``mix``."""
     from training.distill import soft_targets_for
     from training.pipeline import Pipeline
 
     cfg, classes = src.run.config, len(src.dataset.classes)
+    # Mixed batches regularise a long schedule; in a short healing fine-tune they cost accuracy:
+    # a CutMix run lost 3.4 points of test top-1 to pruning fine-tuned on mixed batches and 1.5 on
+    # unmixed ones (bench/results/compare.md). timm likewise turns mixup off for the last epochs.
+    data = cfg.data if mix else replace(cfg.data, mixup=0.0, cutmix=0.0)
     # A distilled run fine-tunes on the same cached teacher targets it trained on.
     soft = soft_targets_for(cfg, src.dataset, classes + src.run.other_output)
-    return Pipeline(src.dataset, cfg.data, src.spec.size, classes, batch_size, seed=src.run.seed, soft_targets=soft)
+    return Pipeline(src.dataset, data, src.spec.size, classes, batch_size, seed=src.run.seed, soft_targets=soft)
 
 
 def abstain_rule(
@@ -283,7 +288,7 @@ def make_candidate(cfg: ExportConfig, src: Source) -> Candidate:
     # deterministic kernels, the same run exports the same model.tflite every time.
     keras.utils.set_random_seed(src.run.seed)
     tf.config.experimental.enable_op_determinism()
-    pipe = train_pipeline(src, cfg.prune.batch_size)
+    pipe = train_pipeline(src, cfg.prune.batch_size, cfg.prune.mix)
     model, sparsity = prune_model(src.model, pipe.train, pipe.epoch_size(), cfg.prune)
     log(f"kernel sparsity {overall_sparsity(sparsity):.4f}")
     if src.run.other_output:
