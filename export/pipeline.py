@@ -151,8 +151,9 @@ def train_pipeline(src: Source, batch_size: int, mix: bool = False):
 
     cfg, classes = src.run.config, len(src.dataset.classes)
     # Mixed batches regularise a long schedule; in a short healing fine-tune they cost accuracy:
-    # a CutMix run lost 3.4 points of test top-1 to pruning fine-tuned on mixed batches and 1.5 on
-    # unmixed ones (bench/results/compare.md). timm likewise turns mixup off for the last epochs.
+    # a CutMix run (58.2 % float) lost 3.3 points of test top-1 to pruning + int8 fine-tuned on
+    # mixed batches and 1.4 on unmixed ones (bench/results/compare.md). timm likewise turns mixup
+    # off for the last epochs.
     data = cfg.data if mix else replace(cfg.data, mixup=0.0, cutmix=0.0)
     # A distilled run fine-tunes on the same cached teacher targets it trained on.
     soft = soft_targets_for(cfg, src.dataset, classes + src.run.other_output)
