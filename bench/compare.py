@@ -23,8 +23,8 @@ For every ``NAME=BUNDLE`` (its run is the one its export_config.json names), one
 A NAME given to several bundles is one recipe trained with several seeds: their runs' configs must
 match in every group but ``runtime`` (seed, output folder, ...), and each seed may appear once;
 the recipe also gets a row of means over its seeds (min-max beside each).
-``--keep FILE`` shows again the rows of an earlier compare.json (bundles no longer on this machine,
-measured on the same dataset id) before the new ones, a new row replacing a kept one of its name and seed:
+``--keep FILE`` shows again the rows of an earlier compare.json (measured on the same dataset id;
+their bundles need not be on this machine) before the new ones, a new row replacing a kept one of its name and seed:
 
     python -m bench.compare --keep bench/results/compare.json --bundle teacher=artifacts/bundle-teacher-s1
 
@@ -320,8 +320,8 @@ def render(result: dict) -> str:
         measured = dict.fromkeys(r.get("measured_by", "not recorded")[:12] for r in kept)
         out += [
             "",
-            "(kept): measured by an earlier run of this benchmark (same dataset id), whose bundle is no "
-            "longer on this machine; trained and measured on "
+            "(kept): measured by an earlier run of this benchmark (same dataset id) and shown again from "
+            "its compare.json, not re-measured; trained and measured on "
             + "; ".join(dict.fromkeys(cpu_line(r["cpu"]) for r in kept))
             + " (epochs' times compare only within one machine); benchmark code: git "
             + ", ".join(measured)
@@ -365,8 +365,9 @@ class CompareConfig:
     results: Path = setting(RESULTS, "folder for compare.md / compare.json", metavar="DIR")
     keep: Path | None = setting(
         None,
-        "rows of an earlier compare.json to show again beside the new ones, for bundles measured before "
-        "that are no longer on this machine (refused unless measured on the new rows' dataset id); "
+        "rows of an earlier compare.json to show again beside the new ones, not re-measured: bundles "
+        "measured before, which need not be on this machine (refused unless measured on the new rows' "
+        "dataset id); "
         "a new row replaces a kept row of the same NAME and seed",
         metavar="FILE",
     )
