@@ -178,8 +178,47 @@ def measure(name: str, bundle_dir: Path) -> dict:
             "others_images": ab["others_images"],
         },
         "per_class": per_class,
+        "photos": dataset_photos(ds),
         "samples": sample_figures(model, b, {w for _, w in ds.others_items("train")}),
     }
+
+
+def dataset_photos(ds) -> dict:
+    """How many photos each split of the row's dataset holds, office and non-office, and how many
+    non-office classes are behind them: the data behind every figure of the row, in the results
+    file itself rather than only in a training log."""
+    from training.data.dataset import SPLITS
+
+    others = {split: ds.others_items(split) for split in SPLITS}
+    return {
+        "office": {split: len(ds.items(split)) for split in SPLITS},
+        "non_office": {split: len(others[split]) for split in SPLITS},
+        "non_office_classes": {
+            "training_side": len({w for split in ("train", "val") for _, w in others[split]}),
+            "unseen": len({w for _, w in others["test"]}),
+        },
+    }
+
+
+def dataset_line(rows: list[dict]) -> list[str]:
+    """The dataset's photo counts, from the first row that recorded them (every row was measured
+    on the same dataset id; rows kept from before the counts were recorded have none)."""
+    row = next((r for r in rows if "photos" in r), None)
+    if row is None:
+        return []
+    office, other, classes = row["photos"]["office"], row["photos"]["non_office"], row["photos"]["non_office_classes"]
+    non_office = (
+        f"non-office photos {other['train']} / {other['val']} (train / val) of {classes['training_side']} "
+        f'training-side classes, taught as the hidden "other" output, and {other["test"]} of '
+        f"{classes['unseen']} unseen classes (test: the abstain figures)"
+        if sum(other.values())
+        else "no non-office photos"
+    )
+    return [
+        f"Dataset `{row['dataset']}`: office photos {office['train']} / {office['val']} / {office['test']} "
+        f"(train / val / test); {non_office}.",
+        "",
+    ]
 
 
 def teacher_targets(teacher, ds) -> dict | None:
@@ -286,6 +325,7 @@ def render(result: dict) -> str:
         "",
         cpu_line(cpu) + ".",
         "",
+        *dataset_line(rows),
         "Every bundle is scored on the same photos (office test split, unseen non-office classes, the "
         "full-size `imagenet-samples` photos) through its shipped int8 model.tflite; float figures are "
         "the run's own (metrics.json). The `imagenet-samples` photos outside the bundle's classes are "

@@ -84,9 +84,14 @@ def test_compare_scores_the_shipped_bundle_and_its_run(compared, tiny_bundle, ti
     assert a["train_epochs_s"] == pytest.approx(epochs_s, abs=0.1) and a["train_epochs_s"] <= a["train_wall_s"]
     assert 0 < a["int8_flip_avg"]["top1"] <= a["int8_flip_avg"]["top3"] <= 1
     assert a["samples"]["photos"] == len(sample_photos) and a["samples"]["office_photos"] == 20
-    # The tiny run learned no "other"; a run that had learned coffee mugs and printers as "other"
-    # would count those two classes (the backpack is one of the bundle's own classes).
-    assert a["samples"]["other_classes_learned_as_other"] == 0
+    # The row names the data behind it: every photo of dataset.json once, by split (this dataset
+    # has no non-office photos, and the file says so).
+    dataset = json.loads((Path(config["data"]["root"]) / "dataset.json").read_text())
+    office = a["photos"]["office"]
+    assert sum(office.values()) == len(dataset["files"]) and min(office.values()) > 0
+    assert sum(a["photos"]["non_office"].values()) == 0 and "others" not in dataset
+    counts = f"{office['train']} / {office['val']} / {office['test']}"
+    assert f"office photos {counts} (train / val / test); no non-office photos" in md
     model = LiteRTModel(shipped.model_path.read_bytes())
     learned = {"n03063599", "n04004767", "n02769748"}
     assert sample_figures(model, shipped, learned)["other_classes_learned_as_other"] == 2
@@ -98,6 +103,29 @@ def test_compare_scores_the_shipped_bundle_and_its_run(compared, tiny_bundle, ti
     assert means["a"]["seeds"] == [a["seed"]]
     top1 = a["int8"]["top1"]
     assert means["a"]["figures"]["int8 top-1"] == {"mean": top1, "min": top1, "max": top1}
+
+
+def test_the_dataset_line_counts_office_and_non_office_photos_by_split(others_dataset):
+    from bench.compare import dataset_line, dataset_photos
+    from training.data.dataset import load_dataset
+
+    ds = load_dataset(others_dataset)
+    photos = dataset_photos(ds)
+    others = ds.others["files"]
+    by_split = {s: [f for f in others if f["split"] == s] for s in ("train", "val", "test")}
+    assert photos["non_office"] == {s: len(files) for s, files in by_split.items()}
+    assert photos["non_office"]["train"] > 0 and photos["non_office"]["test"] > 0
+    # Train and val come from the training-side classes, test from classes no training photo has.
+    assert photos["non_office_classes"] == {
+        "training_side": len({f["wnid"] for f in by_split["train"] + by_split["val"]}),
+        "unseen": len({f["wnid"] for f in by_split["test"]}),
+    }
+    assert photos["office"] == {s: len(ds.items(s)) for s in ("train", "val", "test")}
+    (line, _) = dataset_line([{"dataset": ds.id, "photos": photos}])
+    other = photos["non_office"]
+    assert f"non-office photos {other['train']} / {other['val']} (train / val)" in line
+    assert f"{other['test']} of {photos['non_office_classes']['unseen']} unseen classes" in line
+    assert dataset_line([{"dataset": ds.id}]) == []
 
 
 def test_seeds_of_one_recipe_are_averaged(compared):
