@@ -154,6 +154,8 @@ def measure(name: str, bundle_dir: Path) -> dict:
             for k in ("head", "weight", "temperature", "drop_other", "views", "input_size")
         },
         "epochs": run.metrics["epochs"],
+        # The trainer keeps the epoch of best val accuracy, which can be far from the last one.
+        "kept_epoch": run.metrics.get("best_epoch"),
         "train_wall_s": run.metrics["wall_time_s"],
         # Its epochs' own seconds (history.csv), every session included: runs saved before
         # wall_time_s counted resumed sessions hold only their last one there.
@@ -318,6 +320,13 @@ def targets_time(t: dict | None) -> str:
     return f" + {t['seconds'] / 60:.0f} min teacher's targets ({t['images_per_s']:.0f} images/s){views}"
 
 
+def kept_epoch(row: dict) -> str:
+    """`` (78)`` when the trainer kept an earlier epoch's weights than the last; rows measured
+    before the kept epoch was recorded show nothing."""
+    kept = row.get("kept_epoch")
+    return f" ({kept})" if kept is not None and kept != row["epochs"] else ""
+
+
 def render(result: dict) -> str:
     rows, cpu = result["recipes"], result["cpu"]
     out = [
@@ -332,7 +341,8 @@ def render(result: dict) -> str:
         "office objects of other ImageNet classes (coffee mug, laptop, mouse, printer, ...): look-alikes, "
         "a harder test than unseen non-office classes.",
         "",
-        "| recipe | seed | teacher | epochs | epochs' time (+ the teacher's targets, once per dataset) | "
+        "| recipe | seed | teacher | epochs (the one kept) | "
+        "epochs' time (+ the teacher's targets, once per dataset) | "
         "float train top-1 | float top-1 / top-3 | "
         "int8 top-1 / top-3 (shipped) | int8 + flip averaging (not shipped) | int8/float agreement "
         "(within uint8 ties; gate) | int8 median top-1 probability | AUROC | non-office labelled @90 % | "
@@ -344,7 +354,8 @@ def render(result: dict) -> str:
         out.append(
             f"| {r['name']} | {r['seed']}{' (kept)' if 'kept_from' in r else ''} | "
             f"{r['teacher']}{distill_settings(r['distill'])} | "
-            f"{r['epochs']} | {r['train_epochs_s'] / 60:.0f} min{targets_time(r.get('teacher_targets'))} | "
+            f"{r['epochs']}{kept_epoch(r)} | "
+            f"{r['train_epochs_s'] / 60:.0f} min{targets_time(r.get('teacher_targets'))} | "
             f"{pct(r['float_train']['top1'])} | "
             f"{pct(r['float']['top1'])} / "
             f"{pct(r['float']['top3'])} | **{pct(r['int8']['top1'])}** / {pct(r['int8']['top3'])} | "

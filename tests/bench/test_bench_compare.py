@@ -56,7 +56,7 @@ def kept(compared_results, tiny_bundle, tmp_path_factory) -> tuple[dict, str, Pa
 
 
 def test_compare_scores_the_shipped_bundle_and_its_run(compared, tiny_bundle, tiny_run, sample_photos):
-    from bench.compare import sample_figures
+    from bench.compare import kept_epoch, sample_figures
     from bundle.litert import LiteRTModel
     from bundle.manifest import load_bundle
     from export.pipeline import git_revision
@@ -75,7 +75,8 @@ def test_compare_scores_the_shipped_bundle_and_its_run(compared, tiny_bundle, ti
     assert a["seed"] == config["runtime"]["seed"] and a["teacher"] == "none" and a["run"] == str(tiny_run)
     assert a["exported_by"] == manifest["model"]["git_revision"] and a["measured_by"] == git_revision()
     assert a["distill"] is None and a["teacher_targets"] is None
-    assert f"| a | {a['seed']} | none | {a['epochs']} |" in md
+    assert a["kept_epoch"] == metrics["best_epoch"] and 1 <= a["kept_epoch"] <= a["epochs"]
+    assert f"| a | {a['seed']} | none | {a['epochs']}{kept_epoch(a)} |" in md
     parity = manifest["parity"]
     assert (a["agreement"], a["agreement_within_ties"]) == (parity["agreement"], parity["agreement_within_ties"])
     assert a["gate_min_agreement"] == parity["gate"]["min_agreement"]
@@ -126,6 +127,14 @@ def test_the_dataset_line_counts_office_and_non_office_photos_by_split(others_da
     assert f"non-office photos {other['train']} / {other['val']} (train / val)" in line
     assert f"{other['test']} of {photos['non_office_classes']['unseen']} unseen classes" in line
     assert dataset_line([{"dataset": ds.id}]) == []
+
+
+def test_the_epochs_cell_names_the_kept_epoch_when_it_is_not_the_last():
+    from bench.compare import kept_epoch
+
+    assert kept_epoch({"epochs": 150, "kept_epoch": 78}) == " (78)"
+    assert kept_epoch({"epochs": 150, "kept_epoch": 150}) == ""
+    assert kept_epoch({"epochs": 30}) == ""
 
 
 def test_seeds_of_one_recipe_are_averaged(compared):
