@@ -99,6 +99,15 @@ class ScheduleConfig:
     step_gamma: float = setting(0.1, "step schedule: LR factor at each step")
     min_lr_ratio: float = setting(0.0, "cosine schedule: final LR as a fraction of --lr")
     patience: int = setting(0, "early stopping: stop after this many epochs without a better val accuracy; 0 disables")
+    # best: the epoch of best val accuracy, counting an office photo called "other" as wrong. Late
+    # in long schedules the "other" output takes more office photos while the office answer users
+    # see still improves, so a long run may do better keeping its last epoch (README: Results).
+    keep_epoch: str = setting(
+        "best",
+        "whose weights model.keras holds: the epoch of best val accuracy, or the last one "
+        "(--resume of a finished run with --keep-epoch last re-saves it from its last checkpoint)",
+        ("best", "last"),
+    )
 
 
 @dataclass

@@ -441,8 +441,13 @@ def _save_best(
     """Step 4: the best-val weights saved as model.keras (float32) with preprocess.json, evaluated
     into metrics.json and the plots; the metrics, or None on a worker that is not the chief."""
     out = Path(cfg.runtime.out)
-    best_epoch = progress.restore_best()
-    print(f"best val accuracy {progress.best_val.numpy():.4f} at epoch {best_epoch}; saving float32 model")
+    best = f"best val accuracy {progress.best_val.numpy():.4f} at epoch {int(progress.best_epoch.numpy())}"
+    if cfg.schedule.keep_epoch == "last":
+        best_epoch = int(progress.epoch.numpy())
+        print(f"{best}; saving the last epoch's ({best_epoch}) as a float32 model, as asked (--keep-epoch last)")
+    else:
+        best_epoch = progress.restore_best()
+        print(f"{best}; saving float32 model")
     # Reading a distributed model's weights takes every worker (an all-reduce): all make the copy.
     final = _float32_copy(setup.model, cfg, cfg.data.image_size, setup.pipe.outputs, ds)
     if not hw.is_chief:

@@ -293,3 +293,22 @@ def test_resuming_with_other_model_flags_is_a_clear_error(tiny_run, tiny_dataset
     shutil.copytree(tiny_run, run)
     assert main(["--data", str(tiny_dataset), "--out", str(run), "--resume", "--width", "48"]) == 2
     assert "does not fit this model" in capsys.readouterr().err
+
+
+def test_keep_epoch_last_resaves_a_finished_run_from_its_last_checkpoint(tiny_run, tiny_dataset, tmp_path, capsys):
+    from training.tfenv import keras
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    best = json.loads((tiny_run / "metrics.json").read_text())["best_epoch"]
+    assert main(["--data", str(tiny_dataset), "--out", str(run), "--resume", "--keep-epoch", "last"]) == 0
+    assert "saving the last epoch's (8) as a float32 model" in capsys.readouterr().out
+    assert json.loads((run / "metrics.json").read_text())["best_epoch"] == 8
+    assert json.loads((run / "config.json").read_text())["schedule"]["keep_epoch"] == "last"
+    # model.keras now holds epoch 8's weights: the same as the last checkpoint's, and (unless the
+    # tiny run's best epoch was its last) not the best-val weights it held before.
+    saved = keras.models.load_model(run / "model.keras", compile=False)
+    reference = keras.models.load_model(tiny_run / "model.keras", compile=False)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    differs = not np.allclose(saved.predict(x, verbose=0), reference.predict(x, verbose=0))
+    assert differs == (best != 8)
