@@ -62,6 +62,7 @@ ADDED_SINCE = {
     ("runtime", "strategy"): "auto",  # MirroredStrategy on GPUs, else one device: what auto does
     ("runtime", "cpu_replicas"): 0,  # the CPU was never split before --cpu-replicas
     ("runtime", "replicas"): 0,  # not recorded before training.hardware
+    ("schedule", "keep_epoch"): "best",  # model.keras held the best-val epoch before --keep-epoch
 }
 
 
