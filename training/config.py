@@ -99,9 +99,9 @@ class ScheduleConfig:
     step_gamma: float = setting(0.1, "step schedule: LR factor at each step")
     min_lr_ratio: float = setting(0.0, "cosine schedule: final LR as a fraction of --lr")
     patience: int = setting(0, "early stopping: stop after this many epochs without a better val accuracy; 0 disables")
-    # best: the epoch of best val accuracy, counting an office photo called "other" as wrong. Late
-    # in long schedules the "other" output takes more office photos while the office answer users
-    # see still improves, so a long run may do better keeping its last epoch (README: Results).
+    # best: the epoch of best val accuracy, counting an office photo called "other" as wrong. A
+    # 150-epoch run's last epoch was 2.4 points better float, but shipped 0.6 points worse after
+    # pruning and int8, with a lower AUROC (bench/results/compare.md, views16-e150 and -last).
     keep_epoch: str = setting(
         "best",
         "whose weights model.keras holds: the epoch of best val accuracy, or the last one "
