@@ -438,8 +438,9 @@ def _fit(cfg: TrainConfig, hw: Hardware, setup: _Setup, progress: _Progress) -> 
 def _save_best(
     cfg: TrainConfig, ds: Dataset, hw: Hardware, setup: _Setup, progress: _Progress, rows: list[dict], started: float
 ) -> RunMetrics | None:
-    """Step 4: the best-val weights saved as model.keras (float32) with preprocess.json, evaluated
-    into metrics.json and the plots; the metrics, or None on a worker that is not the chief."""
+    """Step 4: the kept epoch's weights (best val, or the last with ``--keep-epoch last``) saved as
+    model.keras (float32) with preprocess.json, evaluated into metrics.json and the plots; the
+    metrics, or None on a worker that is not the chief."""
     out = Path(cfg.runtime.out)
     best = f"best val accuracy {progress.best_val.numpy():.4f} at epoch {int(progress.best_epoch.numpy())}"
     if cfg.schedule.keep_epoch == "last":

@@ -85,6 +85,9 @@ def test_compare_scores_the_shipped_bundle_and_its_run(compared, tiny_bundle, ti
     assert a["train_epochs_s"] == pytest.approx(epochs_s, abs=0.1) and a["train_epochs_s"] <= a["train_wall_s"]
     assert 0 < a["int8_flip_avg"]["top1"] <= a["int8_flip_avg"]["top3"] <= 1
     assert a["samples"]["photos"] == len(sample_photos) and a["samples"]["office_photos"] == 20
+    # The tiny run learned no "other"; a run that had learned coffee mugs and printers as "other"
+    # would count those two classes (the backpack is one of the bundle's own classes).
+    assert a["samples"]["other_classes_learned_as_other"] == 0
     # The row names the data behind it: every photo of dataset.json once, by split (this dataset
     # has no non-office photos, and the file says so).
     dataset = json.loads((Path(config["data"]["root"]) / "dataset.json").read_text())
