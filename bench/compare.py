@@ -267,7 +267,15 @@ def seed_means(rows: list[dict]) -> list[dict]:
     for name in dict.fromkeys(r["name"] for r in rows):
         group = [r for r in rows if r["name"] == name]
         if len({r["recipe_sha256"] for r in group}) > 1:
-            raise ValueError(f"recipe {name!r}: its runs were trained with different configs (beyond runtime)")
+            # A setting added since a kept row was measured changes the digest of the same recipe.
+            revisions = {r.get("measured_by", "not recorded")[:12] for r in group}
+            hint = (
+                f"; or the digests were made by different code ({', '.join(sorted(revisions))}): "
+                "measure every seed's bundle again in one call"
+                if len(revisions) > 1
+                else ""
+            )
+            raise ValueError(f"recipe {name!r}: its runs were trained with different configs (beyond runtime){hint}")
         seeds = [r["seed"] for r in group]
         if len(set(seeds)) < len(seeds):
             raise ValueError(f"recipe {name!r}: seed {max(seeds, key=seeds.count)} given twice")

@@ -178,8 +178,24 @@ def test_a_recipe_is_its_config_but_the_runtime(compared, tiny_run):
     assert recipe_digest(unread) == recipe_digest(cfg)
     other = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dropout=cfg.model.dropout / 2))
     assert recipe_digest(other) != recipe_digest(cfg)
-    with pytest.raises(ValueError, match="recipe 'a': its runs were trained with different configs"):
+    with pytest.raises(ValueError, match="recipe 'a': its runs were trained with different configs") as same_code:
         seed_means([row, {**row, "seed": row["seed"] + 1, "recipe_sha256": recipe_digest(other)}])
+    assert "different code" not in str(same_code.value)
+    older = {**row, "seed": row["seed"] + 1, "recipe_sha256": recipe_digest(other), "measured_by": "0" * 40}
+    with pytest.raises(ValueError, match="made by different code .*000000000000.*: measure every seed's bundle again"):
+        seed_means([row, older])
+
+
+def test_a_run_saved_before_a_setting_existed_is_the_same_recipe(tiny_run):
+    """A run saved before a setting existed reads it at the value that reproduces it, so it and a
+    run saved after with that value are one recipe, and their seeds average together."""
+    from bench.compare import recipe_digest
+    from training.run import ADDED_SINCE, config_from_json, load_run
+
+    saved = load_run(tiny_run).config.to_dict()
+    assert saved["schedule"]["keep_epoch"] == ADDED_SINCE[("schedule", "keep_epoch")]
+    before = {**saved, "schedule": {k: v for k, v in saved["schedule"].items() if k != "keep_epoch"}}
+    assert recipe_digest(config_from_json(before)) == recipe_digest(config_from_json(saved))
 
 
 def test_flip_averaging_averages_with_the_left_right_mirror(tiny_bundle):
