@@ -195,22 +195,23 @@ def build_dataset(
             "min_side": int(min(min(widths), min(heights))),
         },
     }
-    previous = _previous_others(root)
-    if previous:
-        meta["others"] = previous
+    previous = _previous_meta(root)
+    others = (previous or {}).get("others")
+    if others and all((root / f["path"]).is_file() for f in others["files"]):
+        meta["others"] = others  # re-importing the office photos keeps an earlier import-others
+    # Runs, bundles and the teacher's cache record dataset.json's sha256: rebuilding the same photos
+    # must leave its bytes alone, or a second `make data` would throw away the teacher targets cached for them.
+    if previous and previous == {**json.loads(json.dumps(meta)), "created": previous.get("created")}:
+        return load_dataset(root)
     write_json_atomic(root / DATASET_JSON, meta)
     return load_dataset(root)
 
 
-def _previous_others(root: Path) -> dict | None:
-    """Re-importing the office photos keeps an earlier ``import-others`` if its files are all there."""
+def _previous_meta(root: Path) -> dict | None:
     try:
-        others = json.loads((root / DATASET_JSON).read_text()).get("others")
+        return json.loads((root / DATASET_JSON).read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if others and all((root / f["path"]).is_file() for f in others["files"]):
-        return others
-    return None
 
 
 def load_dataset(root: str | Path) -> Dataset:

@@ -68,6 +68,19 @@ def test_others_are_split_by_class_and_recorded(shared_datasets, office, capsys)
     assert sum(1 for _ in (office / "others").glob("*/*")) == 180 * 3  # the earlier, larger subset is gone
 
 
+def test_the_same_data_made_again_keeps_dataset_json_as_it_was(shared_datasets, office):
+    # Runs, bundles and the teacher's cache are keyed by dataset.json's sha256: a second `make data`
+    # (office import, then import-others) of the same photos must not change it.
+    assert import_others(shared_datasets, office, "--per-class", "3") == 0
+    before = load_dataset(office).sha256
+    assert import_office(shared_datasets, office, "--per-class", "10") == 0
+    assert load_dataset(office).sha256 == before and load_dataset(office).others is not None
+    assert import_others(shared_datasets, office, "--per-class", "3") == 0
+    assert load_dataset(office).sha256 == before
+    assert import_office(shared_datasets, office, "--per-class", "11") == 0  # other photos: a new record
+    assert load_dataset(office).sha256 != before
+
+
 def test_others_need_an_existing_dataset_and_other_classes(shared_datasets, office, tmp_path, capsys):
     rc = main(
         ["import-others", "--from", str(shared_datasets / "tiny-imagenet-others"), "--out", str(tmp_path / "none")]
