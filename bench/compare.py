@@ -256,6 +256,8 @@ MEANS = {  # figure -> how to read it from a row
     "agreement": lambda r: r["agreement"],
     "AUROC": lambda r: (r["abstain"] or {}).get("auroc"),
     "labelled @90 %": lambda r: (r["abstain"] or {}).get("labelled_at_90"),
+    "full-size office top-1": lambda r: r["samples"].get("office_top1"),
+    "full-size office top-3": lambda r: r["samples"].get("office_top3"),
 }
 
 
@@ -284,7 +286,12 @@ def seed_means(rows: list[dict]) -> list[dict]:
             values = [read(r) for r in group]
             if None not in values:
                 figures[figure] = {"mean": round(float(np.mean(values)), 4), "min": min(values), "max": max(values)}
-        out.append({"name": name, "seeds": seeds, "figures": figures})
+        seed_classes = [[c["int8_top1"] for c in r["per_class"]] for r in group]
+        per_class = [
+            {"label": c["label"], "int8_top1": round(float(mean), 4)}
+            for c, mean in zip(group[0]["per_class"], np.mean(seed_classes, axis=0))
+        ]
+        out.append({"name": name, "seeds": seeds, "figures": figures, "per_class": per_class})
     return out
 
 
@@ -406,13 +413,15 @@ def render(result: dict) -> str:
         out.append(f"| {g['name']} | {', '.join(map(str, g['seeds']))} | " + " | ".join(cells) + " |")
     out += [
         "",
-        "## Per class (int8 test top-1)",
+        "## Per class (int8 test top-1, mean over seeds; compare.json has each seed's)",
         "",
-        "| class | " + " | ".join(f"{r['name']} (seed {r['seed']})" for r in rows) + " |",
-        "|---|" + "---|" * len(rows),
+        "| class | " + " | ".join(f"{g['name']} ({', '.join(map(str, g['seeds']))})" for g in result["means"]) + " |",
+        "|---|" + "---|" * len(result["means"]),
     ]
-    for i, c in enumerate(rows[0]["per_class"]):
-        out.append(f"| {c['label']} | " + " | ".join(pct(r["per_class"][i]["int8_top1"]) for r in rows) + " |")
+    for i, c in enumerate(result["means"][0]["per_class"]):
+        out.append(
+            f"| {c['label']} | " + " | ".join(pct(g["per_class"][i]["int8_top1"]) for g in result["means"]) + " |"
+        )
     return "\n".join(out) + "\n"
 
 

@@ -101,7 +101,7 @@ def test_compare_scores_the_shipped_bundle_and_its_run(compared, tiny_bundle, ti
     assert sample_figures(model, shipped, learned)["other_classes_learned_as_other"] == 2
     assert {k: v for k, v in a.items() if k != "name"} == {k: v for k, v in b.items() if k != "name"}
     assert f"| a | {a['seed']} | none |" in md and f"| b | {b['seed']} | none |" in md and "avx512_vnni" in md
-    assert f"| class | a (seed {a['seed']}) | b (seed {b['seed']}) |" in md
+    assert f"| class | a ({a['seed']}) | b ({b['seed']}) |" in md
     # One seed per recipe here: its mean is its own figure, min and max alike.
     means = {g["name"]: g for g in result["means"]}
     assert means["a"]["seeds"] == [a["seed"]]
@@ -151,6 +151,13 @@ def test_seeds_of_one_recipe_are_averaged(compared):
     assert top1["mean"] == pytest.approx(row["int8"]["top1"] + 0.05, abs=1e-4)
     assert (top1["min"], top1["max"]) == (row["int8"]["top1"], row["int8"]["top1"] + 0.1)
     assert group["figures"]["float top-1"]["min"] == group["figures"]["float top-1"]["max"]
+    first = row["per_class"][0]["int8_top1"]
+    other["per_class"] = [{**other["per_class"][0], "int8_top1": first + 0.2}, *row["per_class"][1:]]
+    (group,) = seed_means([row, other])
+    assert group["per_class"][0]["int8_top1"] == pytest.approx(first + 0.1, abs=1e-4)
+    assert [c["int8_top1"] for c in group["per_class"][1:]] == [c["int8_top1"] for c in row["per_class"][1:]]
+    samples = row["samples"]["office_top1"]
+    assert group["figures"]["full-size office top-1"] == {"mean": samples, "min": samples, "max": samples}
 
 
 def test_a_recipe_repeating_a_seed_is_refused(tiny_bundle, tmp_path, capsys):
