@@ -298,17 +298,26 @@ def seed_means(rows: list[dict]) -> list[dict]:
 def with_kept(path: Path, fresh: list[dict]) -> list[dict]:
     """The rows of the earlier compare.json ``path`` (each marked ``kept_from``, unless it already
     was), then ``fresh``. A fresh row replaces a kept row of the same name and seed. ValueError when
-    a kept row was measured on another dataset id than the fresh rows (or does not say which)."""
+    a kept row was measured on another dataset id than the fresh rows (or does not say which), or on
+    other photos of it (another non-office set) where both rows record their photo counts."""
     data = json.loads(path.read_text())
     if not isinstance(data, dict) or not isinstance(data.get("recipes"), list):
         raise ValueError(f"--keep {path}: no recipes rows (not a compare.json)")
     dataset, replaced = fresh[0]["dataset"], {(r["name"], r["seed"]) for r in fresh}
     kept = [r for r in data["recipes"] if (r["name"], r["seed"]) not in replaced]
+    photos = fresh[0].get("photos")
     for r in kept:
         if r.get("dataset") != dataset:
             raise ValueError(
                 f"--keep {path}: row {r['name']!r} seed {r['seed']} was measured on dataset "
                 f"{r.get('dataset', '(not recorded)')}, the new rows on {dataset}"
+            )
+        # The dataset id hashes the office photos only: another non-office set keeps it.
+        if photos and r.get("photos") and r["photos"] != photos:
+            raise ValueError(
+                f"--keep {path}: row {r['name']!r} seed {r['seed']} was measured with other photos of dataset "
+                f"{dataset} (non-office photos by split {r['photos']['non_office']}, the new rows' "
+                f"{photos['non_office']}): its figures are not comparable"
             )
     # Training times and int8 speed depend on the machine: a kept row keeps the CPU it was measured on.
     return [{**r, "kept_from": r.get("kept_from", str(path)), "cpu": r.get("cpu", data["cpu"])} for r in kept] + fresh

@@ -327,6 +327,21 @@ def test_a_kept_row_without_its_dataset_id_is_refused(compared, tmp_path):
         with_kept(tmp_path / "old.json", [{**a, "name": "c"}])
 
 
+def test_a_kept_row_of_another_non_office_set_is_refused(compared, tmp_path):
+    from bench.compare import with_kept
+
+    a, b = compared[0]["recipes"]
+    photos = {**b["photos"], "non_office": {**b["photos"]["non_office"], "train": 50}}
+    (tmp_path / "old.json").write_text(json.dumps({"cpu": {}, "recipes": [{**b, "photos": photos}]}))
+    with pytest.raises(ValueError, match=rf"row 'b' seed {b['seed']} was measured with other photos of dataset"):
+        with_kept(tmp_path / "old.json", [{**a, "name": "c"}])
+    # A row kept from before the counts were recorded is taken on its dataset id alone.
+    (tmp_path / "old.json").write_text(
+        json.dumps({"cpu": {}, "recipes": [{k: v for k, v in b.items() if k != "photos"}]})
+    )
+    assert [r["name"] for r in with_kept(tmp_path / "old.json", [{**a, "name": "c"}])] == ["b", "c"]
+
+
 def test_a_distilled_row_carries_the_time_its_teachers_targets_took(tiny_dataset, tmp_path):
     """Before its first epoch a distilled run waits for its teacher's pass over the training photos
     (and their augmented views): the row reads it from the teacher's caches, which record it, and
