@@ -134,6 +134,8 @@ class TeacherConfig:
         ("auto", "imagenet", "fitted"),
         flag="--teacher-head",
     )
+    # 0.7: at 0.9 a student reached 56.6 % float (0.7: 53.3-55.7 %) but lost 2.8 points to pruning
+    # and int8, shipping 53.8 % (0.7: 54.0-54.8 %; bench/results/compare.md, teacher-w09).
     weight: float = setting(
         0.7,
         "share of each training target taken from the teacher's soft targets; the rest is the hard label",
