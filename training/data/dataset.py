@@ -201,9 +201,8 @@ def build_dataset(
         meta["others"] = others  # re-importing the office photos keeps an earlier import-others
     # Runs, bundles and the teacher's cache record dataset.json's sha256: rebuilding the same photos
     # must leave its bytes alone, or a second `make data` would throw away the teacher targets cached for them.
-    if previous and previous == {**json.loads(json.dumps(meta)), "created": previous.get("created")}:
-        return load_dataset(root)
-    write_json_atomic(root / DATASET_JSON, meta)
+    if previous != {**json.loads(json.dumps(meta)), "created": (previous or {}).get("created")}:
+        write_json_atomic(root / DATASET_JSON, meta)
     return load_dataset(root)
 
 
